@@ -1,0 +1,175 @@
+"""The audit trail: one call, `audit_log`, for every state change in Gatehouse.
+
+Entries are hash-chained. Appending takes a lock so that two writers never chain onto the same
+predecessor: a PostgreSQL transaction-level advisory lock (released at commit, so keep the audit call
+inside the service's own short transaction), and on SQLite the database write lock that every
+transaction takes at BEGIN (see `transaction_mode` in settings).
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from .models import AuditEntry, Organisation, School
+
+GENESIS_HASH = "0" * 64
+# An arbitrary constant naming the audit chain's advisory lock.
+_AUDIT_LOCK_KEY = 0x6A7E_A0D1
+
+# Readable text for each action, shown on the audit page. Every new action name gets a line here.
+ACTION_LABELS: dict[str, str] = {
+    "auth.login": "signed in",
+    "auth.login_failed": "failed to sign in",
+    "auth.logout": "signed out",
+    "auth.locked_out": "was locked out after repeated failed sign-ins",
+    "auth.password_reset_requested": "asked for a password reset",
+    "auth.password_changed": "changed their password",
+    "auth.two_factor_enrolled": "set up two-factor authentication",
+    "auth.two_factor_verified": "passed the two-factor check",
+    "auth.two_factor_failed": "failed the two-factor check",
+    "auth.backup_codes_generated": "generated new backup codes",
+    "auth.backup_code_used": "used a backup code",
+    "auth.reauthenticated": "confirmed their identity",
+    "auth.reauthentication_failed": "failed to confirm their identity",
+    "membership.granted": "granted a role",
+    "membership.revoked": "revoked a role",
+    "organisation.created": "created an organisation",
+    "school.created": "created a school",
+    "email.queued": "queued an email",
+    "email.sent": "sent an email",
+    "email.failed": "could not send an email",
+    "demo.seeded": "loaded the demo data",
+}
+
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, when it was not a signed-in member of staff (a parent via link, a task)."""
+
+    kind: str
+    label: str
+    id: int | None = None
+
+
+SYSTEM = Actor(kind=AuditEntry.ActorKind.SYSTEM, label="Gatehouse")
+
+
+def _actor_fields(actor) -> tuple[str, int | None, str]:
+    if actor is None:
+        actor = SYSTEM
+    if isinstance(actor, Actor):
+        return actor.kind, actor.id, actor.label[:300]
+    if getattr(actor, "is_authenticated", False):
+        label = f"{actor.get_full_name() or actor.username} <{actor.email}>"
+        return AuditEntry.ActorKind.STAFF, actor.pk, label[:300]
+    return SYSTEM.kind, None, SYSTEM.label
+
+
+def _object_fields(obj: Model | None) -> tuple[str, str, str]:
+    if obj is None:
+        return "", "", ""
+    return obj._meta.label_lower, str(obj.pk), str(obj)[:300]
+
+
+def _canonical(data: dict[str, Any] | None) -> dict[str, Any]:
+    # Round-trip through JSON so what is stored is exactly what was hashed (dates become strings).
+    return json.loads(json.dumps(data or {}, sort_keys=True, default=str))
+
+
+def _lock_chain() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+
+
+def audit_log(
+    *,
+    actor,
+    action: str,
+    obj: Model | None = None,
+    data: dict[str, Any] | None = None,
+    school=None,
+    organisation=None,
+) -> AuditEntry:
+    """Append one entry. `actor` is a staff User, an `Actor`, or None for Gatehouse itself.
+
+    The school and organisation default to the object's own, so the entry shows up in the right
+    people's audit page.
+    """
+    if school is None and isinstance(obj, School):
+        school = obj
+    elif school is None and isinstance(obj, Organisation):
+        organisation = organisation or obj
+    elif school is None and obj is not None:
+        school = getattr(obj, "school", None)
+    if organisation is None:
+        organisation = getattr(school, "organisation", None) if school is not None else None
+        if organisation is None and obj is not None:
+            organisation = getattr(obj, "organisation", None)
+    actor_kind, actor_id, actor_label = _actor_fields(actor)
+    object_type, object_id, object_repr = _object_fields(obj)
+    with transaction.atomic():
+        _lock_chain()
+        last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        entry = AuditEntry(
+            seq=seq,
+            created_at=timezone.now(),
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            actor_label=actor_label,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=object_repr,
+            organisation_id=getattr(organisation, "pk", organisation),
+            school_id=getattr(school, "pk", school),
+            data=_canonical(data),
+            prev_hash=prev_hash,
+        )
+        entry.hash = entry.compute_hash()
+        entry.save()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    entry_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"entry #{self.seq}" + (f" (id {self.entry_id})" if self.entry_id is not None else "")
+        return f"{where}: {self.reason}"
+
+
+def _entries() -> Iterator[AuditEntry]:
+    return AuditEntry.objects.order_by("seq").iterator(chunk_size=2000)
+
+
+def audit_verify() -> tuple[int, ChainBreak | None]:
+    """Walk the chain from the start. Returns (entries checked, the first break or None)."""
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    for entry in _entries():
+        if entry.seq != expected_seq:
+            return checked, ChainBreak(
+                expected_seq, None, f"missing: the chain jumps to #{entry.seq} (an entry was deleted)"
+            )
+        if entry.prev_hash != prev_hash:
+            return checked, ChainBreak(
+                entry.seq, entry.pk, "does not follow the previous entry (an earlier entry was changed or removed)"
+            )
+        if entry.compute_hash() != entry.hash:
+            return checked, ChainBreak(entry.seq, entry.pk, "its contents do not match its hash (it was edited)")
+        checked += 1
+        expected_seq, prev_hash = entry.seq + 1, entry.hash
+    return checked, None

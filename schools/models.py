@@ -1,0 +1,196 @@
+import hashlib
+import json
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a time zone name such as Europe/London.")
+
+
+class Organisation(models.Model):
+    """A federation, trust, district or department: the data controller's umbrella over schools."""
+
+    class Kind(models.TextChoices):
+        FEDERATION = "federation", "Federation"
+        TRUST = "trust", "Trust"
+        DISTRICT = "district", "District"
+        DEPARTMENT = "department", "Department of education"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FEDERATION)
+    time_zone = models.CharField(max_length=64, default="Europe/London", validators=[validate_time_zone])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class School(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="schools")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    time_zone = models.CharField(max_length=64, default="Europe/London", validators=[validate_time_zone])
+    contact_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "slug"], name="school_slug_unique_in_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Role(models.TextChoices):
+    HEADTEACHER = "headteacher", "Headteacher"
+    TEACHER = "teacher", "Teacher"
+    OFFICE = "office", "Office / data manager"
+    DPO = "dpo", "Data Protection Officer"
+    SIRO = "siro", "Senior Information Risk Owner"
+    ORG_ADMIN = "org_admin", "Organisation admin"
+
+
+SCHOOL_ROLES = frozenset({Role.HEADTEACHER, Role.TEACHER, Role.OFFICE})
+ORGANISATION_ROLES = frozenset({Role.DPO, Role.SIRO, Role.ORG_ADMIN})
+# Roles that sign or approve, or administer: a second factor is mandatory for them.
+TWO_FACTOR_ROLES = frozenset({Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN})
+ALL_ROLES = SCHOOL_ROLES | ORGANISATION_ROLES
+
+
+class Membership(models.Model):
+    """A staff member's role at one school, or across one organisation (DPO, SIRO, org admin).
+
+    `organisation` is always set (for a school role it is the school's), so that organisation-wide
+    queries need no join through schools.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="memberships")
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="memberships", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organisation__name", "school__name", "role"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(role__in=[r.value for r in SCHOOL_ROLES], school__isnull=False)
+                    | Q(role__in=[r.value for r in ORGANISATION_ROLES], school__isnull=True)
+                ),
+                name="membership_role_matches_level",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "role", "school"], name="membership_unique_school_role",
+                condition=Q(school__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["user", "role", "organisation"], name="membership_unique_org_role",
+                condition=Q(school__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.school or self.organisation}"
+
+    @property
+    def is_organisation_wide(self) -> bool:
+        return self.school_id is None
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit entries are append-only.")
+
+    def delete(self):
+        raise TypeError("Audit entries are append-only.")
+
+
+class AuditEntry(models.Model):
+    """One state change, by anyone. Append-only and hash-chained: each entry's hash covers its own
+    fields and the previous entry's hash, so an edited or deleted row breaks the chain from there on
+    (`manage.py audit_verify` names the first broken entry).
+
+    Actor, school and organisation are kept as plain values, not foreign keys, so that deleting a user
+    or a school never rewrites history.
+    """
+
+    class ActorKind(models.TextChoices):
+        STAFF = "staff", "Staff"
+        GUARDIAN = "guardian", "Parent or carer"
+        SYSTEM = "system", "Gatehouse"
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(editable=False, db_index=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_id = models.PositiveBigIntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=300)
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    organisation_id = models.PositiveBigIntegerField(null=True, blank=True)
+    school_id = models.PositiveBigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["school_id", "-seq"], name="audit_school_seq"),
+            models.Index(fields=["organisation_id", "-seq"], name="audit_org_seq"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit entries are append-only.")
+
+    def compute_hash(self) -> str:
+        payload = {
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "actor_kind": self.actor_kind,
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_repr": self.object_repr,
+            "organisation_id": self.organisation_id,
+            "school_id": self.school_id,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+        }
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()

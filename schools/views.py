@@ -1,0 +1,111 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from consent.models import Group, Guardian
+
+from .audit import action_label
+from .forms import AuditFilterForm
+from .models import AuditEntry, Membership, Role, School
+from .scope import scope_for, staff_required
+
+AUDIT_READERS = {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("schools:dashboard")
+    return redirect("accounts:login")
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    scope = scope_for(request)
+    schools = (
+        School.objects.filter(pk__in=scope.school_ids)
+        .select_related("organisation")
+        .annotate(
+            pupil_count=Count("pupils", filter=Q(pupils__left_on__isnull=True), distinct=True),
+        )
+        .order_by("organisation__name", "name")
+    )
+    # One query per count, whatever the number of schools, rather than one per school.
+    guardian_counts = dict(
+        Guardian.objects.filter(school__in=scope.school_ids)
+        .values_list("school")
+        .annotate(n=Count("id"))
+        .values_list("school", "n")
+    )
+    group_counts = dict(
+        Group.objects.filter(school__in=scope.school_ids)
+        .values_list("school")
+        .annotate(n=Count("id"))
+        .values_list("school", "n")
+    )
+    cards = [
+        {
+            "school": school,
+            "roles": sorted(Role(r).label for r in scope.roles_at_school(school.pk)),
+            "pupils": school.pupil_count,
+            "guardians": guardian_counts.get(school.pk, 0),
+            "groups": group_counts.get(school.pk, 0),
+        }
+        for school in schools
+    ]
+    recent = []
+    if scope.has_any_role(AUDIT_READERS):
+        recent = [
+            (entry, action_label(entry.action))
+            for entry in _audit_entries_for(scope).order_by("-seq")[:8]
+        ]
+    organisation_roles = Membership.objects.filter(user=request.user, school__isnull=True).select_related(
+        "organisation"
+    )
+    return render(
+        request,
+        "schools/dashboard.html",
+        {
+            "active_nav": "dashboard",
+            "cards": cards,
+            "organisation_roles": organisation_roles,
+            "recent": recent,
+            "has_memberships": bool(scope.roles),
+        },
+    )
+
+
+def _audit_entries_for(scope):
+    """Headteachers see their schools' entries; organisation roles also see organisation-wide ones."""
+    readable_schools = scope.schools_where(AUDIT_READERS)
+    org_ids = [oid for oid, roles in scope.roles_by_organisation.items() if roles & AUDIT_READERS]
+    return AuditEntry.objects.filter(
+        Q(school_id__in=readable_schools) | Q(school_id__isnull=True, organisation_id__in=org_ids)
+    )
+
+
+@staff_required(roles=AUDIT_READERS)
+def audit_list(request: HttpRequest) -> HttpResponse:
+    scope = scope_for(request)
+    entries = _audit_entries_for(scope)
+    form = AuditFilterForm(request.GET or None)
+    if form.is_valid():
+        entries = form.apply(entries)
+    page = Paginator(entries.order_by("-seq"), 50).get_page(request.GET.get("page"))
+    rows = [(entry, action_label(entry.action)) for entry in page]
+    school_names = dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "schools/audit_list.html",
+        {
+            "active_nav": "audit",
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "school_names": school_names,
+            "query": query.urlencode(),
+        },
+    )

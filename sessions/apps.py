@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class SessionsConfig(AppConfig):
+    # The folder is `sessions/`, but `django.contrib.sessions` already owns the label "sessions".
+    name = "sessions"
+    label = "video_sessions"
+    verbose_name = "Video sessions"
+    default_auto_field = "django.db.models.BigAutoField"
