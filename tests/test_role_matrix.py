@@ -1,0 +1,61 @@
+"""Every staff URL × every persona → the status it must answer.
+
+Every staff view joins this table (see CONTRIBUTING.md, "Adding a staff view to the role matrix").
+Expected codes: 200 allowed; 302 sent to sign in (anonymous); 403 inside the scope with too low a role;
+404 outside the scope (another school's object: its existence must not leak).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import reverse
+
+from .conftest import sign_in
+
+PERSONAS = ("anonymous", "headteacher", "teacher", "office", "dpo", "siro", "org_admin", "other_teacher")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    expect: dict[str, int]
+    kwargs: Callable = field(default=lambda personas: {})
+    method: str = "get"
+
+    def __post_init__(self):
+        missing = set(PERSONAS) - set(self.expect)
+        assert not missing, f"{self.name}: no expectation for {sorted(missing)}"
+
+
+def everyone(status: int = 200, **overrides) -> dict[str, int]:
+    expect = {persona: status for persona in PERSONAS}
+    expect["anonymous"] = 302
+    expect.update(overrides)
+    return expect
+
+
+AUDIT_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200)
+
+MATRIX = [
+    Row("schools:dashboard", everyone()),
+    Row("schools:audit", AUDIT_READERS),
+]
+
+
+def _cases():
+    for row in MATRIX:
+        for persona in PERSONAS:
+            yield pytest.param(row, persona, id=f"{row.name}-{persona}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("row", "persona"), list(_cases()))
+def test_staff_url_answers_each_role_as_expected(client, personas, row, persona):
+    if persona != "anonymous":
+        sign_in(client, getattr(personas, persona))
+    url = reverse(row.name, kwargs=row.kwargs(personas))
+    response = getattr(client, row.method)(url)
+    assert response.status_code == row.expect[persona], f"{row.method.upper()} {url} as {persona}"
+    if response.status_code == 302 and persona == "anonymous":
+        assert reverse("accounts:login") in response["Location"]
