@@ -1,0 +1,75 @@
+from django.contrib import admin
+from django_otp.admin import OTPAdminSite
+
+from .models import AuditEntry, Membership, Organisation, School
+from .scope import build_scope
+
+# The admin asks for a verified second factor, like every page that can change data.
+admin.site.__class__ = OTPAdminSite
+admin.site.site_header = "Gatehouse administration"
+admin.site.site_title = "Gatehouse admin"
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Superusers see everything; any other admin user sees only their own schools' rows."""
+
+    school_path: str | None = "school"
+    organisation_path: str | None = None
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return build_scope(request.user).filter(
+            queryset, school_path=self.school_path, organisation_path=self.organisation_path
+        )
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(ScopedAdmin):
+    school_path = None
+    organisation_path = "pk"
+    list_display = ["name", "kind", "time_zone"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(School)
+class SchoolAdmin(ScopedAdmin):
+    school_path = "pk"
+    list_display = ["name", "organisation", "time_zone"]
+    list_filter = ["organisation"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Membership)
+class MembershipAdmin(ScopedAdmin):
+    organisation_path = "organisation"
+    list_display = ["user", "role", "school", "organisation"]
+    list_filter = ["role", "organisation"]
+    search_fields = ["user__email", "user__last_name"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: the audit trail is append-only, even for superusers."""
+
+    list_display = ["seq", "created_at", "actor_label", "action", "object_repr"]
+    list_filter = ["action", "actor_kind"]
+    search_fields = ["actor_label", "object_repr", "action"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        scope = build_scope(request.user)
+        return queryset.filter(school_id__in=scope.school_ids)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
