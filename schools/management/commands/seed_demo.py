@@ -1,0 +1,192 @@
+"""Create the seed documents' federation as demo data. Safe to run again: nothing is duplicated.
+
+Dhoon and Laxey Federation: Laxey School (195 pupils) and Dhoon School (77 pupils), a class per year
+group and a whole-school group in each, families of one to three children with one or two guardians,
+and one member of staff for every role. Staff passwords are reset to the demo password on every run;
+second-factor backup codes are re-issued and printed.
+"""
+
+import base64
+import hashlib
+import random
+from dataclasses import dataclass
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import User
+from accounts.services import backup_codes_generate
+from consent.models import Group, Guardian, Guardianship, Pupil
+from schools.audit import audit_log
+from schools.models import TWO_FACTOR_ROLES, Membership, Organisation, Role, School
+
+DEMO_PASSWORD = "gatehouse-demo"
+YEAR_GROUPS = ["Reception", "Year 1", "Year 2", "Year 3", "Year 4", "Year 5", "Year 6"]
+SCHOOLS = [("laxey", "Laxey School", 195), ("dhoon", "Dhoon School", 77)]
+
+FIRST_NAMES = [
+    "Amelia", "Oliver", "Isla", "George", "Ava", "Noah", "Mia", "Arthur", "Ivy", "Leo", "Freya", "Oscar",
+    "Lily", "Harry", "Florence", "Charlie", "Grace", "Jack", "Evie", "Theo", "Poppy", "Finley", "Ella",
+    "Alfie", "Sophia", "Archie", "Rosie", "Henry", "Willow", "Thomas", "Elsie", "Jacob", "Sienna", "Louis",
+    "Maisie", "Ethan", "Phoebe", "Rory", "Orla", "Callum", "Niamh", "Fionn", "Aoife", "Euan", "Cara",
+]
+ADULT_FIRST_NAMES = [
+    "Sarah", "James", "Emma", "David", "Claire", "Paul", "Rachel", "Mark", "Laura", "Andrew", "Kate",
+    "Stephen", "Helen", "Michael", "Joanne", "Chris", "Nicola", "Gareth", "Louise", "Neil", "Fiona", "Ian",
+]
+LAST_NAMES = [
+    "Quayle", "Kermode", "Corlett", "Kinvig", "Cregeen", "Christian", "Moore", "Kewley", "Cain", "Clague",
+    "Faragher", "Gelling", "Kelly", "Quirk", "Skillicorn", "Teare", "Watterson", "Callister", "Costain",
+    "Crellin", "Cowley", "Karran", "Mylchreest", "Radcliffe", "Shimmin", "Sayle", "Looney", "Kneale",
+    "Corkill", "Brew", "Duggan", "Fargher", "Halsall", "Killey", "Lewin", "Moughtin", "Qualtrough",
+]
+
+
+@dataclass(frozen=True)
+class DemoStaff:
+    username: str
+    first_name: str
+    last_name: str
+    role: str
+    schools: tuple[str, ...] = ()  # school slugs for school roles; empty for organisation roles
+
+
+STAFF = [
+    DemoStaff("head", "Michael", "Kelly", Role.HEADTEACHER, ("laxey", "dhoon")),
+    DemoStaff("teacher", "Joanne", "Quine", Role.TEACHER, ("laxey",)),
+    DemoStaff("office", "Helen", "Corkish", Role.OFFICE, ("laxey",)),
+    DemoStaff("teacher.dhoon", "Gareth", "Kinrade", Role.TEACHER, ("dhoon",)),
+    DemoStaff("dpo", "Fiona", "Crowe", Role.DPO),
+    DemoStaff("siro", "Neil", "Cannell", Role.SIRO),
+    DemoStaff("orgadmin", "Louise", "Moore", Role.ORG_ADMIN),
+]
+STAFF_EMAIL_DOMAIN = "federation.example"
+
+
+def demo_totp_key(username: str) -> str:
+    """A fixed authenticator secret per demo user, so re-running the command keeps their app working."""
+    return hashlib.sha256(f"gatehouse-demo-totp:{username}".encode()).hexdigest()[:40]
+
+
+class Command(BaseCommand):
+    help = "Create (or top up) the Dhoon and Laxey Federation demo data and print the staff logins."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            organisation, created = Organisation.objects.get_or_create(
+                slug="dhoon-laxey",
+                defaults={"name": "Dhoon and Laxey Federation", "kind": Organisation.Kind.FEDERATION},
+            )
+            schools = {}
+            for slug, name, pupil_count in SCHOOLS:
+                school, _ = School.objects.get_or_create(
+                    organisation=organisation,
+                    slug=slug,
+                    defaults={"name": name, "contact_email": f"enquiries@{slug}.example"},
+                )
+                schools[slug] = school
+                self._registry(school, pupil_count)
+            logins = [self._staff(member, organisation, schools) for member in STAFF]
+            if created:
+                audit_log(actor=None, action="demo.seeded", obj=organisation,
+                          data={"schools": [s.name for s in schools.values()]})
+        self._print(organisation, schools, logins)
+
+    def _registry(self, school: School, pupil_count: int) -> None:
+        rng = random.Random(f"gatehouse-demo:{school.slug}")  # the same people on every run
+        groups = {}
+        for year in YEAR_GROUPS:
+            groups[year], _ = Group.objects.get_or_create(
+                school=school, name=year, defaults={"kind": Group.Kind.CLASS, "mis_id": f"{school.slug}-{year}"}
+            )
+        whole_school, _ = Group.objects.get_or_create(
+            school=school, name="Whole school", defaults={"kind": Group.Kind.WHOLE_SCHOOL}
+        )
+        existing_pupils = set(Pupil.objects.filter(school=school).values_list("mis_id", flat=True))
+        existing_guardians = set(Guardian.objects.filter(school=school).values_list("mis_id", flat=True))
+        prefix = school.slug[0].upper()
+        pupils, guardians, links, family = [], [], [], 0
+        while len(pupils) < pupil_count:
+            family += 1
+            last_name = rng.choice(LAST_NAMES)
+            children = min(rng.choice([1, 1, 1, 1, 2, 2, 3]), pupil_count - len(pupils))
+            adults = rng.choice([1, 2, 2])
+            family_pupils = []
+            for _ in range(children):
+                year = rng.choice(YEAR_GROUPS)
+                family_pupils.append(Pupil(
+                    school=school, mis_id=f"{prefix}P{len(pupils) + 1:04d}", first_name=rng.choice(FIRST_NAMES),
+                    last_name=last_name, year_group=year,
+                ))
+                pupils.append(family_pupils[-1])
+            for adult in range(adults):
+                first_name = rng.choice(ADULT_FIRST_NAMES)
+                guardian = Guardian(
+                    school=school, mis_id=f"{prefix}G{family:04d}-{adult + 1}", first_name=first_name,
+                    last_name=last_name,
+                    email=f"{first_name}.{last_name}.{prefix}{family}@parents.example".lower(),
+                )
+                guardians.append(guardian)
+                relationship = [Guardianship.Relationship.MOTHER, Guardianship.Relationship.FATHER][adult % 2]
+                if rng.random() < 0.08:
+                    relationship = Guardianship.Relationship.CARER
+                links.extend((guardian.mis_id, pupil.mis_id, relationship) for pupil in family_pupils)
+        Pupil.objects.bulk_create([p for p in pupils if p.mis_id not in existing_pupils])
+        Guardian.objects.bulk_create([g for g in guardians if g.mis_id not in existing_guardians])
+        pupil_ids = dict(Pupil.objects.filter(school=school).values_list("mis_id", "id"))
+        guardian_ids = dict(Guardian.objects.filter(school=school).values_list("mis_id", "id"))
+        Guardianship.objects.bulk_create(
+            [
+                Guardianship(guardian_id=guardian_ids[g], pupil_id=pupil_ids[p], relationship=rel,
+                             parental_responsibility=True)
+                for g, p, rel in links
+            ],
+            ignore_conflicts=True,
+        )
+        memberships = []
+        for pupil in pupils:
+            memberships.append(Group.pupils.through(group_id=groups[pupil.year_group].pk,
+                                                    pupil_id=pupil_ids[pupil.mis_id]))
+            memberships.append(Group.pupils.through(group_id=whole_school.pk, pupil_id=pupil_ids[pupil.mis_id]))
+        Group.pupils.through.objects.bulk_create(memberships, ignore_conflicts=True)
+
+    def _staff(self, member: DemoStaff, organisation: Organisation, schools: dict[str, School]) -> dict:
+        email = f"{member.username}@{STAFF_EMAIL_DOMAIN}"
+        user, _ = User.objects.get_or_create(
+            username=member.username,
+            defaults={"email": email, "first_name": member.first_name, "last_name": member.last_name},
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+        if member.schools:
+            for slug in member.schools:
+                Membership.objects.get_or_create(
+                    user=user, role=member.role, school=schools[slug], defaults={"organisation": organisation}
+                )
+        else:
+            Membership.objects.get_or_create(user=user, role=member.role, school=None, organisation=organisation)
+        login = {"username": member.username, "role": Role(member.role).label,
+                 "where": ", ".join(schools[s].name for s in member.schools) or organisation.name}
+        if member.role in TWO_FACTOR_ROLES:
+            key = demo_totp_key(member.username)
+            TOTPDevice.objects.update_or_create(
+                user=user, name="Demo authenticator", defaults={"key": key, "confirmed": True}
+            )
+            login["totp_secret"] = base64.b32encode(bytes.fromhex(key)).decode()
+            login["backup_codes"] = backup_codes_generate(user=user, actor=None)
+        return login
+
+    def _print(self, organisation, schools, logins) -> None:
+        out = self.stdout
+        out.write(self.style.SUCCESS(f"Demo data ready: {organisation.name}"))
+        for school in schools.values():
+            out.write(f"  {school.name}: {school.pupils.count()} pupils, {school.guardians.count()} parents "
+                      f"and carers, {school.groups.count()} groups")
+        out.write("")
+        out.write(f"Staff logins (password for all: {DEMO_PASSWORD}):")
+        for login in logins:
+            out.write(f"  {login['username']:<14} {login['role']} — {login['where']}")
+            if "totp_secret" in login:
+                out.write(f"  {'':<14} two-factor: add secret {login['totp_secret']} to an authenticator app,")
+                out.write(f"  {'':<14} or use a backup code (each works once): {' '.join(login['backup_codes'][:5])}")
