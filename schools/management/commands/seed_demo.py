@@ -11,7 +11,8 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -21,7 +22,8 @@ from consent.models import Group, Guardian, Guardianship, Pupil
 from schools.audit import audit_log
 from schools.models import TWO_FACTOR_ROLES, Membership, Organisation, Role, School
 
-DEMO_PASSWORD = "gatehouse-demo"
+# Printed in the README: the demo only runs with GATEHOUSE_DEMO on (see handle()).
+DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105
 YEAR_GROUPS = ["Reception", "Year 1", "Year 2", "Year 3", "Year 4", "Year 5", "Year 6"]
 SCHOOLS = [("laxey", "Laxey School", 195), ("dhoon", "Dhoon School", 77)]
 
@@ -73,6 +75,8 @@ class Command(BaseCommand):
     help = "Create (or top up) the Dhoon and Laxey Federation demo data and print the staff logins."
 
     def handle(self, *args, **options):
+        if not settings.DEMO_MODE:
+            raise CommandError("seed_demo sets well-known passwords: it runs only with GATEHOUSE_DEMO on.")
         with transaction.atomic():
             organisation, created = Organisation.objects.get_or_create(
                 slug="dhoon-laxey",
