@@ -7,5 +7,6 @@ app_name = "schools"
 urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("schools/<int:pk>/", views.school_detail, name="school"),
     path("audit/", views.audit_list, name="audit"),
 ]

@@ -9,7 +9,7 @@ from consent.models import Group, Guardian
 from .audit import action_label
 from .forms import AuditFilterForm
 from .models import AuditEntry, Membership, Role, School
-from .scope import scope_for, staff_required
+from .scope import get_school_or_404, scope_for, staff_required
 
 AUDIT_READERS = {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}
 
@@ -73,6 +73,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "recent": recent,
             "has_memberships": bool(scope.roles),
         },
+    )
+
+
+@login_required
+def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    school = get_school_or_404(request, pk)
+    groups = (
+        Group.objects.filter(school=school)
+        .annotate(pupil_count=Count("pupils", filter=Q(pupils__left_on__isnull=True)))
+        .order_by("kind", "name")
+    )
+    staff = (
+        Membership.objects.filter(Q(school=school) | Q(school__isnull=True, organisation=school.organisation))
+        .select_related("user")
+        .order_by("user__last_name", "user__first_name", "role")
+    )
+    return render(
+        request,
+        "schools/school_detail.html",
+        {"active_nav": "dashboard", "school": school, "groups": groups, "staff": staff},
     )
 
 
