@@ -1,0 +1,51 @@
+"""The layouts every page stands on: landmarks, the demo banner, and no scripts on parent pages."""
+
+import pytest
+from django.template import engines
+from django.test import RequestFactory
+
+
+def _render(source: str, **context) -> str:
+    request = RequestFactory().get("/")
+    from django.contrib.auth.models import AnonymousUser
+
+    request.user = AnonymousUser()
+    return engines["django"].from_string(source).render(context, request)
+
+
+@pytest.mark.django_db
+def test_parent_layout_loads_no_script_and_has_landmarks(settings):
+    settings.DEMO_MODE = False
+    html = _render('{% extends "parent/base.html" %}{% block content %}<p>Hello</p>{% endblock %}',
+                   school={"name": "Laxey School"})
+    assert "<script" not in html
+    assert '<main id="main"' in html and "<header" in html and "<footer" in html
+    assert "Skip to main content" in html and "Laxey School" in html
+    assert 'name="viewport"' in html and 'lang="en-GB"' in html
+
+
+@pytest.mark.django_db
+def test_demo_banner_shows_only_in_demo_mode(settings):
+    source = '{% extends "staff/base.html" %}'
+    settings.DEMO_MODE = True
+    assert "invented data" in _render(source)
+    settings.DEMO_MODE = False
+    assert "invented data" not in _render(source)
+
+
+@pytest.mark.django_db
+def test_no_template_uses_inline_scripts_or_styles():
+    """The CSP forbids them; catching them here is cheaper than a blank page in production."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    inline = re.compile(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", re.IGNORECASE)
+    offenders = []
+    for path in Path(settings.BASE_DIR, "templates").rglob("*.html"):
+        if "emails" in path.parts or "pdf" in path.parts:
+            continue  # emails and PDFs are not served under the site's CSP
+        if inline.search(path.read_text()):
+            offenders.append(str(path))
+    assert offenders == []
