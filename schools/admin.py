@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django_otp.admin import OTPAdminSite
 
+from .audit import audit_log
 from .models import AuditEntry, Membership, Organisation, School
 from .scope import build_scope
 
@@ -10,7 +11,25 @@ admin.site.site_header = "Gatehouse administration"
 admin.site.site_title = "Gatehouse admin"
 
 
-class ScopedAdmin(admin.ModelAdmin):
+class AuditedAdmin(admin.ModelAdmin):
+    """Changes made in the admin reach the audit trail like any other state change."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_log(actor=request.user, action="admin.changed" if change else "admin.added", obj=obj,
+                  data={"fields": sorted(form.changed_data)})
+
+    def delete_model(self, request, obj):
+        audit_log(actor=request.user, action="admin.deleted", obj=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit_log(actor=request.user, action="admin.deleted", obj=obj)
+        super().delete_queryset(request, queryset)
+
+
+class ScopedAdmin(AuditedAdmin):
     """Superusers see everything; any other admin user sees only their own schools' rows."""
 
     school_path: str | None = "school"

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _three_entries(personas):
-    audit_log(actor=personas.headteacher, action="school.created", obj=personas.school)
+    audit_log(actor=personas.headteacher, action="admin.changed", obj=personas.school)
     audit_log(actor=Actor(kind="guardian", label="A parent"), action="demo.seeded", data={"n": 1})
     audit_log(actor=None, action="email.sent", school=personas.school)
     return list(AuditEntry.objects.order_by("seq"))
