@@ -39,9 +39,9 @@ ACTION_LABELS: dict[str, str] = {
     "admin.added": "added a record in the admin",
     "admin.changed": "changed a record in the admin",
     "admin.deleted": "deleted a record in the admin",
-    "email.queued": "queued an email",
-    "email.sent": "sent an email",
     "email.failed": "could not send an email",
+    "email.retried": "queued a failed email again",
+    "email.test_queued": "queued a test email",
     "demo.seeded": "loaded the demo data",
 }
 
