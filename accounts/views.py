@@ -61,12 +61,6 @@ def _idle_minutes() -> int:
     return settings.SESSION_COOKIE_AGE // 60
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
-    # Pages showing secrets (a QR code, backup codes) must not sit in a shared computer's cache.
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @sensitive_post_parameters("password")
 @csrf_protect
 @never_cache
@@ -212,7 +206,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
         "required": user_requires_two_factor(user),
         "issuer": settings.OTP_TOTP_ISSUER,
     }
-    return _no_store(render(request, "accounts/two_factor_setup.html", context))
+    return render(request, "accounts/two_factor_setup.html", context)
 
 
 @login_required
@@ -220,7 +214,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
 def backup_codes(request: HttpRequest) -> HttpResponse:
     codes = request.session.pop(NEW_BACKUP_CODES_KEY, None)
     context = {"codes": codes, "next": _next_url(request, default=reverse("accounts:security"))}
-    return _no_store(render(request, "accounts/backup_codes.html", context))
+    return render(request, "accounts/backup_codes.html", context)
 
 
 @confirm_identity_required

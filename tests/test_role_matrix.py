@@ -40,6 +40,9 @@ AUDIT_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200)
 MATRIX = [
     Row("schools:dashboard", everyone()),
     Row("schools:audit", AUDIT_READERS),
+    Row("accounts:security", everyone()),
+    Row("accounts:password-change", everyone()),
+    Row("accounts:confirm", everyone()),
     Row("schools:school", everyone(other_teacher=404), kwargs=lambda p: {"pk": p.school.pk}),
     # Another organisation's school: only its own teacher may see it; for everyone else it does not exist.
     Row("schools:school", everyone(404, other_teacher=200), kwargs=lambda p: {"pk": p.other_school.pk}),
