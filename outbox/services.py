@@ -228,8 +228,15 @@ class SendError:
         return f"{self.reason}: {self.detail}"[:500] if self.detail else self.reason
 
 
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)[:300]
+    except Exception:  # some libraries' __str__ assumes a response that a network error never had
+        return repr(exc.args)[:300]
+
+
 def _smtp_text(message: bytes | str) -> str:
-    return (message.decode(errors="replace") if isinstance(message, bytes) else str(message)).strip()
+    return (message.decode(errors="replace") if isinstance(message, bytes) else str(message)).strip()[:300]
 
 
 def classify_send_error(exc: BaseException) -> SendError:
@@ -244,7 +251,7 @@ def classify_send_error(exc: BaseException) -> SendError:
         transient = bool(codes) and all(400 <= code < 500 for code in codes)
         return SendError(transient, False, f"recipient refused (SMTP {'/'.join(map(str, codes))})", detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return SendError(True, True, "the mail server disconnected", str(exc))
+        return SendError(True, True, "the mail server disconnected", _describe(exc))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         # A settings problem, not this message's: retry (bounded) while someone fixes the credentials.
         return SendError(True, True, f"SMTP authentication failed ({exc.smtp_code})", _smtp_text(exc.smtp_error))
@@ -253,24 +260,24 @@ def classify_send_error(exc: BaseException) -> SendError:
         broken = code == 421 or isinstance(exc, smtplib.SMTPConnectError)
         return SendError(400 <= code < 500, broken, f"SMTP {code}", _smtp_text(exc.smtp_error))
     if isinstance(exc, AnymailRecipientsRefused):
-        return SendError(False, False, "recipient refused by the email service", str(exc)[:300])
+        return SendError(False, False, "recipient refused by the email service", _describe(exc))
     if isinstance(exc, AnymailAPIError):
         status = exc.status_code
         if status is None:
-            return SendError(True, True, "email service unreachable", str(exc)[:300])
+            return SendError(True, True, "email service unreachable", _describe(exc))
         transient = status == 429 or status >= 500
-        return SendError(transient, False, f"email service answered {status}", str(exc)[:300])
+        return SendError(transient, False, f"email service answered {status}", _describe(exc))
     if isinstance(exc, TimeoutError):
-        return SendError(True, True, "timed out talking to the mail server", str(exc))
+        return SendError(True, True, "timed out talking to the mail server", _describe(exc))
     if isinstance(exc, ConnectionRefusedError):
-        return SendError(True, True, "connection to the mail server refused", str(exc))
+        return SendError(True, True, "connection to the mail server refused", _describe(exc))
     if isinstance(exc, OSError | smtplib.SMTPException):
-        return SendError(True, True, f"mail connection error ({name})", str(exc))
+        return SendError(True, True, f"mail connection error ({name})", _describe(exc))
     if isinstance(exc, ValueError):
         # A malformed message or address (BadHeaderError, AnymailInvalidAddress): sending again won't help.
-        return SendError(False, False, f"message rejected before sending ({name})", str(exc)[:300])
+        return SendError(False, False, f"message rejected before sending ({name})", _describe(exc))
     # Unknown: retry (bounded by EMAIL_MAX_ATTEMPTS) rather than give up on something that may pass.
-    return SendError(True, False, f"unexpected error ({name})", str(exc)[:300], expected=False)
+    return SendError(True, False, f"unexpected error ({name})", _describe(exc), expected=False)
 
 
 def _lease() -> timedelta:
