@@ -44,7 +44,7 @@ class SecondFactorFormMixin:
     def clean_code(self) -> str:
         code = re.sub(r"\s", "", self.cleaned_data["code"])
         if code and not re.fullmatch(r"\d{6}", code):
-            raise forms.ValidationError("Enter the 6 digits your authenticator app shows, without letters.")
+            raise forms.ValidationError("Enter all 6 digits your authenticator app shows, and nothing else.")
         return code
 
     def clean_backup_code(self) -> str:

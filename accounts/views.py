@@ -10,6 +10,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse, reverse_lazy
@@ -86,7 +87,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 messages.info(request, "Your role needs two-factor authentication. Please set it up now.")
                 return redirect(_with_next("accounts:two-factor-setup", next_url))
             return redirect(next_url)
-        _audit_failed_login(request.POST.get("username") or "")
+        if form.has_error(NON_FIELD_ERRORS):
+            # Credentials were checked and refused (a blank field never reaches authenticate).
+            _audit_failed_login(request.POST.get("username") or "")
     return render(
         request,
         "accounts/login.html",
@@ -125,7 +128,9 @@ def verify(request: HttpRequest) -> HttpResponse:
     if user.is_verified():
         return redirect(next_url)
     if not user_has_second_factor(user):
-        return redirect(_with_next("accounts:two-factor-setup", next_url))
+        if user_requires_two_factor(user):
+            return redirect(_with_next("accounts:two-factor-setup", next_url))
+        return redirect(next_url)
     form = VerifyForm(request.POST if request.method == "POST" else None, user=user)
     if request.method == "POST":
         if form.is_valid():
@@ -163,8 +168,9 @@ def _qr_svg(uri: str) -> str:
     svg = segno.make(uri, error="m").svg_inline(
         scale=5, border=4, dark="#000", light="#fff", omitsize=True, title="QR code for your authenticator app"
     )
-    # Safe to mark: segno writes the SVG itself, and the secret is encoded in the path, not as text.
-    return mark_safe(svg.replace("<svg ", '<svg role="img" aria-label="QR code for your authenticator app" ', 1))  # noqa: S308
+    svg = svg.replace("<svg ", '<svg role="img" aria-label="QR code for your authenticator app" ', 1)
+    # Safe to mark: segno writes every character of it, and the URI is encoded as modules, not as text.
+    return mark_safe(svg)  # noqa: S308
 
 
 def _secret_for_typing(device: TOTPDevice) -> str:
@@ -210,7 +216,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@never_cache
+@never_cache  # like the set-up page, it shows secrets: keep it out of a shared computer's cache
 def backup_codes(request: HttpRequest) -> HttpResponse:
     codes = request.session.pop(NEW_BACKUP_CODES_KEY, None)
     context = {"codes": codes, "next": _next_url(request, default=reverse("accounts:security"))}

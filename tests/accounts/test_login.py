@@ -137,3 +137,9 @@ def test_logout_is_post_only_and_audited(client_for, personas):
 def test_verify_page_sends_a_verified_user_on(client_for, personas):
     client = client_for(personas.headteacher)
     assert client.get(reverse("accounts:verify"))["Location"] == reverse("schools:dashboard")
+
+
+def test_a_blank_form_is_not_recorded_as_a_failed_sign_in(client, personas):
+    response = client.post(reverse("accounts:login"), {"username": personas.teacher.username, "password": ""})
+    assert response.status_code == 200
+    assert not AuditEntry.objects.filter(action="auth.login_failed").exists()
