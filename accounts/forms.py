@@ -10,6 +10,8 @@ from django.http import HttpRequest
 from .models import User
 from .services import SecondFactorResult, password_reset_email_queue, second_factor_verify
 
+# The longest email address there can be; usernames are shorter still.
+IDENTIFIER_MAX_LENGTH = 254
 CODE_HELP = "Open your authenticator app and type the 6-digit code it shows for Gatehouse."
 BACKUP_HELP = "One of the backup codes you printed or saved when you set up two-factor authentication."
 
@@ -84,8 +86,18 @@ class LoginForm(AuthenticationForm):
     def __init__(self, request: HttpRequest | None = None, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
         self.fields["username"].label = "Username or email address"
+        self.fields["username"].max_length = IDENTIFIER_MAX_LENGTH
+        self.fields["username"].widget.attrs["maxlength"] = str(IDENTIFIER_MAX_LENGTH)
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+    def clean_username(self) -> str:
+        # AuthenticationForm sets max_length after the field is built, so nothing enforces it; an
+        # over-long value would reach django-axes, whose username column is 255 characters.
+        username = self.cleaned_data["username"]
+        if len(username) > IDENTIFIER_MAX_LENGTH:
+            raise forms.ValidationError("That is longer than any username or email address.")
+        return username
 
     def clean(self):
         identifier = (self.cleaned_data.get("username") or "").strip()
