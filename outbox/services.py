@@ -155,27 +155,35 @@ def email_queue(
 
 
 class _SendAfterCommit:
-    """One on-commit callback per transaction, collecting every message queued in it, so that a bulk
-    send (a hundred invitations in one transaction) becomes a few tasks on one connection each rather
-    than a hundred tasks on a hundred connections."""
+    """The on-commit callback of one queued message. All those of one transaction share a batch, and the
+    first to run dispatches the whole of it: a bulk send (a hundred invitations in one transaction) then
+    becomes a few tasks on one connection each, not a hundred tasks on a hundred connections."""
 
-    def __init__(self, message_id: int):
-        self.ids = [message_id]
+    def __init__(self, batch: list[int]):
+        self.batch = batch
 
     def __call__(self) -> None:
-        outbox_dispatch(self.ids)
+        ids = list(self.batch)
+        self.batch.clear()
+        if ids:
+            outbox_dispatch(ids)
 
 
 def _send_after_commit(message_id: int) -> None:
     connection = transaction.get_connection()
+    batch: list[int] | None = None
     if connection.in_atomic_block:
-        for _savepoints, func, _robust in connection.run_on_commit:
+        # The newest pending callback is nearly always the last one registered, so this stays cheap.
+        # If a savepoint holding this message is later rolled back, its id may still go out with the
+        # batch: the send task finds no claimable row and skips it.
+        for _savepoints, func, _robust in reversed(connection.run_on_commit):
             if isinstance(func, _SendAfterCommit):
-                # If a savepoint holding this message is later rolled back, the id still goes out with
-                # the batch; the send task finds no claimable row and skips it.
-                func.ids.append(message_id)
-                return
-    transaction.on_commit(_SendAfterCommit(message_id))
+                batch = func.batch
+                break
+    if batch is None:
+        batch = []
+    batch.append(message_id)
+    transaction.on_commit(_SendAfterCommit(batch))
 
 
 def outbox_dispatch(message_ids: Sequence[int]) -> None:

@@ -46,6 +46,9 @@ MATRIX = [
     Row("schools:school", everyone(other_teacher=404), kwargs=lambda p: {"pk": p.school.pk}),
     # Another organisation's school: only its own teacher may see it; for everyone else it does not exist.
     Row("schools:school", everyone(404, other_teacher=200), kwargs=lambda p: {"pk": p.other_school.pk}),
+    Row("outbox:list", everyone(403, headteacher=200, office=200, org_admin=200)),
+    # The test settings run in demo mode; outside it the demo mailbox answers 404 (tests/outbox).
+    Row("outbox:demo-mailbox", everyone()),
 ]
 
 
