@@ -54,8 +54,8 @@ def test_school_page_lists_groups_and_staff(client, personas):
 
 
 def test_audit_page_shows_only_the_readers_scope(client, personas):
-    audit_log(actor=personas.headteacher, action="school.created", obj=personas.school)
-    audit_log(actor=personas.other_headteacher, action="school.created", obj=personas.other_school)
+    audit_log(actor=personas.headteacher, action="admin.changed", obj=personas.school)
+    audit_log(actor=personas.other_headteacher, action="admin.changed", obj=personas.other_school)
     sign_in(client, personas.headteacher)
     response = client.get(reverse("schools:audit"))
     entries = [entry for entry, _ in response.context["rows"]]
@@ -63,7 +63,7 @@ def test_audit_page_shows_only_the_readers_scope(client, personas):
 
 
 def test_audit_page_filters_by_actor_action_object_and_date(client, personas):
-    audit_log(actor=personas.headteacher, action="school.created", obj=personas.school)
+    audit_log(actor=personas.headteacher, action="admin.changed", obj=personas.school)
     audit_log(actor=Actor(kind="guardian", label="Parent of Ava"), action="email.failed", school=personas.school)
     sign_in(client, personas.dpo)
     url = reverse("schools:audit")
@@ -74,9 +74,9 @@ def test_audit_page_filters_by_actor_action_object_and_date(client, personas):
         return [entry.action for entry, _ in response.context["rows"]]
 
     assert actions(actor="Parent of") == ["email.failed"]
-    assert actions(action="school.created") == ["school.created"]
+    assert actions(action="admin.changed") == ["admin.changed"]
     assert actions(action="email.*") == ["email.failed"]
-    assert actions(obj="Laxey") == ["school.created"]
+    assert actions(obj="Laxey") == ["admin.changed"]
     today = datetime.date.today()
     assert len(actions(date_from=today.isoformat(), date_to=today.isoformat())) >= 2
     assert actions(date_to=(today - datetime.timedelta(days=2)).isoformat()) == []
@@ -91,9 +91,39 @@ def test_audit_page_explains_a_backwards_date_range(client, personas):
 
 def test_audit_page_paginates(client, personas):
     for _ in range(55):
-        audit_log(actor=personas.headteacher, action="school.created", obj=personas.school)
+        audit_log(actor=personas.headteacher, action="admin.changed", obj=personas.school)
     sign_in(client, personas.headteacher)
     first = client.get(reverse("schools:audit"))
     second = client.get(reverse("schools:audit"), {"page": 2})
     assert len(first.context["rows"]) == 50 and len(second.context["rows"]) == 5
     assert "Page 1 of 2" in first.content.decode()
+
+
+def test_admin_changes_are_audited(client, personas):
+    from accounts.models import User
+    from schools.models import AuditEntry
+
+    from tests.factories import TOTPDeviceFactory
+
+    admin_user = User.objects.create_superuser("root", "root@example.org", "x")
+    TOTPDeviceFactory(user=admin_user)
+    sign_in(client, admin_user)
+    response = client.post(reverse("admin:schools_school_change", args=[personas.school.pk]), {
+        "organisation": personas.organisation.pk, "name": "Laxey Primary", "slug": "laxey",
+        "time_zone": "Europe/London", "contact_email": "",
+    })
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:schools_school_changelist")
+    entry = AuditEntry.objects.get(action="admin.changed")
+    assert entry.actor_id == admin_user.pk and entry.school_id == personas.school.pk
+    assert entry.data == {"fields": ["name"]}
+
+
+def test_the_admin_asks_a_superuser_for_their_second_factor(client, personas):
+    from accounts.models import User
+
+    admin_user = User.objects.create_superuser("root", "root@example.org", "x")
+    client.force_login(admin_user)
+    response = client.get(reverse("admin:schools_school_changelist"))
+    assert response.status_code == 302
+    assert "schools_school" not in response["Location"]

@@ -1,0 +1,62 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Count
+
+from accounts.models import User
+from consent.models import Group, Guardian, Guardianship, Pupil
+from schools.models import TWO_FACTOR_ROLES, Membership, Role, School
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts():
+    return {
+        "schools": School.objects.count(),
+        "pupils": Pupil.objects.count(),
+        "guardians": Guardian.objects.count(),
+        "links": Guardianship.objects.count(),
+        "groups": Group.objects.count(),
+        "group_members": Group.pupils.through.objects.count(),
+        "staff": User.objects.count(),
+        "memberships": Membership.objects.count(),
+    }
+
+
+def test_demo_data_is_the_seed_federation_and_running_it_twice_changes_nothing(settings, capsys):
+    settings.DEMO_MODE = True
+    call_command("seed_demo")
+    first = _counts()
+    call_command("seed_demo")
+    assert _counts() == first
+
+    laxey, dhoon = School.objects.get(slug="laxey"), School.objects.get(slug="dhoon")
+    assert laxey.organisation.name == "Dhoon and Laxey Federation" == dhoon.organisation.name
+    assert laxey.pupils.count() == 195 and dhoon.pupils.count() == 77
+    for school in (laxey, dhoon):
+        names = set(school.groups.values_list("name", flat=True))
+        assert {"Reception", "Year 6", "Whole school"} <= names
+        assert school.groups.get(name="Whole school").pupils.count() == school.pupils.count()
+    # Some guardians have several children, and some children have two guardians.
+    assert Guardian.objects.annotate(n=Count("pupils")).filter(n__gte=2).exists()
+    assert Guardian.objects.annotate(n=Count("pupils")).filter(n__gte=3).exists()
+    assert Pupil.objects.annotate(n=Count("guardians")).filter(n=2).exists()
+    assert not Guardian.objects.filter(email="").exists()
+
+    held_roles = set(Membership.objects.values_list("role", flat=True))
+    assert held_roles == {role.value for role in Role}
+    for membership in Membership.objects.filter(role__in=TWO_FACTOR_ROLES):
+        assert membership.user.totpdevice_set.filter(confirmed=True).exists()
+    assert User.objects.get(username="head").check_password("gatehouse-demo")
+
+    out = capsys.readouterr().out
+    assert "password for all: gatehouse-demo" in out
+    for username in ("head", "teacher", "office", "teacher.dhoon", "dpo", "siro", "orgadmin"):
+        assert f"  {username} " in out
+
+
+def test_demo_data_refuses_to_run_outside_demo_mode(settings):
+    settings.DEMO_MODE = False
+    with pytest.raises(CommandError, match="GATEHOUSE_DEMO"):
+        call_command("seed_demo")
+    assert School.objects.count() == 0
