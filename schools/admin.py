@@ -66,7 +66,7 @@ class MembershipAdmin(ScopedAdmin):
     list_display = ["user", "role", "school", "organisation"]
     list_filter = ["role", "organisation"]
     search_fields = ["user__email", "user__last_name"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
 
 
 @admin.register(AuditEntry)
