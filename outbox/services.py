@@ -405,6 +405,8 @@ def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
     """
     ids = list(dict.fromkeys(int(pk) for pk in message_ids))
     result = BatchResult()
+    # One connection for the whole batch, opened explicitly (and lazily, so that a batch with nothing
+    # left to send never connects): left to send_messages(), it would be opened and closed per message.
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     opened = False
     started = time.monotonic()
@@ -414,14 +416,20 @@ def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
                 result.left = ids[index:]
                 outbox_dispatch(result.left)
                 break
-            message = outbox_claim(pk)
+            try:
+                message = outbox_claim(pk)
+            except ValueError:
+                # A body no key in FIELD_ENCRYPTION_KEYS can decrypt: it can never be sent.
+                _fail_unreadable(pk)
+                result.failed.append(pk)
+                continue
             if message is None:
                 result.skipped.append(pk)
                 continue
             try:
                 if not opened:
+                    opened = True  # close() in any case, even if open() fails half-way (after STARTTLS)
                     connection.open()
-                    opened = True
                 accepted = connection.send_messages([build_email(message, connection)])
                 if not accepted:
                     raise ValueError("the email backend accepted no recipient")
@@ -441,6 +449,20 @@ def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
         if opened:
             connection.close()
     return result
+
+
+def _fail_unreadable(message_id: int) -> None:
+    error = "Cannot decrypt the stored message: its encryption key is no longer in FIELD_ENCRYPTION_KEYS."
+    with transaction.atomic():
+        updated = OutboxMessage.objects.filter(pk=message_id, status__in=OutboxMessage.CLAIMABLE).update(
+            status=Status.FAILED, last_error=error, next_attempt_at=None, dispatched_at=None
+        )
+        if updated:
+            message = OutboxMessage.objects.defer("body_text", "body_html", "attachments").get(pk=message_id)
+            audit_log(actor=None, action="email.failed", obj=message,
+                      data={"template": message.template, "attempts": message.attempts,
+                            "reason": "undecryptable", "message_id": message.message_id})
+    logger.error("Outbox message %s: %s", message_id, error)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -200,3 +200,16 @@ def test_a_batch_that_runs_out_of_time_hands_the_rest_to_a_new_task(smtp_server,
 )
 def test_send_errors_are_classified_transient_or_permanent(exc, transient):
     assert classify_send_error(exc).transient is transient
+
+
+def test_a_message_no_key_can_decrypt_fails_visibly_instead_of_waiting_forever(queue_greeting, personas):
+    from django.db import connection
+
+    message = queue_greeting(school=personas.school)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE outbox_outboxmessage SET body_text = %s WHERE id = %s",
+                       ["gAAAAABnot-a-token-of-any-current-key", message.pk])
+    assert outbox_send_batch([message.pk]).failed == [message.pk]
+    failed = OutboxMessage.objects.defer("body_text").get(pk=message.pk)
+    assert failed.status == Status.FAILED and "FIELD_ENCRYPTION_KEYS" in failed.last_error
+    assert AuditEntry.objects.filter(action="email.failed", object_id=str(message.pk)).exists()
