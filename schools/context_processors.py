@@ -1,15 +1,19 @@
 from django.conf import settings
 
 from .models import Role
-from .scope import scope_for
+from .scope import scope_for, user_requires_two_factor
 
 
 def gatehouse(request):
     """What every page's layout needs: the demo flag and the navigation the user's roles allow."""
-    scope = scope_for(request) if hasattr(request, "user") else None
-    roles = scope.roles if scope else frozenset()
+    user = getattr(request, "user", None)
+    signed_in = bool(user is not None and user.is_authenticated)
+    # Past the password but not yet past the second factor: the only way on is the code page.
+    show_navigation = signed_in and not _second_factor_pending(user)
+    roles = scope_for(request).roles if show_navigation else frozenset()
     return {
         "DEMO_MODE": settings.DEMO_MODE,
+        "show_navigation": show_navigation,
         "nav": {
             "audit": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),
@@ -17,3 +21,11 @@ def gatehouse(request):
         },
         "staff_roles": roles,
     }
+
+
+def _second_factor_pending(user) -> bool:
+    from accounts.services import user_has_second_factor
+
+    if user.is_verified():
+        return False
+    return user_has_second_factor(user) or user_requires_two_factor(user)

@@ -97,11 +97,15 @@ def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _audit_entries_for(scope):
-    """Headteachers see their schools' entries; organisation roles also see organisation-wide ones."""
+    """Headteachers see their schools' entries; organisation roles also see organisation-wide ones;
+    everyone sees what they did themselves (e.g. their own sign-ins, filed organisation-wide when they
+    work at several schools)."""
     readable_schools = scope.schools_where(AUDIT_READERS)
     org_ids = [oid for oid, roles in scope.roles_by_organisation.items() if roles & AUDIT_READERS]
     return AuditEntry.objects.filter(
-        Q(school_id__in=readable_schools) | Q(school_id__isnull=True, organisation_id__in=org_ids)
+        Q(school_id__in=readable_schools)
+        | Q(school_id__isnull=True, organisation_id__in=org_ids)
+        | Q(actor_kind=AuditEntry.ActorKind.STAFF, actor_id=scope.user_id)
     )
 
 

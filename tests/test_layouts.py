@@ -49,3 +49,16 @@ def test_no_template_uses_inline_scripts_or_styles():
         if inline.search(path.read_text()):
             offenders.append(str(path))
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_navigation_is_hidden_until_the_second_factor_is_passed(client, personas):
+    from django.urls import reverse
+
+    client.force_login(personas.headteacher)  # password done, code not yet
+    body = client.get(reverse("accounts:verify")).content.decode()
+    assert reverse("schools:audit") not in body and "Sign out" in body
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.headteacher)
+    assert reverse("schools:audit") in client.get(reverse("schools:dashboard")).content.decode()

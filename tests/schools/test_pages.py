@@ -102,7 +102,6 @@ def test_audit_page_paginates(client, personas):
 def test_admin_changes_are_audited(client, personas):
     from accounts.models import User
     from schools.models import AuditEntry
-
     from tests.factories import TOTPDeviceFactory
 
     admin_user = User.objects.create_superuser("root", "root@example.org", "x")
@@ -127,3 +126,12 @@ def test_the_admin_asks_a_superuser_for_their_second_factor(client, personas):
     response = client.get(reverse("admin:schools_school_changelist"))
     assert response.status_code == 302
     assert "schools_school" not in response["Location"]
+
+
+def test_staff_see_their_own_actions_in_the_audit_trail_wherever_they_were_filed(client, personas):
+    audit_log(actor=personas.headteacher, action="auth.login", obj=personas.headteacher,
+              organisation=personas.organisation)
+    audit_log(actor=personas.dpo, action="auth.login", obj=personas.dpo, organisation=personas.organisation)
+    sign_in(client, personas.headteacher)
+    entries = [entry for entry, _ in client.get(reverse("schools:audit")).context["rows"]]
+    assert [(e.action, e.actor_id) for e in entries] == [("auth.login", personas.headteacher.pk)]
