@@ -5,6 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from consent.models import Group, Guardian
+from outbox.models import OutboxMessage
+from outbox.views import OUTBOX_ROLES, outbox_visible_to
 
 from .audit import action_label
 from .forms import AuditFilterForm
@@ -60,6 +62,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             (entry, action_label(entry.action))
             for entry in _audit_entries_for(scope).order_by("-seq")[:8]
         ]
+    email_problems = None
+    if scope.has_any_role(OUTBOX_ROLES):
+        email_problems = outbox_visible_to(scope).aggregate(
+            failed=Count("id", filter=Q(status=OutboxMessage.Status.FAILED)),
+            possible_duplicates=Count("id", filter=Q(possible_duplicate__gt=0)),
+        )
     organisation_roles = Membership.objects.filter(user=request.user, school__isnull=True).select_related(
         "organisation"
     )
@@ -71,6 +79,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "cards": cards,
             "organisation_roles": organisation_roles,
             "recent": recent,
+            "email_problems": email_problems,
             "has_memberships": bool(scope.roles),
         },
     )

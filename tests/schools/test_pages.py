@@ -135,3 +135,16 @@ def test_staff_see_their_own_actions_in_the_audit_trail_wherever_they_were_filed
     sign_in(client, personas.headteacher)
     entries = [entry for entry, _ in client.get(reverse("schools:audit")).context["rows"]]
     assert [(e.action, e.actor_id) for e in entries] == [("auth.login", personas.headteacher.pk)]
+
+
+def test_dashboard_tells_the_headteacher_about_emails_that_failed(client, personas):
+    from outbox.models import OutboxMessage
+    from outbox.services import email_queue
+
+    message = email_queue(template="test-message", to="parent@example.net", context={}, school=personas.school)
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.FAILED, last_error="550")
+    sign_in(client, personas.headteacher)
+    body = client.get(reverse("schools:dashboard")).content.decode()
+    assert "1 email could not be sent" in body
+    sign_in(client, personas.other_headteacher)
+    assert "could not be sent" not in client.get(reverse("schools:dashboard")).content.decode()
