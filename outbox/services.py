@@ -201,7 +201,8 @@ def outbox_dispatch(message_ids: Sequence[int]) -> None:
         try:
             outbox_send.delay(batch)
         except (OperationalError, OSError):
-            logger.warning("Broker unavailable: outbox messages %s wait for the sweeper", batch, exc_info=True)
+            logger.warning("Could not hand outbox messages %s to the broker; the sweeper will send them", batch,
+                           exc_info=True)
 
 
 def email_test_message(*, to: str, actor=None) -> OutboxMessage:
@@ -559,7 +560,12 @@ def outbox_sweep(*, batch_size: int = SWEEP_BATCH_SIZE, max_batches: int = SWEEP
 def outbox_retry(*, message: OutboxMessage, actor) -> bool:
     """Put a failed message back in the queue with a fresh set of attempts. False if it is not failed."""
     with transaction.atomic():
-        locked = OutboxMessage.objects.select_for_update().filter(pk=message.pk, status=Status.FAILED).first()
+        locked = (
+            OutboxMessage.objects.select_for_update()
+            .filter(pk=message.pk, status=Status.FAILED)
+            .defer("body_text", "body_html", "attachments")
+            .first()
+        )
         if locked is None:
             return False
         previous_attempts = locked.attempts

@@ -1,6 +1,9 @@
 """Celery tasks for email. They take ids only; the rows decide what is left to do, so a task that is
 redelivered (acks_late), duplicated by the sweeper or run late does no harm. Retries of transient
-errors live in the database (`next_attempt_at`), never in a countdown."""
+errors live in the database (`next_attempt_at`), never in a countdown.
+
+`outbox_send` is at-least-once: a worker that dies after the mail server accepted a message but before
+the row says `sent` leads to one more copy, counted in `possible_duplicate` (see outbox/services.py)."""
 
 from celery import shared_task
 

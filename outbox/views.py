@@ -67,7 +67,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 @staff_required(roles=OUTBOX_ROLES)
 def outbox_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
     message = scoped_get_or_404(
-        request, outbox_visible_to(scope_for(request)), roles=OUTBOX_ROLES,
+        request, outbox_visible_to(scope_for(request)).only(*LIST_FIELDS), roles=OUTBOX_ROLES,
         school_path="school", organisation_path="organisation", pk=pk,
     )
     if outbox_retry(message=message, actor=request.user):
