@@ -24,7 +24,8 @@ gatehouse_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         echo "Creating the virtualenv in $VENV"
         "$(gatehouse_python)" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 \
+            || echo "(could not upgrade pip; going on with $("$VENV/bin/python" -m pip --version | cut -d' ' -f2))"
     fi
     stamp="$VENV/.gatehouse-installed"
     hash="$(cd "$GATEHOUSE_ROOT" && sha256sum pyproject.toml | cut -d' ' -f1)"
@@ -32,8 +33,17 @@ gatehouse_venv() {
     # An install with the test extra also serves bin/demo.
     if [ "$have" != "$hash $extra" ] && [ "$have" != "$hash [test]" ]; then
         echo "Installing Gatehouse and its dependencies into $VENV (quietly; this takes a minute the first time)"
-        (cd "$GATEHOUSE_ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-            -e ".$extra")
+        # pip's and the build backend's chatter goes to a log, shown only if the install fails.
+        local log
+        log="$(mktemp)"
+        if ! (cd "$GATEHOUSE_ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -e ".$extra") >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            echo "Installing into $VENV failed (output above)." >&2
+            return 1
+        fi
+        rm -f "$log"
         echo "$hash $extra" >"$stamp"
     fi
 }
