@@ -29,12 +29,14 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, QuerySet
 from django.template import Engine, engines
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from schools.audit import SYSTEM, Actor, audit_log
+from schools.models import Role
+from schools.scope import StaffScope
 
 from .models import OutboxMessage
 
@@ -58,6 +60,20 @@ LEASE_EXPIRED_ERROR = "The worker stopped while sending; the mail server may alr
 
 # ---------------------------------------------------------------------------------------------------
 # Queueing
+
+
+# Who reads the outbox: the people who fix addresses and answer for the school's mail.
+OUTBOX_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN})
+
+
+def outbox_visible_to(scope: StaffScope) -> QuerySet:
+    """School messages of the schools where the user holds an outbox role; organisation-wide messages
+    for organisation roles. (A headteacher does not see another school's mail, nor the organisation's.)"""
+    schools = scope.schools_where(OUTBOX_ROLES)
+    organisations = [oid for oid, roles in scope.roles_by_organisation.items() if roles & OUTBOX_ROLES]
+    return OutboxMessage.objects.filter(
+        Q(school_id__in=schools) | Q(school__isnull=True, organisation_id__in=organisations)
+    )
 
 
 @lru_cache(maxsize=2)

@@ -5,35 +5,23 @@ from csp.decorators import csp_replace
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from schools.models import Role, School
-from schools.scope import StaffScope, scope_for, scoped_get_or_404, staff_required
+from schools.models import School
+from schools.scope import scope_for, scoped_get_or_404, staff_required
 
 from .forms import OutboxFilterForm
 from .models import OutboxMessage
-from .services import outbox_failed_count, outbox_retry
+from .services import OUTBOX_ROLES, outbox_failed_count, outbox_retry, outbox_visible_to
 
-OUTBOX_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN})
 PAGE_SIZE = 50
 # Everything but the bodies: the outbox page never shows them (they hold parents' links and passwords).
 LIST_FIELDS = ("id", "school", "organisation", "template", "recipient", "subject", "status", "attempts",
                "last_error", "possible_duplicate", "created_at", "sent_at", "message_id")
-
-
-def outbox_visible_to(scope: StaffScope) -> QuerySet:
-    """School messages of the schools where the user holds an outbox role; organisation-wide messages
-    for organisation roles. (A headteacher does not see another school's mail, nor the organisation's.)"""
-    schools = scope.schools_where(OUTBOX_ROLES)
-    organisations = [oid for oid, roles in scope.roles_by_organisation.items() if roles & OUTBOX_ROLES]
-    return OutboxMessage.objects.filter(
-        Q(school_id__in=schools) | Q(school__isnull=True, organisation_id__in=organisations)
-    )
 
 
 @staff_required(roles=OUTBOX_ROLES)

@@ -94,8 +94,8 @@ class Membership(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    Q(role__in=[r.value for r in SCHOOL_ROLES], school__isnull=False)
-                    | Q(role__in=[r.value for r in ORGANISATION_ROLES], school__isnull=True)
+                    Q(role__in=sorted(SCHOOL_ROLES), school__isnull=False)
+                    | Q(role__in=sorted(ORGANISATION_ROLES), school__isnull=True)
                 ),
                 name="membership_role_matches_level",
             ),

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 
 from consent.models import Group, Guardian
 from outbox.models import OutboxMessage
-from outbox.views import OUTBOX_ROLES, outbox_visible_to
+from outbox.services import OUTBOX_ROLES, outbox_visible_to
 
 from .audit import action_label
 from .forms import AuditFilterForm

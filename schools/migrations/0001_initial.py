@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='membership',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('role__in', ['teacher', 'office', 'headteacher']), ('school__isnull', False)), models.Q(('role__in', ['org_admin', 'siro', 'dpo']), ('school__isnull', True)), _connector='OR'), name='membership_role_matches_level'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('role__in', ['headteacher', 'office', 'teacher']), ('school__isnull', False)), models.Q(('role__in', ['dpo', 'org_admin', 'siro']), ('school__isnull', True)), _connector='OR'), name='membership_role_matches_level'),
         ),
         migrations.AddConstraint(
             model_name='membership',
