@@ -176,6 +176,11 @@ class AuditEntry(models.Model):
     def delete(self, *args, **kwargs):
         raise TypeError("Audit entries are append-only.")
 
+    @property
+    def object_is_actor(self) -> bool:
+        """A sign-in is about the person signing in: no need to name them twice."""
+        return self.object_type == "accounts.user" and self.object_id == str(self.actor_id)
+
     def compute_hash(self) -> str:
         payload = {
             "seq": self.seq,

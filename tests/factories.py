@@ -1,4 +1,5 @@
 import factory
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -7,15 +8,15 @@ from consent.models import Group, Guardian, Guardianship, Pupil
 from schools.models import Membership, Organisation, Role, School
 
 PASSWORD = "correct horse battery staple"
-# Hashing once keeps the suite fast; the hasher itself is tested on its own.
-_PASSWORD_HASH = None
+# Hashing once per hasher keeps the suite fast; the hasher itself is tested on its own.
+_PASSWORD_HASHES: dict[str, str] = {}
 
 
 def _password_hash() -> str:
-    global _PASSWORD_HASH
-    if _PASSWORD_HASH is None:
-        _PASSWORD_HASH = make_password(PASSWORD)
-    return _PASSWORD_HASH
+    hasher = settings.PASSWORD_HASHERS[0]
+    if hasher not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[hasher] = make_password(PASSWORD)
+    return _PASSWORD_HASHES[hasher]
 
 
 class OrganisationFactory(factory.django.DjangoModelFactory):

@@ -15,10 +15,10 @@ BLOCKING_IMPACTS = {"serious", "critical"}
 
 
 def blocking_violations(page) -> list[dict]:
-    """Run axe-core on the page and return its serious and critical violations, printing them."""
+    """Run axe-core on the page, print every violation, and return the serious and critical ones."""
     violations = Axe().run(page).response["violations"]
     blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
-    for violation in blocking:
+    for violation in violations:
         targets = [", ".join(node["target"]) for node in violation["nodes"]]
         print(f"{page.url}: {violation['impact']} {violation['id']}: {violation['help']} — {targets}")
     return blocking
