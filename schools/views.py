@@ -126,8 +126,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         entries = form.apply(entries)
     page = Paginator(entries.order_by("-seq"), 50).get_page(request.GET.get("page"))
-    rows = [(entry, action_label(entry.action)) for entry in page]
     school_names = dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name"))
+    rows = [(entry, action_label(entry.action), school_names.get(entry.school_id)) for entry in page]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -138,7 +138,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "rows": rows,
-            "school_names": school_names,
             "query": query.urlencode(),
         },
     )
