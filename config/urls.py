@@ -1,8 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+
+def favicon(request):
+    # Resolved per request: with the manifest storage the hashed name exists only after collectstatic.
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
 
 urlpatterns = [
     path("", include("schools.urls")),
@@ -10,7 +16,7 @@ urlpatterns = [
     path("outbox/", include("outbox.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).
-    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon),
 ]
 
 if settings.DEBUG:

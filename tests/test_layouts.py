@@ -62,3 +62,8 @@ def test_navigation_is_hidden_until_the_second_factor_is_passed(client, personas
 
     sign_in(client, personas.headteacher)
     assert reverse("schools:audit") in client.get(reverse("schools:dashboard")).content.decode()
+
+
+def test_favicon_ico_points_at_the_vendored_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("img/favicon.svg")
