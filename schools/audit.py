@@ -43,6 +43,7 @@ ACTION_LABELS: dict[str, str] = {
     "email.retried": "queued a failed email again",
     "email.test_queued": "queued a test email",
     "demo.seeded": "loaded the demo data",
+    "import.applied": "imported pupils and guardians from the MIS",
 }
 
 
