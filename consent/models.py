@@ -1,11 +1,19 @@
 """The registry: pupils, their guardians and their groups, per school.
 
-Consent itself (purposes, notices, events and the derived status row) is built on top of these.
+Consent is built on top of these: a purpose per organisation, its versioned notices, the append-only
+consent events and the one derived status row per guardian, pupil and purpose.
 """
 
-from django.db import models
+import hashlib
+import json
 
-from schools.models import School
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from schools.models import Organisation, School
 
 
 class Group(models.Model):
@@ -97,3 +105,257 @@ class Guardianship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guardian} ({self.get_relationship_display()}) of {self.pupil}"
+
+
+# --- Consent: purposes, notices, events and the derived status row -------------------------------
+
+
+class GuardiansRule(models.TextChoices):
+    """How the decisions of a pupil's several guardians combine into the pupil's effective consent."""
+
+    ANY_MAY_CONSENT_REFUSAL_WINS = (
+        "any_consent_refusal_wins",
+        "Any guardian with parental responsibility may consent; a refusal or withdrawal by any guardian wins",
+    )
+
+
+class Purpose(models.Model):
+    """What consent is asked for, per organisation (e.g. live video lessons scheduled by the school)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="consent_purposes")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    guardians_rule = models.CharField(
+        "rule for several guardians",
+        max_length=40,
+        choices=GuardiansRule.choices,
+        default=GuardiansRule.ANY_MAY_CONSENT_REFUSAL_WINS,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organisation__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "slug"], name="purpose_slug_unique_in_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_notice(self) -> "Notice | None":
+        """The newest published notice: the one parents consent to today."""
+        return self.notices.filter(published_at__isnull=False).order_by("-version").first()
+
+
+class NoticeQuerySet(models.QuerySet):
+    # Bulk writes bypass save() and delete(): refuse them whenever a published notice is in the set.
+    def update(self, **kwargs):
+        if self.filter(published_at__isnull=False).exists():
+            raise TypeError("A published notice never changes: write a new version.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(published_at__isnull=False).exists():
+            raise TypeError("A published notice is evidence and is never deleted.")
+        return super().delete()
+
+
+class Notice(models.Model):
+    """The parent letter, the meeting protocol and the privacy notice, as one versioned document.
+
+    A draft is edited freely; `consent.services.notice_publish` numbers it, hashes it and freezes it.
+    Consent events point at the exact version the parent read, with its hash copied beside it.
+    """
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="notices")
+    version = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    letter = models.TextField(blank=True)
+    protocol = models.TextField(blank=True)
+    privacy_notice = models.TextField(blank=True)
+    material_change = models.BooleanField(default=False, editable=False)
+    renewal_deadline = models.DateField(
+        null=True, blank=True, help_text="For a material change: earlier consents lapse after this day."
+    )
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NoticeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["purpose", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose", "version"], name="notice_version_unique_in_purpose",
+                condition=Q(version__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} — version {self.version}" if self.version else f"{self.purpose} — draft"
+
+    def save(self, *args, **kwargs):
+        # Checked against the stored row, so publishing a draft (draft in the database) is allowed once.
+        if not self._state.adding and Notice.objects.filter(pk=self.pk, published_at__isnull=False).exists():
+            raise TypeError("A published notice never changes: write a new version.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.is_published:
+            raise TypeError("A published notice is evidence and is never deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    def canonical_text(self) -> str:
+        payload = {"letter": self.letter, "protocol": self.protocol, "privacy_notice": self.privacy_notice}
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def compute_sha256(self) -> str:
+        return hashlib.sha256(self.canonical_text().encode()).hexdigest()
+
+    def hash_verifies(self) -> bool:
+        return self.is_published and self.sha256 == self.compute_sha256()
+
+
+class ConsentState(models.TextChoices):
+    NONE = "none", "No answer"
+    GIVEN = "given", "Consented"
+    REFUSED = "refused", "Refused"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    LAPSED = "lapsed", "Lapsed"
+
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+# Scanned forms and saved emails. The leading bytes are checked too, so a renamed file is refused.
+ATTACHMENT_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "pdf": (b"%PDF-",),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "eml": (),  # plain text: any leading bytes, but not a disguised binary (checked below)
+}
+
+
+def validate_evidence_attachment(file) -> None:
+    """A scanned paper form or a saved email reply: PDF, PNG, JPEG or .eml, at most 10 MB."""
+    max_bytes = getattr(settings, "CONSENT_ATTACHMENT_MAX_BYTES", MAX_ATTACHMENT_BYTES)
+    if file.size > max_bytes:
+        raise ValidationError(f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+    extension = file.name.rsplit(".", 1)[-1].lower() if "." in file.name else ""
+    if extension not in ATTACHMENT_SIGNATURES:
+        raise ValidationError("Attach a PDF, PNG or JPEG scan, or a saved email (.eml).")
+    position = file.tell() if hasattr(file, "tell") else 0
+    file.seek(0)
+    head = file.read(16)
+    file.seek(position)
+    signatures = ATTACHMENT_SIGNATURES[extension]
+    if signatures and not head.startswith(signatures):
+        raise ValidationError("The file's contents do not match its name.")
+    if not signatures and (b"\x00" in head or head.startswith((b"PK\x03\x04", b"%PDF-"))):
+        raise ValidationError("The file's contents do not match its name.")
+
+
+class ConsentEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Consent events are append-only.")
+
+    def delete(self):
+        raise TypeError("Consent events are append-only.")
+
+
+class ConsentEvent(models.Model):
+    """One decision, or one change the system made (a lapse): the evidence, append-only.
+
+    Who: the guardian, and `recorded_by` when a member of staff recorded it. When: `created_at`, and
+    `received_on` for a decision that reached the school by email, paper or phone. How: `channel`.
+    To what: the notice version and its hash, copied so that the evidence reads on its own.
+    """
+
+    class Kind(models.TextChoices):
+        GIVEN = "given", "Consent given"
+        REFUSED = "refused", "Consent refused"
+        WITHDRAWN = "withdrawn", "Consent withdrawn"
+        LAPSED = "lapsed", "Consent lapsed"
+        SUPERSEDED = "superseded", "Superseded"
+
+    class Channel(models.TextChoices):
+        PARENT_LINK = "parent_link", "Parent's personal link"
+        EMAIL_REPLY = "email_reply", "Email reply"
+        PAPER_FORM = "paper_form", "Paper form"
+        PHONE = "phone", "Phone call"
+        SYSTEM = "system", "Gatehouse"
+
+    guardian = models.ForeignKey(Guardian, on_delete=models.PROTECT, related_name="consent_events")
+    pupil = models.ForeignKey(Pupil, on_delete=models.PROTECT, related_name="consent_events")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consent_events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="consent_events")
+    notice_version = models.PositiveIntegerField()
+    notice_sha256 = models.CharField("notice SHA-256", max_length=64)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    received_on = models.DateField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    attachment = models.FileField(
+        upload_to="consent/evidence/%Y/%m/", blank=True, validators=[validate_evidence_attachment]
+    )
+    attestation = models.BooleanField(
+        "parental responsibility attested", default=False,
+    )
+    # Request metadata kept deliberately minimal: a browser family, never an IP address.
+    user_agent_family = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+
+    objects = ConsentEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["guardian", "pupil", "purpose", "id"]
+        indexes = [models.Index(fields=["pupil", "purpose", "id"], name="consent_event_pupil_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.pupil} by {self.guardian}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Consent events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Consent events are append-only.")
+
+
+class ConsentStatus(models.Model):
+    """The current state of one guardian's decision for one pupil and purpose.
+
+    Derived from the events (`consent.services.fold_events`) and written only by the services, in the
+    same transaction as the event. It is also the row that sending locks `FOR SHARE` while a
+    withdrawal locks it `FOR UPDATE`, so every claim happens strictly before or after a withdrawal.
+    """
+
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="consent_statuses")
+    pupil = models.ForeignKey(Pupil, on_delete=models.CASCADE, related_name="consent_statuses")
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="consent_statuses")
+    state = models.CharField(max_length=20, choices=ConsentState.choices, default=ConsentState.NONE)
+    renewal_needed = models.BooleanField(default=False)
+    last_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "consent statuses"
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "pupil", "purpose"], name="consent_status_unique"),
+        ]
+        indexes = [models.Index(fields=["purpose", "pupil"], name="consent_status_purpose_pupil")]
+
+    def __str__(self) -> str:
+        return f"{self.pupil} / {self.guardian}: {self.get_state_display()}"

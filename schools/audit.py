@@ -44,6 +44,12 @@ ACTION_LABELS: dict[str, str] = {
     "email.test_queued": "queued a test email",
     "demo.seeded": "loaded the demo data",
     "import.applied": "imported pupils and guardians from the MIS",
+    "consent.notice_published": "published a version of the consent notice",
+    "consent.given": "gave consent",
+    "consent.refused": "refused consent",
+    "consent.withdrawn": "withdrew consent",
+    "consent.recorded_by_staff": "recorded a consent decision received by email, paper or phone",
+    "consent.lapsed": "let a consent lapse after its renewal deadline",
 }
 
 

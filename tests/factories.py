@@ -4,7 +4,7 @@ from django.contrib.auth.hashers import make_password
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from consent.models import Group, Guardian, Guardianship, Pupil
+from consent.models import Group, Guardian, Guardianship, Notice, Pupil, Purpose
 from schools.models import Membership, Organisation, Role, School
 
 PASSWORD = "correct horse battery staple"
@@ -104,3 +104,24 @@ class GuardianshipFactory(factory.django.DjangoModelFactory):
     guardian = factory.SubFactory(GuardianFactory)
     pupil = factory.SubFactory(PupilFactory, school=factory.SelfAttribute("..guardian.school"))
     relationship = Guardianship.Relationship.MOTHER
+
+
+class PurposeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Purpose
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    name = "Live video lessons scheduled by the school"
+    slug = factory.Sequence(lambda n: f"live-video-lessons-{n}")
+
+
+class NoticeFactory(factory.django.DjangoModelFactory):
+    """A draft: publish it with `consent.services.notice_publish`."""
+
+    class Meta:
+        model = Notice
+
+    purpose = factory.SubFactory(PurposeFactory)
+    letter = "Dear parent or carer, the school would like to run live video lessons."
+    protocol = "The teacher admits pupils from a waiting room; the meeting has a password."
+    privacy_notice = "The school is the data controller. Contact the DPO at dpo@example.org."
