@@ -130,7 +130,8 @@ def import_plan(*, school: School, rows: Roster | Iterable[ContactRow], full: bo
                                       if key[0] in wanted.pupils and key not in wanted.links)
     # Memberships of groups the MIS owns (those with an MIS id) follow the file for every pupil in it;
     # a full import also takes leavers out of them. Groups made by hand are never touched.
-    leaver_mis_ids = {mis_id for mis_id, p in existing_pupils.items() if p["id"] in set(plan.leavers)}
+    leaver_ids = set(plan.leavers)
+    leaver_mis_ids = {mis_id for mis_id, p in existing_pupils.items() if p["id"] in leaver_ids}
     current_pairs = set()
     for membership_id, group_mis_id, pupil_mis_id in existing_memberships:
         current_pairs.add((group_mis_id, pupil_mis_id))

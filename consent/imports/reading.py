@@ -44,7 +44,7 @@ class ImportFileError(Exception):
     """The whole file is unusable; the message is written for the person who uploaded it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowError:
     row: int  # 1 is the header row, as a spreadsheet numbers them
     column: str
@@ -56,7 +56,7 @@ class RowError:
         return f"{where}row {self.row}, {self.column}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactRow:
     """One pupil with (optionally) one of their contacts, in our own terms, whatever the format."""
 
