@@ -8,6 +8,7 @@ enrollments; the year group from the student's `grades`.
 
 import io
 import zipfile
+import zlib
 from collections import defaultdict
 
 from django.core.exceptions import ValidationError
@@ -29,7 +30,7 @@ USER_COLUMNS = ("sourcedId", "role", "givenName", "familyName")
 def read_oneroster(data: bytes, *, max_bytes: int, org_sourced_id: str = "") -> Roster:
     try:
         bundle = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         raise ImportFileError("The file is not a zip archive, so it cannot be a OneRoster bundle.") from None
     names = {info.filename.rsplit("/", 1)[-1].lower(): info for info in bundle.infolist() if not info.is_dir()}
     missing = [name for name in REQUIRED_FILES if name not in names]
@@ -38,8 +39,17 @@ def read_oneroster(data: bytes, *, max_bytes: int, org_sourced_id: str = "") -> 
     # A zip bomb stays within the upload limit compressed; refuse what would not fit uncompressed.
     if sum(names[name].file_size for name in REQUIRED_FILES) > 10 * max_bytes:
         raise ImportFileError("The OneRoster bundle is too large once unpacked.")
-    tables = {name: _table(name, bundle.read(names[name])) for name in REQUIRED_FILES}
+    tables = {name: _table(name, _unpack(bundle, names[name])) for name in REQUIRED_FILES}
     return _roster(tables, org_sourced_id)
+
+
+def _unpack(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        return bundle.read(info)
+    # Encrypted members raise RuntimeError, unknown compression NotImplementedError, corrupt data
+    # BadZipFile or zlib.error: all mean the same thing to the person uploading.
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError):
+        raise ImportFileError(f"{info.filename} in the bundle cannot be unpacked (encrypted or damaged).") from None
 
 
 def _table(name: str, data: bytes) -> list[tuple[int, dict[str, str]]]:

@@ -288,7 +288,7 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 def _apply(plan: ImportPlan, school: School, size: int, work: _Work) -> None:
     now = timezone.now()
-    today: datetime.date = timezone.localdate()
+    today: datetime.date = timezone.localdate(now, school.tz)  # the leaving date in the school's own calendar
     Membership = Group.pupils.through
 
     for batch in _batches(plan.groups.create, size):

@@ -5,6 +5,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consent.imports import ImportFileError, import_apply, import_plan, read_roster
 from consent.models import Group, Guardianship, Pupil
@@ -62,3 +64,14 @@ def test_a_bad_email_in_users_csv_is_reported_with_its_file_and_row():
 def test_a_zip_that_is_not_a_zip_is_refused():
     with pytest.raises(ImportFileError, match="not a zip archive"):
         read_roster(b"sourcedId,role\r\n", "b.zip")
+
+
+@settings(max_examples=100, deadline=None)
+@given(users=st.text(alphabet="sourcedId,rolestudentparentgivenNamefamilyNameagentSourcedIds\"\r\n=\x00", max_size=300))
+def test_a_bundle_with_any_users_csv_reads_or_fails_with_a_message(users):
+    try:
+        roster = read_roster(bundle(users=users or "x"), "b.zip")
+    except ImportFileError as error:
+        assert str(error)
+    else:
+        assert all(e.file for e in roster.errors)
