@@ -360,3 +360,20 @@ def test_planning_costs_the_same_queries_for_100_and_1000_rows(school):
             import_plan(school=school, rows=roster, full=True)
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 5
+
+
+def count_update_queries(office, pupils: int, batch_size: int) -> int:
+    school = SchoolFactory()
+    rows = generated_rows(pupils, "U")
+    run_import(school, roster_csv(rows), full=True, actor=office)
+    for n, row in enumerate(rows):
+        row[1], row[8], row[11] = "Renamed", f"new{n}@example.net", "No"
+    plan = import_plan(school=school, rows=read_roster(roster_csv(rows[1:]), "r.csv"), full=True)
+    with CaptureQueriesContext(connection) as queries:
+        import_apply(plan=plan, actor=office, batch_size=batch_size)
+    return len(queries)
+
+
+def test_updating_costs_the_same_queries_per_batch_for_100_and_1000_rows(office):
+    one, two, ten = (count_update_queries(office, n + 1, batch_size=100) for n in (100, 200, 1000))
+    assert ten == one + 9 * (two - one)
