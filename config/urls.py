@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("accounts/", include("accounts.urls")),
     path("outbox/", include("outbox.urls")),
+    path("registry/", include("consent.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).
     path("favicon.ico", favicon),
