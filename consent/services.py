@@ -154,7 +154,9 @@ def consent_lapse_due(*, now: datetime) -> int:
 def _lapse_one(*, status_id: int, version: int) -> int:
     with transaction.atomic():
         status = (
-            ConsentStatus.objects.select_for_update()
+            # Lock the status row only: the joined rows are read, not changed (and PostgreSQL refuses
+            # FOR UPDATE on the nullable side of the outer join to last_event).
+            ConsentStatus.objects.select_for_update(of=("self",))
             .select_related("last_event__notice", "guardian", "pupil__school", "purpose")
             .get(pk=status_id)
         )
