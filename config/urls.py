@@ -14,6 +14,8 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("accounts/", include("accounts.urls")),
     path("outbox/", include("outbox.urls")),
+    # Parent links: short, as they are read in emails; the token is the only key.
+    path("p/", include("consent.urls_parent")),
     path("registry/", include("consent.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).

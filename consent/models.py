@@ -6,6 +6,7 @@ consent events and the one derived status row per guardian, pupil and purpose.
 
 import hashlib
 import json
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -359,3 +360,31 @@ class ConsentStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pupil} / {self.guardian}: {self.get_state_display()}"
+
+
+# --- Parent links ----------------------------------------------------------------------------------
+
+
+def _default_give_until():
+    return timezone.now() + GuardianLink.GIVE_PERIOD
+
+
+class GuardianLink(models.Model):
+    """A guardian's personal link for one purpose. Only the SHA-256 of its token is stored (promise 8):
+    the token itself exists in the email and nowhere else. After `give_until` the link still withdraws
+    (promise 5); a revoked link does nothing."""
+
+    GIVE_PERIOD = timedelta(days=30)
+
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="links")
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="guardian_links")
+    token_sha256 = models.CharField("token SHA-256", max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    give_until = models.DateTimeField(default=_default_give_until)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Link for {self.guardian} ({self.purpose})"
+
+    def may_give(self, now=None) -> bool:
+        return (now or timezone.now()) < self.give_until

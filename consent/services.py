@@ -26,6 +26,7 @@ from schools.audit import Actor, audit_log
 from schools.models import AuditEntry, Role
 from schools.scope import build_scope
 
+from .links import consent_confirmation_queue
 from .models import (
     ConsentEvent,
     ConsentState,
@@ -311,9 +312,8 @@ def _decide_by_link(
         )
         audit_log(actor=guardian_actor(guardian), action=f"consent.{kind}", obj=event, school=pupil.school,
                   data=_event_data(event))
-        # Hook: the confirmation email with the withdraw link is queued here, through
-        # outbox.services.email_queue inside this transaction (it sends after commit). It comes with the
-        # parent pages; until then nothing is emailed.
+        # The confirmation email with the withdraw link, recorded in this transaction, sent after commit.
+        consent_confirmation_queue(event=event)
     return event
 
 
@@ -384,7 +384,8 @@ def consent_record_by_staff(
         )
         audit_log(actor=staff, action="consent.recorded_by_staff", obj=event, school=pupil.school,
                   data=_event_data(event))
-        # Hook: as for decisions by link, the confirmation email to the guardian will be queued here.
+        # As for decisions by link; a guardian without an email address gets none.
+        consent_confirmation_queue(event=event)
     return event
 
 
