@@ -1,11 +1,314 @@
-"""Staff pages of the consent registry: pupils, guardians, consent history and staff-recorded consent."""
+"""Staff pages of the consent registry: pupils, guardians, consent history and staff-recorded consent.
 
-from django.http import Http404
+Every object is loaded through the user's scope: another school's pupil, guardian or event answers 404;
+inside the scope, only the office, the headteacher and the organisation admin may change anything (403).
+"""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import BooleanField, Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from schools.audit import audit_log
+from schools.models import Role, School
+from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
+
+from .forms import ConsentRecordForm, GuardianContactForm, RegistryFilterForm
+from .models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil, Purpose
+from .services import RECORDING_ROLES, consent_record_by_staff, pupil_consent_state, pupils_consent_states
+
+EDIT_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN})
+RENEWAL = "renewal"
+PAGE_SIZE = 50
+
+# Text, never colour alone: the badge says what it means.
+BADGES: dict[str, tuple[str, str]] = {
+    ConsentState.GIVEN: ("Consent given", "text-bg-success"),
+    RENEWAL: ("Renewal needed", "text-bg-warning"),
+    ConsentState.REFUSED: ("Refused", "text-bg-danger"),
+    ConsentState.WITHDRAWN: ("Withdrawn", "text-bg-danger"),
+    ConsentState.LAPSED: ("Lapsed", "text-bg-secondary"),
+    ConsentState.NONE: ("No answer", "text-bg-light border"),
+}
 
 
-def _todo(request, *args, **kwargs):
-    raise Http404
+def badge(state: str, renewal_needed: bool = False) -> dict[str, str]:
+    key = RENEWAL if state == ConsentState.GIVEN and renewal_needed else state
+    label, css = BADGES[key]
+    return {"key": key, "label": label, "css": css}
 
 
-pupil_list = pupil_detail = consent_record = guardian_detail = guardian_edit = _todo
-event_detail = event_attachment = _todo
+def purpose_for_school(school: School) -> Purpose | None:
+    """The organisation's first purpose: live video lessons (more purposes get a picker later)."""
+    return Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id").first()
+
+
+def _status_exists(purpose: Purpose, **conditions) -> Exists:
+    # Only statuses of current guardians count, as in `pupils_consent_states`.
+    return Exists(
+        ConsentStatus.objects.filter(
+            purpose=purpose, pupil=OuterRef("pk"), guardian__guardianships__pupil=OuterRef("pk"), **conditions
+        )
+    )
+
+
+def with_effective_state(pupils: QuerySet, purpose: Purpose) -> QuerySet:
+    """Annotate `effective_state` and `renewal_needed` in SQL, mirroring `services.effective_state`,
+    so the list can filter and count across the whole school without loading every pupil."""
+    refused = _status_exists(purpose, state=ConsentState.REFUSED)
+    withdrawn = _status_exists(purpose, state=ConsentState.WITHDRAWN)
+    given = _status_exists(
+        purpose, state=ConsentState.GIVEN, guardian__guardianships__parental_responsibility=True
+    )
+    given_current = _status_exists(
+        purpose, state=ConsentState.GIVEN, guardian__guardianships__parental_responsibility=True,
+        renewal_needed=False,
+    )
+    lapsed = _status_exists(purpose, state=ConsentState.LAPSED)
+    return pupils.annotate(
+        effective_state=Case(
+            When(refused, then=Value(ConsentState.REFUSED)),
+            When(withdrawn, then=Value(ConsentState.WITHDRAWN)),
+            When(given, then=Value(ConsentState.GIVEN)),
+            When(lapsed, then=Value(ConsentState.LAPSED)),
+            default=Value(ConsentState.NONE),
+            output_field=CharField(),
+        ),
+        renewal_needed=Case(
+            When(~refused & ~withdrawn & given & ~given_current, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
+    """Per group: pupils on roll, consented, refused, withdrawn, no answer, renewal needed — one query."""
+    pupils = Pupil.objects.filter(school=school, left_on__isnull=True, groups__isnull=False)
+    if purpose is None:
+        rows = pupils.values("groups").annotate(total=Count("pk", distinct=True))
+    else:
+        rows = (
+            with_effective_state(pupils, purpose)
+            .values("groups")
+            .annotate(
+                total=Count("pk", distinct=True),
+                consented=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.GIVEN)),
+                refused=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.REFUSED)),
+                withdrawn=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.WITHDRAWN)),
+                no_answer=Count(
+                    "pk", distinct=True,
+                    filter=Q(effective_state__in=[ConsentState.NONE, ConsentState.LAPSED]),
+                ),
+                renewal=Count("pk", distinct=True, filter=Q(renewal_needed=True)),
+            )
+        )
+    by_group = {row["groups"]: row for row in rows.order_by()}
+    result = []
+    for group in Group.objects.filter(school=school).order_by("kind", "name"):
+        row = by_group.get(group.pk, {})
+        result.append({
+            "group": group,
+            "total": row.get("total", 0),
+            "consented": row.get("consented", 0),
+            "refused": row.get("refused", 0),
+            "withdrawn": row.get("withdrawn", 0),
+            "no_answer": row.get("no_answer", row.get("total", 0)),
+            "renewal": row.get("renewal", 0),
+        })
+    return result
+
+
+@staff_required()
+def pupil_list(request: HttpRequest, school_pk: int) -> HttpResponse:
+    school = get_school_or_404(request, school_pk)
+    purpose = purpose_for_school(school)
+    form = RegistryFilterForm(request.GET or None, school=school)
+    pupils = Pupil.objects.filter(school=school)
+    filters = form.cleaned_data if form.is_valid() else {}
+    if not filters.get("leavers"):
+        pupils = pupils.filter(left_on__isnull=True)
+    if filters.get("group"):
+        pupils = pupils.filter(groups=filters["group"])
+    if filters.get("q"):
+        q = filters["q"]
+        for word in q.split():
+            pupils = pupils.filter(
+                Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(mis_id__iexact=word)
+            )
+    if purpose is not None:
+        pupils = with_effective_state(pupils, purpose)
+        status = filters.get("status")
+        if status == RENEWAL or filters.get("renewal"):
+            pupils = pupils.filter(renewal_needed=True)
+        if status and status != RENEWAL:
+            pupils = pupils.filter(effective_state=status)
+    pupils = pupils.prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
+    page = Paginator(pupils.order_by("last_name", "first_name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    states = pupils_consent_states(pupils=page.object_list, purpose=purpose) if purpose else {}
+    rows = [
+        {"pupil": p, "badge": badge(states[p.pk].state, states[p.pk].renewal_needed) if purpose else None}
+        for p in page.object_list
+    ]
+    query = urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
+    return render(request, "consent/staff/pupil_list.html", {
+        "active_nav": "dashboard",
+        "school": school,
+        "purpose": purpose,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "query": query,
+        "filtered": bool(query),
+        "has_pupils": Pupil.objects.filter(school=school).exists(),
+        "groups": group_counts(school, purpose),
+    })
+
+
+@staff_required()
+def pupil_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    pupil = scoped_get_or_404(request, Pupil.objects.select_related("school"), pk=pk)
+    purpose = purpose_for_school(pupil.school)
+    consent = pupil_consent_state(pupil=pupil, purpose=purpose) if purpose else None
+    guardianships = pupil.guardianships.select_related("guardian").order_by("guardian__last_name")
+    decisions = {d.guardian.pk: d for d in consent.decisions} if consent else {}
+    guardians = [
+        {"link": g, "decision": decisions.get(g.guardian_id),
+         "badge": badge(decisions[g.guardian_id].state, decisions[g.guardian_id].renewal_needed)
+         if g.guardian_id in decisions else None}
+        for g in guardianships
+    ]
+    events = (
+        ConsentEvent.objects.filter(pupil=pupil)
+        .select_related("guardian", "recorded_by", "purpose")
+        .order_by("-created_at", "-id")
+    )
+    scope_roles = scope_for(request).roles_at_school(pupil.school_id)
+    return render(request, "consent/staff/pupil_detail.html", {
+        "active_nav": "dashboard",
+        "pupil": pupil,
+        "school": pupil.school,
+        "purpose": purpose,
+        "consent": consent,
+        "badge": badge(consent.state, consent.renewal_needed) if consent else None,
+        "guardians": guardians,
+        "groups": pupil.groups.order_by("name"),
+        "events": events,
+        "may_record": bool(scope_roles & RECORDING_ROLES) and purpose is not None,
+    })
+
+
+@staff_required()
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = scoped_get_or_404(
+        request,
+        ConsentEvent.objects.select_related("pupil__school", "guardian", "recorded_by", "notice", "purpose"),
+        school_path="pupil__school",
+        pk=pk,
+    )
+    guardianship = Guardianship.objects.filter(guardian=event.guardian, pupil=event.pupil).first()
+    return render(request, "consent/staff/event_detail.html", {
+        "active_nav": "dashboard",
+        "event": event,
+        "pupil": event.pupil,
+        "school": event.pupil.school,
+        "guardianship": guardianship,
+        "hash_verifies": event.notice.hash_verifies() and event.notice.sha256 == event.notice_sha256,
+    })
+
+
+@staff_required()
+def event_attachment(request: HttpRequest, pk: int) -> FileResponse:
+    event = scoped_get_or_404(request, ConsentEvent.objects.all(), school_path="pupil__school", pk=pk)
+    if not event.attachment:
+        raise Http404
+    filename = event.attachment.name.rsplit("/", 1)[-1]
+    # Always a download, never rendered inline: a saved email or PDF from outside is untrusted content.
+    response = FileResponse(event.attachment.open("rb"), as_attachment=True, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@staff_required()
+def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    guardian = scoped_get_or_404(request, Guardian.objects.select_related("school"), pk=pk)
+    guardianships = guardian.guardianships.select_related("pupil").order_by("pupil__last_name", "pupil__first_name")
+    purpose = purpose_for_school(guardian.school)
+    states = pupils_consent_states(pupils=[g.pupil_id for g in guardianships], purpose=purpose) if purpose else {}
+    children = [
+        {"link": g, "badge": badge(states[g.pupil_id].state, states[g.pupil_id].renewal_needed) if purpose else None}
+        for g in guardianships
+    ]
+    scope_roles = scope_for(request).roles_at_school(guardian.school_id)
+    return render(request, "consent/staff/guardian_detail.html", {
+        "active_nav": "dashboard",
+        "guardian": guardian,
+        "school": guardian.school,
+        "children": children,
+        "may_edit": bool(scope_roles & EDIT_ROLES),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def guardian_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    guardian = scoped_get_or_404(request, Guardian.objects.select_related("school"), roles=EDIT_ROLES, pk=pk)
+    form = GuardianContactForm(request.POST or None, instance=guardian, school=guardian.school)
+    if request.method == "POST" and form.is_valid():
+        if form.changed_data:
+            form.save()
+            # Field names only: the audit trail must not become a second copy of parents' contact details.
+            audit_log(actor=request.user, action="registry.guardian_updated", obj=guardian,
+                      school=guardian.school, data={"changed": sorted(form.changed_data)})
+            messages.success(request, f"Contact details of {guardian} saved.")
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect("consent:guardian", pk=guardian.pk)
+    return render(request, "consent/staff/guardian_edit.html", {
+        "active_nav": "dashboard", "guardian": guardian, "school": guardian.school, "form": form,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consent_record(request: HttpRequest, pk: int) -> HttpResponse:
+    pupil = scoped_get_or_404(request, Pupil.objects.select_related("school"), roles=RECORDING_ROLES, pk=pk)
+    purpose = purpose_for_school(pupil.school)
+    notice = purpose.current_notice() if purpose else None
+    if notice is None:
+        messages.error(request, "Publish the consent notice before recording decisions.")
+        return redirect("consent:pupil", pk=pupil.pk)
+    form = ConsentRecordForm(request.POST or None, request.FILES or None, pupil=pupil,
+                             initial={"received_on": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            consent_record_by_staff(
+                staff=request.user, guardian=data["guardian"], pupil=pupil, notice=notice,
+                kind=data["kind"], channel=data["channel"], received_on=data["received_on"],
+                note=data["note"], attachment=data["attachment"] or None, attestation=data["attestation"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            kind = ConsentEvent.Kind(data["kind"]).label.lower()
+            messages.success(request, f"Recorded: {kind} by {data['guardian']} for {pupil}.")
+            return redirect("consent:pupil", pk=pupil.pk)
+    return render(request, "consent/staff/consent_record.html", {
+        "active_nav": "dashboard", "pupil": pupil, "school": pupil.school, "form": form, "notice": notice,
+    })
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)

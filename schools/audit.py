@@ -50,6 +50,7 @@ ACTION_LABELS: dict[str, str] = {
     "consent.withdrawn": "withdrew consent",
     "consent.recorded_by_staff": "recorded a consent decision received by email, paper or phone",
     "consent.lapsed": "let a consent lapse after its renewal deadline",
+    "registry.guardian_updated": "changed a guardian's contact details",
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 
 from .conftest import sign_in
+from .consent.consent_setup import decided_family, guardian_of, pupil_at
 
 PERSONAS = ("anonymous", "headteacher", "teacher", "office", "dpo", "siro", "org_admin", "other_teacher")
 
@@ -36,6 +37,7 @@ def everyone(status: int = 200, **overrides) -> dict[str, int]:
 
 
 AUDIT_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200)
+REGISTRY_EDITORS = everyone(403, headteacher=200, office=200, org_admin=200, other_teacher=404)
 
 MATRIX = [
     Row("schools:dashboard", everyone()),
@@ -49,6 +51,29 @@ MATRIX = [
     Row("outbox:list", everyone(403, headteacher=200, office=200, org_admin=200)),
     # The test settings run in demo mode; outside it the demo mailbox answers 404 (tests/outbox).
     Row("outbox:demo-mailbox", everyone()),
+    # The consent registry: everyone at the school reads; the office, the headteacher and the
+    # organisation admin change; another school's pupils, guardians and evidence do not exist.
+    Row("consent:pupils", everyone(other_teacher=404), kwargs=lambda p: {"school_pk": p.school.pk}),
+    Row("consent:pupils", everyone(404, other_teacher=200), kwargs=lambda p: {"school_pk": p.other_school.pk}),
+    Row("consent:pupil", everyone(other_teacher=404), kwargs=lambda p: {"pk": decided_family(p.school)[1].pk}),
+    Row("consent:pupil", everyone(404, other_teacher=200),
+        kwargs=lambda p: {"pk": pupil_at(p.other_school).pk}),
+    Row("consent:record", REGISTRY_EDITORS, kwargs=lambda p: {"pk": decided_family(p.school)[1].pk}),
+    Row("consent:record", everyone(404, other_teacher=403),
+        kwargs=lambda p: {"pk": decided_family(p.other_school)[1].pk}),
+    Row("consent:guardian", everyone(other_teacher=404),
+        kwargs=lambda p: {"pk": decided_family(p.school)[2].pk}),
+    Row("consent:guardian", everyone(404, other_teacher=200),
+        kwargs=lambda p: {"pk": guardian_of(pupil_at(p.other_school)).pk}),
+    Row("consent:guardian-edit", REGISTRY_EDITORS, kwargs=lambda p: {"pk": decided_family(p.school)[2].pk}),
+    Row("consent:guardian-edit", everyone(404, other_teacher=403),
+        kwargs=lambda p: {"pk": guardian_of(pupil_at(p.other_school)).pk}),
+    Row("consent:event", everyone(other_teacher=404), kwargs=lambda p: {"pk": decided_family(p.school)[3].pk}),
+    Row("consent:event", everyone(404, other_teacher=200),
+        kwargs=lambda p: {"pk": decided_family(p.other_school)[3].pk}),
+    # An event without an attachment has nothing to download; the download itself is tested with a
+    # temporary media root in tests/consent/test_registry_pages.py.
+    Row("consent:event-attachment", everyone(404), kwargs=lambda p: {"pk": decided_family(p.school)[3].pk}),
 ]
 
 

@@ -33,3 +33,16 @@ def guardian_of(*pupils: Pupil, parental_responsibility: bool = True, guardian: 
 def counts() -> tuple[int, int, int]:
     """Events, status rows and audit entries: what a refused change must leave untouched."""
     return ConsentEvent.objects.count(), ConsentStatus.objects.count(), AuditEntry.objects.count()
+
+
+def decided_family(school, *, kind: str = "given"):
+    """A pupil with one guardian who has decided through their link on a published notice: the objects a
+    registry page needs. Returns (notice, pupil, guardian, event)."""
+    from consent.services import consent_give, consent_refuse
+
+    notice = publish(purpose_for(school))
+    pupil = pupil_at(school)
+    guardian = guardian_of(pupil)
+    decide = consent_give if kind == "given" else consent_refuse
+    event = decide(guardian=guardian, pupil=pupil, notice=notice, attestation=True)
+    return notice, pupil, guardian, event
