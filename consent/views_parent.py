@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
+from axes.helpers import get_client_ip_address
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -63,7 +64,9 @@ def no_referrer_csrf_protect(view: Callable) -> Callable:
 
 
 def _bad_token_key(request: HttpRequest) -> str:
-    return f"parent-link:bad-token:{request.META.get('REMOTE_ADDR', '')}"
+    # The client address exactly as the sign-in lockout (django-axes) sees it, so that making axes see
+    # through the reverse proxy fixes both; keyed on the proxy's own address, every parent shares a count.
+    return f"parent-link:bad-token:{get_client_ip_address(request) or ''}"
 
 
 def _generic_page(request: HttpRequest, status: int) -> HttpResponse:

@@ -289,3 +289,4 @@ def test_consent_given_on_an_older_notice_can_be_renewed_from_the_page(client, f
     assert "Save my answer for Ada" in client.get(family["path"]).content.decode()
     assert give(client, family).status_code == 302
     assert ConsentStatus.objects.get().last_event.notice_version == 2
+
