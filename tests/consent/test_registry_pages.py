@@ -10,8 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from consent.models import ConsentEvent, Guardian
-from consent.services import consent_give, consent_record_by_staff, consent_refuse, consent_withdraw
+from consent.models import ConsentEvent, Guardian, Guardianship, Pupil
+from consent.services import (
+    consent_give,
+    consent_record_by_staff,
+    consent_refuse,
+    consent_withdraw,
+    pupils_consent_states,
+)
+from consent.views_staff import with_effective_state
 from schools.models import AuditEntry
 from tests.conftest import sign_in
 from tests.factories import GroupFactory
@@ -283,3 +290,32 @@ def test_another_schools_objects_answer_404(client, personas):
         assert client.get(reverse(name, kwargs={"pk": pk})).status_code == 404, name
     url = reverse("consent:pupils", kwargs={"school_pk": personas.other_school.pk})
     assert client.get(url).status_code == 404
+
+
+def test_the_sql_status_agrees_with_the_services_rule_for_several_guardians(personas, notice):
+    school = personas.school
+    mother_only = pupil_at(school)
+    mother = guardian_of(mother_only)
+    consent_give(guardian=mother, pupil=mother_only, notice=notice, attestation=True)
+    # Consent from someone who has since lost parental responsibility no longer counts.
+    lost = pupil_at(school)
+    former = guardian_of(lost)
+    consent_give(guardian=former, pupil=lost, notice=notice, attestation=True)
+    Guardianship.objects.filter(guardian=former, pupil=lost).update(parental_responsibility=False)
+    # A "no" from either guardian wins over the other's "yes".
+    split = pupil_at(school)
+    yes, no = guardian_of(split), guardian_of(split)
+    consent_give(guardian=yes, pupil=split, notice=notice, attestation=True)
+    consent_refuse(guardian=no, pupil=split, notice=notice)
+    # A decision by someone no longer linked to the pupil does not count at all.
+    unlinked = pupil_at(school)
+    gone = guardian_of(unlinked)
+    consent_refuse(guardian=gone, pupil=unlinked, notice=notice)
+    Guardianship.objects.filter(guardian=gone, pupil=unlinked).delete()
+
+    pupils = Pupil.objects.filter(school=school)
+    expected = pupils_consent_states(pupils=pupils, purpose=notice.purpose)
+    annotated = {p.pk: (p.effective_state, p.renewal_needed) for p in with_effective_state(pupils, notice.purpose)}
+    assert annotated == {pk: (c.state, c.renewal_needed) for pk, c in expected.items()}
+    assert annotated[lost.pk][0] == "none" and annotated[split.pk][0] == "refused"
+    assert annotated[unlinked.pk][0] == "none"
