@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
-from axes.helpers import get_client_ip_address
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +19,8 @@ from django.urls import reverse
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
+
+from lib.client_ip import client_ip
 
 from .links import guardian_link_resolve
 from .models import ConsentEvent, ConsentState, ConsentStatus, GuardianLink, Notice, Pupil
@@ -66,7 +67,7 @@ def no_referrer_csrf_protect(view: Callable) -> Callable:
 def _bad_token_key(request: HttpRequest) -> str:
     # The client address exactly as the sign-in lockout (django-axes) sees it, so that making axes see
     # through the reverse proxy fixes both; keyed on the proxy's own address, every parent shares a count.
-    return f"parent-link:bad-token:{get_client_ip_address(request) or ''}"
+    return f"parent-link:bad-token:{client_ip(request) or ''}"
 
 
 def _generic_page(request: HttpRequest, status: int) -> HttpResponse:
