@@ -286,7 +286,7 @@ def consent_record(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Publish the consent notice before recording decisions.")
         return redirect("consent:pupil", pk=pupil.pk)
     form = ConsentRecordForm(request.POST or None, request.FILES or None, pupil=pupil,
-                             initial={"received_on": timezone.localdate()})
+                             initial={"received_on": timezone.now().astimezone(pupil.school.tz).date()})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
