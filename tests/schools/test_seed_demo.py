@@ -49,6 +49,21 @@ def test_demo_data_is_the_seed_federation_and_running_it_twice_changes_nothing(s
         assert membership.user.totpdevice_set.filter(confirmed=True).exists()
     assert User.objects.get(username="head").check_password("gatehouse-demo")
 
+    # The seed's consent process: a published notice, and email replies recorded by the office, each
+    # confirmed to the parent with their personal link (what a newcomer opens from the demo mailbox).
+    from consent.models import ConsentEvent, Notice
+    from outbox.models import OutboxMessage
+
+    notice = Notice.objects.get()
+    assert notice.version == 1 and notice.hash_verifies()
+    events = ConsentEvent.objects.all()
+    assert events.count() == 12
+    assert {e.recorded_by.username for e in events} == {"office"}
+    assert {e.channel for e in events} == {ConsentEvent.Channel.EMAIL_REPLY}
+    confirmations = OutboxMessage.objects.filter(template="consent-confirmation")
+    assert confirmations.count() == 12
+    assert all("/p/" in m.body_text for m in confirmations)
+
     out = capsys.readouterr().out
     assert "password for all: gatehouse-demo" in out
     for username in ("head", "teacher", "office", "teacher.dhoon", "dpo", "siro", "orgadmin"):

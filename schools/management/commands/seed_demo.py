@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 from accounts.services import backup_codes_generate
-from consent.models import Group, Guardian, Guardianship, Pupil
+from consent import notice_template
+from consent.models import ConsentEvent, Group, Guardian, Guardianship, Notice, Pupil, Purpose
+from consent.services import consent_record_by_staff, notice_publish
 from schools.audit import audit_log
 from schools.models import TWO_FACTOR_ROLES, Membership, Organisation, Role, School
 
@@ -92,6 +95,8 @@ class Command(BaseCommand):
                 schools[slug] = school
                 self._registry(school, pupil_count)
             logins = [self._staff(member, organisation, schools) for member in STAFF]
+            notice = self._notice(organisation)
+            self._replies(schools["laxey"], notice, office=User.objects.get(username="office"))
             if created:
                 audit_log(actor=None, action="demo.seeded", obj=organisation,
                           data={"schools": [s.name for s in schools.values()]})
@@ -180,6 +185,39 @@ class Command(BaseCommand):
             login["totp_secret"] = base64.b32encode(bytes.fromhex(key)).decode()
             login["backup_codes"] = backup_codes_generate(user=user, actor=None)
         return login
+
+    def _notice(self, organisation: Organisation) -> Notice:
+        """The seed letter, protocol and privacy notice, published as version 1."""
+        purpose, _ = Purpose.objects.get_or_create(
+            organisation=organisation, slug=notice_template.PURPOSE_SLUG,
+            defaults={"name": notice_template.PURPOSE_NAME},
+        )
+        current = purpose.current_notice()
+        if current is not None:
+            return current
+        draft = Notice.objects.create(
+            purpose=purpose, letter=notice_template.LETTER, protocol=notice_template.PROTOCOL,
+            privacy_notice=notice_template.PRIVACY_NOTICE,
+        )
+        return notice_publish(notice=draft, actor=None, material_change=False)
+
+    def _replies(self, school: School, notice: Notice, *, office: User) -> None:
+        """As in the seed: a few parents replied "I agree" by email and the office recorded it. Each
+        recording queues a confirmation email carrying the parent's personal link (demo mailbox)."""
+        if ConsentEvent.objects.filter(pupil__school=school).exists():
+            return
+        guardianships = (
+            Guardianship.objects.filter(pupil__school=school, parental_responsibility=True)
+            .select_related("guardian", "pupil").order_by("pupil__mis_id")[:12]
+        )
+        today = timezone.localdate()
+        for index, link in enumerate(guardianships):
+            consent_record_by_staff(
+                staff=office, guardian=link.guardian, pupil=link.pupil, notice=notice,
+                kind=ConsentEvent.Kind.REFUSED if index % 4 == 3 else ConsentEvent.Kind.GIVEN,
+                channel=ConsentEvent.Channel.EMAIL_REPLY, received_on=today, attestation=True,
+                note="Demo: reply to the letter recorded by the office.",
+            )
 
     def _print(self, organisation, schools, logins) -> None:
         out = self.stdout
