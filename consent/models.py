@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from lib.models import AppendOnlyModel
 from schools.models import Organisation, School
 
 
@@ -262,15 +263,7 @@ def validate_evidence_attachment(file) -> None:
         raise ValidationError("The file's contents do not match its name.")
 
 
-class ConsentEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Consent events are append-only.")
-
-    def delete(self):
-        raise TypeError("Consent events are append-only.")
-
-
-class ConsentEvent(models.Model):
+class ConsentEvent(AppendOnlyModel):
     """One decision, or one change the system made (a lapse): the evidence, append-only.
 
     Who: the guardian, and `recorded_by` when a member of staff recorded it. When: `created_at`, and
@@ -315,7 +308,6 @@ class ConsentEvent(models.Model):
     user_agent_family = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
-    objects = ConsentEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["guardian", "pupil", "purpose", "id"]
@@ -324,13 +316,6 @@ class ConsentEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.pupil} by {self.guardian}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("Consent events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Consent events are append-only.")
 
 
 class ConsentStatus(models.Model):

@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from lib.models import AppendOnlyModel
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -117,15 +119,7 @@ class Membership(models.Model):
         return self.school_id is None
 
 
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Audit entries are append-only.")
-
-    def delete(self):
-        raise TypeError("Audit entries are append-only.")
-
-
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One state change, by anyone. Append-only and hash-chained: each entry's hash covers its own
     fields and the previous entry's hash, so an edited or deleted row breaks the chain from there on
     (`manage.py audit_verify` names the first broken entry).
@@ -154,8 +148,6 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
-    objects = AuditQuerySet.as_manager()
-
     class Meta:
         ordering = ["-seq"]
         verbose_name_plural = "audit entries"
@@ -167,14 +159,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_label}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("Audit entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Audit entries are append-only.")
 
     @property
     def object_is_actor(self) -> bool:
