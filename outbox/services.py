@@ -71,9 +71,12 @@ def outbox_visible_to(scope: StaffScope) -> QuerySet:
     for organisation roles. (A headteacher does not see another school's mail, nor the organisation's.)"""
     schools = scope.schools_where(OUTBOX_ROLES)
     organisations = [oid for oid, roles in scope.roles_by_organisation.items() if roles & OUTBOX_ROLES]
-    return OutboxMessage.objects.filter(
-        Q(school_id__in=schools) | Q(school__isnull=True, organisation_id__in=organisations)
-    )
+    return OutboxMessage.objects.filter(_belonging_to(schools, organisations))
+
+
+def _belonging_to(school_ids: Iterable[int], organisation_ids: Iterable[int]) -> Q:
+    """Messages of these schools, and organisation-wide messages of these organisations."""
+    return Q(school_id__in=list(school_ids)) | Q(school__isnull=True, organisation_id__in=list(organisation_ids))
 
 
 @lru_cache(maxsize=2)
@@ -601,11 +604,7 @@ def outbox_failed_count(
 ) -> int:
     """Failed messages of these schools (and organisation-wide ones of these organisations), for the
     dashboard. One query."""
-    condition = Q(school_id__in=list(school_ids))
-    organisation_ids = list(organisation_ids)
-    if organisation_ids:
-        condition |= Q(school__isnull=True, organisation_id__in=organisation_ids)
-    failed = OutboxMessage.objects.filter(condition, status=Status.FAILED)
+    failed = OutboxMessage.objects.filter(_belonging_to(school_ids, organisation_ids), status=Status.FAILED)
     if since is not None:
         failed = failed.filter(created_at__gte=since)
     return failed.count()

@@ -16,7 +16,7 @@ from schools.scope import scope_for, scoped_get_or_404, staff_required
 
 from .forms import OutboxFilterForm
 from .models import OutboxMessage
-from .services import OUTBOX_ROLES, outbox_failed_count, outbox_retry, outbox_visible_to
+from .services import OUTBOX_ROLES, outbox_retry, outbox_visible_to
 
 PAGE_SIZE = 50
 # Everything but the bodies: the outbox page never shows them (they hold parents' links and passwords).
@@ -43,10 +43,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query.urlencode(),
             "school_names": dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name")),
-            "failed_count": outbox_failed_count(
-                school_ids=scope.schools_where(OUTBOX_ROLES),
-                organisation_ids=[oid for oid, r in scope.roles_by_organisation.items() if r & OUTBOX_ROLES],
-            ),
+            "failed_count": outbox_visible_to(scope).filter(status=OutboxMessage.Status.FAILED).count(),
         },
     )
 
