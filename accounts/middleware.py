@@ -50,6 +50,8 @@ class TwoFactorRequiredMiddleware:
         elif user_requires_two_factor(user):
             target = "accounts:two-factor-setup"
         else:
+            # Known now; the page layout asks the same question (schools.context_processors).
+            request.second_factor_pending = False
             return None
         url = reverse(target)
         if request.method in ("GET", "HEAD"):

@@ -9,7 +9,7 @@ def gatehouse(request):
     user = getattr(request, "user", None)
     signed_in = bool(user is not None and user.is_authenticated)
     # Past the password but not yet past the second factor: the only way on is the code page.
-    show_navigation = signed_in and not _second_factor_pending(user)
+    show_navigation = signed_in and not _second_factor_pending(request)
     roles = scope_for(request).roles if show_navigation else frozenset()
     return {
         "DEMO_MODE": settings.DEMO_MODE,
@@ -23,9 +23,12 @@ def gatehouse(request):
     }
 
 
-def _second_factor_pending(user) -> bool:
+def _second_factor_pending(request) -> bool:
     from accounts.services import user_has_second_factor
 
-    if user.is_verified():
+    if request.user.is_verified():
         return False
-    return user_has_second_factor(user) or user_requires_two_factor(user)
+    known = getattr(request, "second_factor_pending", None)  # set by TwoFactorRequiredMiddleware
+    if known is not None:
+        return known
+    return user_has_second_factor(request.user) or user_requires_two_factor(request.user)

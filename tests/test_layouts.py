@@ -67,3 +67,19 @@ def test_navigation_is_hidden_until_the_second_factor_is_passed(client, personas
 def test_favicon_ico_points_at_the_vendored_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("img/favicon.svg")
+
+
+@pytest.mark.django_db
+def test_a_teacher_without_a_second_factor_sees_navigation_without_asking_twice(client, personas):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.teacher)
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(reverse("schools:dashboard")).content.decode()
+    assert "Sign out" in body and reverse("schools:dashboard") in body
+    device_lookups = [q for q in queries.captured_queries if "otp_totp_totpdevice" in q["sql"]]
+    assert len(device_lookups) == 1
