@@ -286,6 +286,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Long waits live in the database; beat only wakes the sweepers up every minute.
     "outbox-sweep": {"task": "outbox.tasks.outbox_sweep", "schedule": 60.0},
+    # Each finds what is due by comparing times, so a missed or doubled beat does no harm.
+    "consent-lapse": {"task": "consent.tasks.consent_lapse", "schedule": 3600.0},
+    "consent-reminders": {"task": "consent.tasks.consent_reminders", "schedule": 3600.0},
+    "consent-retention": {"task": "consent.tasks.retention", "schedule": 3600.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.

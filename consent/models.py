@@ -6,14 +6,16 @@ consent events and the one derived status row per guardian, pupil and purpose.
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from lib.crypto import EncryptedTextField
 from lib.models import AppendOnlyModel
 from schools.models import Organisation, School
 
@@ -50,6 +52,10 @@ class Pupil(models.Model):
     last_name = models.CharField(max_length=100)
     year_group = models.CharField(max_length=40, blank=True)
     left_on = models.DateField(null=True, blank=True, help_text="Set when a full import no longer lists them.")
+    # Set by the retention schedule: everything but what the consent evidence needs has been erased,
+    # and the rest (the pupil, their guardians' names and the events) goes on `evidence_delete_on`.
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
+    evidence_delete_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +79,7 @@ class Guardian(models.Model):
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True)
     pupils = models.ManyToManyField(Pupil, through="Guardianship", related_name="guardians")
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -132,6 +139,14 @@ class Purpose(models.Model):
         max_length=40,
         choices=GuardiansRule.choices,
         default=GuardiansRule.ANY_MAY_CONSENT_REFUSAL_WINS,
+    )
+    reminder_interval_days = models.PositiveSmallIntegerField(
+        "days between reminders", default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+    )
+    max_reminders = models.PositiveSmallIntegerField(
+        "reminders at most", default=3, validators=[MaxValueValidator(10)],
+        help_text="After the first request; 0 sends no reminders.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -373,3 +388,171 @@ class GuardianLink(models.Model):
 
     def may_give(self, now=None) -> bool:
         return (now or timezone.now()) < self.give_until
+
+
+# --- Imports from the school's MIS -----------------------------------------------------------------
+
+
+class ImportRun(models.Model):
+    """One uploaded roster: planned (preview), then applied on confirmation, all or nothing.
+
+    The upload is kept, encrypted, so that confirming re-reads and re-plans exactly the file that was
+    previewed (the registry may have changed meanwhile); it is erased once the run is applied, failed
+    or discarded, and by the retention task after a day in any case.
+    """
+
+    class Format(models.TextChoices):
+        CSV = "csv", "MIS export (CSV)"
+        ONEROSTER = "oneroster", "OneRoster 1.2 bundle (zip)"
+
+    class Status(models.TextChoices):
+        INVALID = "invalid", "Has errors"
+        PLANNED = "planned", "Ready to confirm"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        APPLIED = "applied", "Imported"
+        FAILED = "failed", "Failed"
+        DISCARDED = "discarded", "Discarded"
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="import_runs")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    format = models.CharField(max_length=20, choices=Format.choices, default=Format.CSV)
+    full_import = models.BooleanField(
+        default=False, help_text="A full import marks pupils it does not list as left."
+    )
+    filename = models.CharField(max_length=255)
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField("SHA-256", max_length=64)
+    # base64 of the uploaded bytes, encrypted at rest; emptied when the run ends.
+    content = EncryptedTextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import of {self.filename} ({self.get_status_display()})"
+
+
+# --- Consent requests and their reminders ------------------------------------------------------------
+
+
+class ConsentRequest(models.Model):
+    """One guardian asked to decide on one notice version: the first email, then capped reminders.
+
+    Every email is an `OutboxMessage` related to this row, so its delivery status shows per guardian.
+    `next_reminder_at` is when the reminder task may next write to them; it is cleared when the guardian
+    has answered for every child or the purpose's cap is reached (`closed_at`, `closed_reason`).
+    """
+
+    class Closed(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        CAP_REACHED = "cap_reached", "All reminders sent"
+        NO_LONGER_NEEDED = "no_longer_needed", "No longer needed"
+
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="consent_requests")
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="consent_requests")
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="consent_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    next_reminder_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=20, choices=Closed.choices, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "notice"], name="consent_request_once_per_notice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent request #{self.pk}"
+
+
+# --- Parents' rights ----------------------------------------------------------------------------------
+
+
+class RightsRequest(models.Model):
+    """A parent's request about the data held on them and their children (GDPR arts. 15–18): access,
+    correction, deletion or suppression. The school must answer within one calendar month (`due_on`).
+
+    The guardian is kept by label as well as by key, so that the request's record survives the
+    retention schedule's deletion of the guardian.
+    """
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "Access (a copy of everything held)"
+        CORRECTION = "correction", "Correction"
+        DELETION = "deletion", "Deletion"
+        SUPPRESSION = "suppression", "Suppression (stop using the data)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        REFUSED = "refused", "Refused"
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="rights_requests")
+    guardian = models.ForeignKey(
+        Guardian, on_delete=models.SET_NULL, null=True, blank=True, related_name="rights_requests"
+    )
+    guardian_label = models.CharField(max_length=300)
+    pupil = models.ForeignKey(Pupil, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    details = EncryptedTextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    due_on = models.DateField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    response = EncryptedTextField(blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["due_on", "received_at"]
+        indexes = [models.Index(fields=["school", "status", "due_on"], name="rights_request_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request #{self.pk}"
+
+
+# --- Retention ---------------------------------------------------------------------------------------
+
+
+class RetentionSchedule(models.Model):
+    """How long the organisation keeps a leaver's data (design.md, "Rights and retention").
+
+    In `leaver_month` after a pupil leaves (default: the August after), the pupil's and their
+    guardians' personal data is erased, except what the consent evidence needs; that evidence is kept
+    `evidence_years` more, then deleted with the pupil. Applied daily by `consent.tasks.retention_run`;
+    `manage.py retention_apply --dry-run` shows what the next run would do.
+    """
+
+    MONTHS = [(n, date(2000, n, 1).strftime("%B")) for n in range(1, 13)]
+
+    organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="retention")
+    leaver_month = models.PositiveSmallIntegerField(
+        "month after leaving when data is erased", choices=MONTHS, default=8,
+    )
+    evidence_years = models.PositiveSmallIntegerField(
+        "years consent evidence is kept after that", default=6,
+        validators=[MinValueValidator(1), MaxValueValidator(25)],
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Retention schedule of {self.organisation}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_staff
+from . import urls_exports, urls_imports, urls_notices, urls_requests, urls_rights, views_staff
 
 app_name = "consent"
 
@@ -13,3 +13,8 @@ urlpatterns = [
     path("events/<int:pk>/", views_staff.event_detail, name="event"),
     path("events/<int:pk>/attachment/", views_staff.event_attachment, name="event-attachment"),
 ]
+
+urlpatterns += (
+    urls_imports.urlpatterns + urls_notices.urlpatterns + urls_requests.urlpatterns
+    + urls_exports.urlpatterns + urls_rights.urlpatterns
+)

@@ -51,6 +51,23 @@ ACTION_LABELS: dict[str, str] = {
     "consent.recorded_by_staff": "recorded a consent decision received by email, paper or phone",
     "consent.lapsed": "let a consent lapse after its renewal deadline",
     "registry.guardian_updated": "changed a guardian's contact details",
+    "import.uploaded": "uploaded a roster file to import",
+    "import.discarded": "discarded a roster file without importing it",
+    "import.failed": "had an import fail",
+    "consent.notice_draft_saved": "saved a draft of the consent notice",
+    "consent.notice_draft_discarded": "discarded a draft of the consent notice",
+    "consent.requests_sent": "sent consent requests to parents",
+    "consent.reminder_sent": "sent a consent reminder",
+    "consent.purpose_updated": "changed a consent purpose's settings",
+    "registry.exported": "exported the consent register",
+    "rights.requested": "made a request about their data",
+    "rights.recorded_by_staff": "recorded a parent's request about their data",
+    "rights.status_changed": "changed the status of a parent's request",
+    "rights.responded": "answered a parent's request",
+    "rights.data_downloaded": "downloaded the data held about them",
+    "rights.contact_suppressed": "suppressed a parent's data",
+    "retention.applied": "applied the retention schedule",
+    "retention.schedule_updated": "changed the retention schedule",
 }
 
 

@@ -5,39 +5,13 @@ Expected codes: 200 allowed; 302 sent to sign in (anonymous); 403 inside the sco
 404 outside the scope (another school's object: its existence must not leak).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import pytest
 from django.urls import reverse
 
 from .conftest import sign_in
+from .consent import matrix_exports, matrix_imports, matrix_notices, matrix_requests, matrix_rights
 from .consent.consent_setup import decided_family, guardian_of, pupil_at
-
-PERSONAS = ("anonymous", "headteacher", "teacher", "office", "dpo", "siro", "org_admin", "other_teacher")
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    expect: dict[str, int]
-    kwargs: Callable = field(default=lambda personas: {})
-    method: str = "get"
-
-    def __post_init__(self):
-        missing = set(PERSONAS) - set(self.expect)
-        assert not missing, f"{self.name}: no expectation for {sorted(missing)}"
-
-
-def everyone(status: int = 200, **overrides) -> dict[str, int]:
-    expect = {persona: status for persona in PERSONAS}
-    expect["anonymous"] = 302
-    expect.update(overrides)
-    return expect
-
-
-AUDIT_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200)
-REGISTRY_EDITORS = everyone(403, headteacher=200, office=200, org_admin=200, other_teacher=404)
+from .matrix import AUDIT_READERS, PERSONAS, REGISTRY_EDITORS, Row, everyone
 
 MATRIX = [
     Row("schools:dashboard", everyone()),
@@ -75,6 +49,11 @@ MATRIX = [
     # temporary media root in tests/consent/test_registry_pages.py.
     Row("consent:event-attachment", everyone(404), kwargs=lambda p: {"pk": decided_family(p.school)[3].pk}),
 ]
+
+
+MATRIX += (
+    matrix_imports.ROWS + matrix_notices.ROWS + matrix_requests.ROWS + matrix_exports.ROWS + matrix_rights.ROWS
+)
 
 
 def _cases():

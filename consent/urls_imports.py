@@ -1,0 +1,3 @@
+"""The import pages: staff URLs, mounted under /registry/ in the `consent` namespace."""
+
+urlpatterns = []

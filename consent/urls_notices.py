@@ -1,0 +1,3 @@
+"""The notice editor: staff URLs, mounted under /registry/ in the `consent` namespace."""
+
+urlpatterns = []

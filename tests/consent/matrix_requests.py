@@ -1,0 +1,5 @@
+"""Consent requests and reminders in the role matrix (gathered by tests/test_role_matrix.py)."""
+
+from tests.matrix import Row
+
+ROWS: list[Row] = []

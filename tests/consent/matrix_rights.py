@@ -1,0 +1,5 @@
+"""The parents' rights requests queue in the role matrix (gathered by tests/test_role_matrix.py)."""
+
+from tests.matrix import Row
+
+ROWS: list[Row] = []
