@@ -80,6 +80,9 @@ class Guardian(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     pupils = models.ManyToManyField(Pupil, through="Guardianship", related_name="guardians")
     archived_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the school grants the guardian's request to suppress (restrict) processing: from then on
+    # nothing but answers to their own requests is sent to them (consent.rights).
+    processing_restricted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -505,6 +508,15 @@ class RightsRequest(models.Model):
         COMPLETED = "completed", "Completed"
         REFUSED = "refused", "Refused"
 
+    class Channel(models.TextChoices):
+        PARENT_LINK = "parent_link", "Parent's personal link"
+        EMAIL = "email", "Email"
+        LETTER = "letter", "Letter"
+        PHONE = "phone", "Phone call"
+        IN_PERSON = "in_person", "In person"
+
+    ACTIVE = (Status.OPEN, Status.IN_PROGRESS)
+
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="rights_requests")
     guardian = models.ForeignKey(
         Guardian, on_delete=models.SET_NULL, null=True, blank=True, related_name="rights_requests"
@@ -513,6 +525,10 @@ class RightsRequest(models.Model):
     pupil = models.ForeignKey(Pupil, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     details = EncryptedTextField(blank=True)
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.PARENT_LINK)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     received_at = models.DateTimeField(default=timezone.now)
     due_on = models.DateField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
@@ -528,6 +544,13 @@ class RightsRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} request #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def is_overdue(self, today: date) -> bool:
+        return self.is_active and self.due_on < today
 
 
 # --- Retention ---------------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='guardian',
+            name='processing_restricted_at',
+            field=models.DateTimeField(blank=True, editable=False, null=True),
+        ),
         migrations.CreateModel(
             name='RightsRequest',
             fields=[
@@ -23,6 +28,7 @@ class Migration(migrations.Migration):
                 ('guardian_label', models.CharField(max_length=300)),
                 ('kind', models.CharField(choices=[('access', 'Access (a copy of everything held)'), ('correction', 'Correction'), ('deletion', 'Deletion'), ('suppression', 'Suppression (stop using the data)')], max_length=20)),
                 ('details', lib.crypto.EncryptedTextField(blank=True)),
+                ('channel', models.CharField(choices=[('parent_link', "Parent's personal link"), ('email', 'Email'), ('letter', 'Letter'), ('phone', 'Phone call'), ('in_person', 'In person')], default='parent_link', max_length=20)),
                 ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('due_on', models.DateField()),
                 ('status', models.CharField(choices=[('open', 'Open'), ('in_progress', 'In progress'), ('completed', 'Completed'), ('refused', 'Refused')], default='open', max_length=20)),
@@ -30,6 +36,7 @@ class Migration(migrations.Migration):
                 ('responded_at', models.DateTimeField(blank=True, null=True)),
                 ('guardian', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rights_requests', to='consent.guardian')),
                 ('pupil', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='consent.pupil')),
+                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('responded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('school', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rights_requests', to='schools.school')),
             ],
