@@ -425,25 +425,45 @@ class ImportRun(models.Model):
     full_import = models.BooleanField(
         default=False, help_text="A full import marks pupils it does not list as left."
     )
+    # For a OneRoster bundle that holds several schools: which of them this school is.
+    org_sourced_id = models.CharField("school's sourcedId in the bundle", max_length=64, blank=True)
     filename = models.CharField(max_length=255)
     size = models.PositiveIntegerField(default=0)
     sha256 = models.CharField("SHA-256", max_length=64)
     # base64 of the uploaded bytes, encrypted at rest; emptied when the run ends.
     content = EncryptedTextField(blank=True)
+    # The preview's per-row actions with the names in the file (JSON), encrypted; emptied with `content`.
+    preview = EncryptedTextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
+    # Set when confirming found the registry changed since the preview: the summary is the new plan's.
+    replanned = models.BooleanField(default=False)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # when a worker claimed it (queued → running)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["school", "-created_at"], name="import_run_school_created")]
 
     def __str__(self) -> str:
         return f"Import of {self.filename} ({self.get_status_display()})"
+
+    @property
+    def is_in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def has_ended(self) -> bool:
+        return self.status in (self.Status.APPLIED, self.Status.FAILED, self.Status.DISCARDED, self.Status.INVALID)
 
 
 # --- Consent requests and their reminders ------------------------------------------------------------
