@@ -68,6 +68,9 @@ class Pupil(models.Model):
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}"
 
+    def audit_repr(self) -> str:
+        return f"Pupil #{self.pk}"
+
 
 class Guardian(models.Model):
     """A parent or carer. No account: they act through personal links emailed to them."""
@@ -96,6 +99,9 @@ class Guardian(models.Model):
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
+    def audit_repr(self) -> str:
+        return f"Parent or carer #{self.pk}"
+
 
 class Guardianship(models.Model):
     class Relationship(models.TextChoices):
@@ -117,6 +123,9 @@ class Guardianship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guardian} ({self.get_relationship_display()}) of {self.pupil}"
+
+    def audit_repr(self) -> str:
+        return f"Parent or carer #{self.guardian_id} of pupil #{self.pupil_id}"
 
 
 # --- Consent: purposes, notices, events and the derived status row -------------------------------
@@ -334,6 +343,9 @@ class ConsentEvent(AppendOnlyModel):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.pupil} by {self.guardian}"
 
+    def audit_repr(self) -> str:
+        return f"{self.get_kind_display()}: pupil #{self.pupil_id} by parent or carer #{self.guardian_id}"
+
 
 
 class ConsentStatus(models.Model):
@@ -363,6 +375,9 @@ class ConsentStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pupil} / {self.guardian}: {self.get_state_display()}"
+
+    def audit_repr(self) -> str:
+        return f"Consent of pupil #{self.pupil_id} by parent or carer #{self.guardian_id}"
 
 
 # --- Parent links ----------------------------------------------------------------------------------

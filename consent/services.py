@@ -204,8 +204,8 @@ def user_agent_family(user_agent: str) -> str:
 
 
 def guardian_actor(guardian: Guardian) -> Actor:
-    label = f"{guardian} (parent or carer)".strip()
-    return Actor(kind=AuditEntry.ActorKind.GUARDIAN, label=label, id=guardian.pk)
+    # By number, never by name: the audit trail outlives the registry's retention period.
+    return Actor(kind=AuditEntry.ActorKind.GUARDIAN, label=f"Parent or carer #{guardian.pk}", id=guardian.pk)
 
 
 def _guardianship(*, guardian: Guardian, pupil: Pupil) -> Guardianship:

@@ -101,7 +101,11 @@ def _actor_fields(actor) -> tuple[str, int | None, str]:
 def _object_fields(obj: Model | None) -> tuple[str, str, str]:
     if obj is None:
         return "", "", ""
-    return obj._meta.label_lower, str(obj.pk), str(obj)[:300]
+    # Audit entries are kept for ever and never change, so objects whose text would name a pupil or a
+    # parent say what they are by number instead (`audit_repr`): erasing the registry then leaves no
+    # name behind in the trail.
+    text = obj.audit_repr() if hasattr(obj, "audit_repr") else str(obj)
+    return obj._meta.label_lower, str(obj.pk), text[:300]
 
 
 def _canonical(data: dict[str, Any] | None) -> dict[str, Any]:

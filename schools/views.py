@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from consent.models import Group, Guardian
 from outbox.models import OutboxMessage
@@ -118,6 +119,20 @@ def _audit_entries_for(scope):
     )
 
 
+# Objects recorded by number (pupils, parents, consent events) link to their page, where the reader's
+# scope decides what they may see (and a deleted object answers 404).
+AUDIT_OBJECT_PAGES = {
+    "consent.pupil": "consent:pupil",
+    "consent.guardian": "consent:guardian",
+    "consent.consentevent": "consent:event",
+}
+
+
+def _audit_object_url(entry: AuditEntry) -> str:
+    name = AUDIT_OBJECT_PAGES.get(entry.object_type)
+    return reverse(name, kwargs={"pk": entry.object_id}) if name and entry.object_id.isdigit() else ""
+
+
 @staff_required(roles=AUDIT_READERS)
 def audit_list(request: HttpRequest) -> HttpResponse:
     scope = scope_for(request)
@@ -127,7 +142,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         entries = form.apply(entries)
     page = Paginator(entries.order_by("-seq"), 50).get_page(request.GET.get("page"))
     school_names = dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name"))
-    rows = [(entry, action_label(entry.action), school_names.get(entry.school_id)) for entry in page]
+    rows = [
+        (entry, action_label(entry.action), school_names.get(entry.school_id), _audit_object_url(entry))
+        for entry in page
+    ]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
