@@ -10,6 +10,12 @@ class AppendOnlyQuerySet(models.QuerySet):
     def delete(self):
         raise TypeError(f"{self.model._meta.verbose_name_plural.capitalize()} are append-only.")
 
+    def retention_delete(self) -> int:
+        """The one sanctioned deletion: evidence whose retention period is over (consent/retention.py).
+        Returns how many rows went."""
+        deleted, _ = super().delete()
+        return deleted
+
 
 class AppendOnlyModel(models.Model):
     """Evidence rows (audit entries, consent events): written once, never updated or deleted by the app.

@@ -1,0 +1,308 @@
+"""Retention: with time moved forward, leavers' data is gone and nothing else is (issue 3, point 10)."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from consent.links import guardian_link_issue, guardian_link_resolve
+from consent.models import (
+    ConsentEvent,
+    ConsentStatus,
+    Guardian,
+    GuardianLink,
+    Guardianship,
+    ImportRun,
+    Pupil,
+    RetentionSchedule,
+    RightsRequest,
+)
+from consent.retention import erase_on, evidence_until, retention_apply, retention_schedule_update
+from consent.services import consent_give, consent_withdraw
+from consent.tasks import retention as retention_task
+from outbox.models import OutboxMessage
+from schools.audit import audit_verify
+from schools.models import AuditEntry
+from tests.factories import GroupFactory
+
+from .consent_setup import guardian_of, publish, pupil_at, purpose_for
+
+pytestmark = pytest.mark.django_db
+
+LEFT = date(2026, 7, 20)
+BEFORE_AUGUST = datetime(2026, 7, 31, 22, 0, tzinfo=UTC)  # 23:00 on 31 July in London
+AUGUST = datetime(2026, 7, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 August in London
+
+
+@pytest.mark.parametrize(("left_on", "month", "expected"), [
+    (date(2026, 7, 20), 8, date(2026, 8, 1)),
+    (date(2026, 7, 31), 8, date(2026, 8, 1)),
+    (date(2026, 8, 1), 8, date(2027, 8, 1)),  # "the August after": not the day they leave
+    (date(2026, 12, 15), 8, date(2027, 8, 1)),
+    (date(2026, 12, 15), 1, date(2027, 1, 1)),
+    (date(2026, 1, 1), 1, date(2027, 1, 1)),
+])
+def test_erase_date_is_the_first_of_the_month_after_leaving(left_on, month, expected):
+    assert erase_on(left_on, month) == expected
+
+
+def test_evidence_is_kept_the_configured_years_after_erasing():
+    assert evidence_until(date(2026, 8, 1), 6) == date(2032, 8, 1)
+    assert evidence_until(date(2028, 2, 29), 1) == date(2029, 2, 28)
+
+
+class World:
+    """One school, with an eye on everything retention may and may not touch:
+
+    - `stayer`: a current pupil; their guardian `shared` also has `sibling`, a leaver with evidence;
+    - `leaver`: left with consent evidence from `parent` (only that child);
+    - `quiet`: left without ever answering; `quiet_parent` has only that child and no evidence.
+    """
+
+    def __init__(self, school):
+        self.school = school
+        self.notice = publish(purpose_for(school))
+        self.group = GroupFactory(school=school)
+        with time_machine.travel(datetime(2026, 3, 1, 12, tzinfo=UTC)):
+            self.stayer = pupil_at(school, first_name="Stella", last_name="Stayer")
+            self.sibling = pupil_at(school, first_name="Simon", last_name="Stayer", left_on=LEFT)
+            self.shared = guardian_of(self.stayer, self.sibling)
+            self.leaver = pupil_at(school, first_name="Lena", last_name="Leaver", left_on=LEFT, year_group="Year 6")
+            self.parent = guardian_of(self.leaver)
+            self.quiet = pupil_at(school, first_name="Quentin", last_name="Quiet", left_on=LEFT)
+            self.quiet_parent = guardian_of(self.quiet)
+            for pupil in (self.stayer, self.sibling, self.leaver, self.quiet):
+                self.group.pupils.add(pupil)
+            consent_give(guardian=self.parent, pupil=self.leaver, notice=self.notice, attestation=True)
+            consent_give(guardian=self.shared, pupil=self.stayer, notice=self.notice, attestation=True)
+            consent_give(guardian=self.shared, pupil=self.sibling, notice=self.notice, attestation=True)
+            self.parent_link = guardian_link_issue(guardian=self.parent, purpose=self.notice.purpose)
+            self.shared_link = guardian_link_issue(guardian=self.shared, purpose=self.notice.purpose)
+            guardian_link_issue(guardian=self.quiet_parent, purpose=self.notice.purpose)
+
+
+def snapshot():
+    """Everything retention could touch, as plain values."""
+    return {
+        "pupils": sorted(Pupil.objects.values_list("pk", "first_name", "mis_id", "year_group", "archived_at")),
+        "guardians": sorted(Guardian.objects.values_list("pk", "last_name", "email", "phone", "archived_at")),
+        "guardianships": sorted(Guardianship.objects.values_list("pk", flat=True)),
+        "memberships": sorted(Pupil.groups.through.objects.values_list("pk", flat=True)),
+        "events": sorted(ConsentEvent.objects.values_list("pk", flat=True)),
+        "statuses": sorted(ConsentStatus.objects.values_list("pk", "state")),
+        "links": sorted(GuardianLink.objects.values_list("pk", flat=True)),
+        "emails": sorted(OutboxMessage.objects.values_list("pk", flat=True)),
+    }
+
+
+@pytest.fixture
+def world(personas):
+    return World(personas.school)
+
+
+def test_nothing_happens_before_the_month_after_leaving(world):
+    before = snapshot()
+    report = retention_apply(now=BEFORE_AUGUST)
+    assert not report.changed
+    assert snapshot() == before
+
+
+def test_in_the_august_after_leaving_leavers_data_is_gone_and_nothing_else_is(world):
+    emails_to_parent = OutboxMessage.objects.filter(recipient=world.parent.email).count()
+    assert emails_to_parent > 0  # the confirmation of their consent
+    stayer_before = Pupil.objects.filter(pk=world.stayer.pk).values().get()
+    shared_before = Guardian.objects.filter(pk=world.shared.pk).values().get()
+
+    report = retention_apply(now=AUGUST)
+
+    # The leaver without evidence and their parent are deleted outright.
+    assert not Pupil.objects.filter(pk=world.quiet.pk).exists()
+    assert not Guardian.objects.filter(pk=world.quiet_parent.pk).exists()
+    # The leaver with evidence keeps only what the evidence needs: their name and their consents.
+    leaver = Pupil.objects.get(pk=world.leaver.pk)
+    assert (leaver.first_name, leaver.last_name) == ("Lena", "Leaver")
+    assert leaver.mis_id == f"archived-{leaver.pk}" and leaver.year_group == ""
+    assert leaver.archived_at is not None and leaver.evidence_delete_on == date(2032, 8, 1)
+    assert not leaver.groups.exists()
+    assert ConsentEvent.objects.filter(pupil=leaver).count() == 1
+    # Their parent has no child left: contact details, links and the emails sent to them go.
+    parent = Guardian.objects.get(pk=world.parent.pk)
+    assert (parent.email, parent.phone, parent.archived_at is not None) == ("", "", True)
+    assert not GuardianLink.objects.filter(guardian=parent).exists()
+    assert guardian_link_resolve(world.parent_link.rsplit("/", 2)[-2]) is None
+    assert not OutboxMessage.objects.filter(recipient=world.parent.email).exists()
+    # The sibling who left is archived, but their guardian still has a child at the school: untouched.
+    assert Pupil.objects.get(pk=world.sibling.pk).archived_at is not None
+    assert Pupil.objects.filter(pk=world.stayer.pk).values().get() == stayer_before
+    assert Guardian.objects.filter(pk=world.shared.pk).values().get() == shared_before
+    assert guardian_link_resolve(world.shared_link.rsplit("/", 2)[-2]) is not None
+    assert ConsentStatus.objects.get(pupil=world.stayer).state == "given"
+    assert world.group.pupils.filter(pk=world.stayer.pk).exists()
+
+    assert sorted(report.pupils_deleted) == [world.quiet.pk]
+    assert sorted(report.pupils_archived) == sorted([world.leaver.pk, world.sibling.pk])
+    assert report.guardians_deleted == [world.quiet_parent.pk]
+    assert report.guardians_archived == [world.parent.pk]
+    entry = AuditEntry.objects.filter(action="retention.applied").get()
+    assert entry.data["pupils_archived"] == 2 and entry.data["pupils_deleted"] == 1
+
+
+def test_a_second_run_the_same_day_changes_nothing(world):
+    retention_apply(now=AUGUST)
+    after_first = snapshot()
+    audit_entries = AuditEntry.objects.count()
+    report = retention_apply(now=AUGUST + timedelta(hours=1))
+    assert not report.changed
+    assert snapshot() == after_first
+    assert AuditEntry.objects.count() == audit_entries
+
+
+def test_a_missed_run_catches_up_years_later(world):
+    retention_apply(now=datetime(2028, 1, 10, 12, tzinfo=UTC))
+    assert Pupil.objects.get(pk=world.leaver.pk).archived_at is not None
+    assert not Pupil.objects.filter(pk=world.quiet.pk).exists()
+
+
+def test_evidence_is_deleted_when_its_period_ends_and_current_families_stay(world):
+    retention_apply(now=AUGUST)
+    just_before = datetime(2032, 7, 31, 22, 0, tzinfo=UTC)
+    assert not retention_apply(now=just_before).changed
+
+    report = retention_apply(now=datetime(2032, 8, 1, 9, tzinfo=UTC))
+
+    assert not Pupil.objects.filter(pk__in=[world.leaver.pk, world.sibling.pk]).exists()
+    assert not ConsentEvent.objects.filter(pupil_id__in=[world.leaver.pk, world.sibling.pk]).exists()
+    assert not Guardian.objects.filter(pk=world.parent.pk).exists()
+    # The shared guardian still has a current child: they, that child and its evidence stay.
+    assert Guardian.objects.filter(pk=world.shared.pk, archived_at__isnull=True).exists()
+    assert ConsentEvent.objects.filter(pupil=world.stayer).count() == 1
+    assert ConsentStatus.objects.get(pupil=world.stayer).state == "given"
+    assert report.events_deleted == 2
+    assert report.guardians_deleted == [world.parent.pk]
+    assert audit_verify()[1] is None
+
+
+def test_the_audit_trail_names_nobody_so_erasing_leaves_no_name_behind(world):
+    retention_apply(now=AUGUST)
+    retention_apply(now=datetime(2032, 8, 2, tzinfo=UTC))
+    names = {"Lena", "Leaver", "Quentin", "Quiet", "Simon", world.parent.last_name, world.parent.email}
+    for entry in AuditEntry.objects.all():
+        text = f"{entry.actor_label} {entry.object_repr} {entry.data}"
+        assert not any(name in text for name in names), (entry.action, text)
+
+
+def test_dry_run_reports_what_the_run_does_and_writes_nothing(world):
+    before = snapshot()
+    audit_entries = AuditEntry.objects.count()
+    dry = retention_apply(now=AUGUST, dry_run=True)
+    assert snapshot() == before
+    assert AuditEntry.objects.count() == audit_entries
+    real = retention_apply(now=AUGUST)
+    assert dry.counts() == real.counts()
+    assert sorted(dry.pupils_archived) == sorted(real.pupils_archived)
+
+    later = datetime(2032, 8, 2, tzinfo=UTC)
+    before = snapshot()
+    dry = retention_apply(now=later, dry_run=True)
+    assert snapshot() == before
+    assert dry.counts() == retention_apply(now=later).counts()
+
+
+def test_the_command_shows_what_the_next_run_would_do(world, capsys):
+    call_command("retention_apply", "--dry-run", "--as-of", "2026-08-01")
+    out = capsys.readouterr().out
+    assert "1  leavers deleted (no consent evidence)" in out
+    assert "2  leavers archived" in out
+    assert f"#{world.leaver.pk}" in out and "2026-07-20" in out
+    assert "Lena" not in out
+    assert Pupil.objects.filter(pk=world.quiet.pk).exists()
+
+
+def test_the_command_refuses_a_date_for_a_real_run(world):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="only goes with --dry-run"):
+        call_command("retention_apply", "--as-of", "2026-08-01")
+    with pytest.raises(CommandError, match="is not a date"):
+        call_command("retention_apply", "--dry-run", "--as-of", "1 August")
+
+
+def test_the_periodic_task_applies_the_schedule(world):
+    with time_machine.travel(AUGUST):
+        counts = retention_task()
+    assert counts["pupils_archived"] == 2
+    assert Pupil.objects.get(pk=world.leaver.pk).archived_at is not None
+
+
+def test_the_organisation_sets_its_own_month_and_period(world, personas):
+    retention_schedule_update(organisation=personas.organisation, actor=personas.org_admin,
+                              leaver_month=12, evidence_years=2)
+    assert not retention_apply(now=AUGUST).changed
+    retention_apply(now=datetime(2026, 12, 1, 12, tzinfo=UTC))
+    assert Pupil.objects.get(pk=world.leaver.pk).evidence_delete_on == date(2028, 12, 1)
+    assert AuditEntry.objects.filter(action="retention.schedule_updated").exists()
+    with pytest.raises(Exception, match="Ensure this value"):
+        retention_schedule_update(organisation=personas.organisation, actor=personas.org_admin,
+                                  leaver_month=12, evidence_years=0)
+    assert RetentionSchedule.objects.get(organisation=personas.organisation).evidence_years == 2
+
+
+def test_a_pupil_brought_back_by_an_import_is_not_erased(world):
+    Pupil.objects.filter(pk=world.quiet.pk).update(left_on=None)
+    retention_apply(now=AUGUST)
+    assert Pupil.objects.get(pk=world.quiet.pk).archived_at is None
+    assert Guardian.objects.get(pk=world.quiet_parent.pk).archived_at is None
+
+
+def test_a_withdrawal_after_leaving_is_kept_as_evidence_too(world):
+    consent_withdraw(guardian=world.parent, pupil=world.leaver, notice=world.notice)
+    retention_apply(now=AUGUST)
+    assert ConsentEvent.objects.filter(pupil=world.leaver).count() == 2
+
+
+def test_a_guardian_with_a_rights_request_is_archived_not_deleted(world):
+    RightsRequest.objects.create(school=world.school, guardian=world.quiet_parent, guardian_label="x",
+                                 kind="access", due_on=date(2026, 8, 20))
+    retention_apply(now=AUGUST)
+    assert Guardian.objects.get(pk=world.quiet_parent.pk).archived_at is not None
+
+
+def test_uploads_revoked_links_and_old_email_bodies_are_erased(world, personas):
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    with time_machine.travel(now - timedelta(days=2)):
+        run = ImportRun.objects.create(school=world.school, filename="roster.csv", sha256="0" * 64, content="YWJj")
+    GuardianLink.objects.filter(guardian=world.shared).update(revoked_at=now - timedelta(days=31))
+    OutboxMessage.objects.update(status="sent", sent_at=now - timedelta(days=31))
+    report = retention_apply(now=now)
+    run.refresh_from_db()
+    assert run.content == ""
+    assert not GuardianLink.objects.filter(guardian=world.shared).exists()
+    message = OutboxMessage.objects.first()
+    assert (message.body_text, message.body_html) == ("", "")
+    assert report.uploads_erased == 1 and report.email_bodies_erased == OutboxMessage.objects.count()
+    assert AuditEntry.objects.filter(action="retention.applied").exists()
+
+
+def test_queries_are_per_batch_not_per_pupil(personas):
+    school = personas.school
+    notice = publish(purpose_for(school))
+
+    def leavers(n):
+        for _ in range(n):
+            pupil = pupil_at(school, left_on=LEFT)
+            guardian = guardian_of(pupil)
+            consent_give(guardian=guardian, pupil=pupil, notice=notice, attestation=True)
+
+    def queries_for_a_run(day):
+        with CaptureQueriesContext(connection) as context:
+            retention_apply(now=day)
+        return len(context)
+
+    leavers(3)
+    few = queries_for_a_run(AUGUST)
+    leavers(30)
+    many = queries_for_a_run(AUGUST + timedelta(days=1))
+    assert many == few
