@@ -90,7 +90,8 @@ def with_effective_state(pupils: QuerySet, purpose: Purpose) -> QuerySet:
 
 
 def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
-    """Per group: pupils on roll, consented, refused, withdrawn, no answer, renewal needed — one query."""
+    """Per group: pupils on roll, consented, refused, withdrawn, lapsed, no answer, renewal needed — one
+    query."""
     pupils = Pupil.objects.filter(school=school, left_on__isnull=True, groups__isnull=False)
     if purpose is None:
         rows = pupils.values("groups").annotate(total=Count("pk", distinct=True))
@@ -103,10 +104,8 @@ def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
                 consented=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.GIVEN)),
                 refused=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.REFUSED)),
                 withdrawn=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.WITHDRAWN)),
-                no_answer=Count(
-                    "pk", distinct=True,
-                    filter=Q(effective_state__in=[ConsentState.NONE, ConsentState.LAPSED]),
-                ),
+                lapsed=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.LAPSED)),
+                no_answer=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.NONE)),
                 renewal=Count("pk", distinct=True, filter=Q(renewal_needed=True)),
             )
         )
@@ -120,6 +119,7 @@ def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
             "consented": row.get("consented", 0),
             "refused": row.get("refused", 0),
             "withdrawn": row.get("withdrawn", 0),
+            "lapsed": row.get("lapsed", 0),
             "no_answer": row.get("no_answer", row.get("total", 0)),
             "renewal": row.get("renewal", 0),
         })

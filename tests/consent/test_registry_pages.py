@@ -13,6 +13,7 @@ from django.utils import timezone
 from consent.models import ConsentEvent, Guardian, Guardianship, Pupil
 from consent.services import (
     consent_give,
+    consent_lapse_due,
     consent_record_by_staff,
     consent_refuse,
     consent_withdraw,
@@ -117,6 +118,15 @@ def test_the_counts_per_group_are_right(client, personas, registry):
     # The leaver is not on roll; P5's consent still counts until the deadline, and needs renewing.
     assert owls == {"total": 3, "consented": 2, "refused": 1, "withdrawn": 0, "no_answer": 0, "renewal": 1}
     assert foxes == {"total": 2, "consented": 0, "refused": 0, "withdrawn": 1, "no_answer": 1, "renewal": 0}
+
+
+def test_a_consent_not_renewed_by_the_deadline_counts_as_lapsed(client, personas, registry):
+    consent_lapse_due(now=timezone.now() + dt.timedelta(days=32))
+    response = _list(client, personas)
+    owls = next(row for row in response.context["groups"] if row["group"].name == "Owls")
+    assert (owls["consented"], owls["lapsed"], owls["no_answer"], owls["renewal"]) == (1, 1, 0, 0)
+    assert b'<td class="text-end count-lapsed">1</td>' in response.content
+    assert sorted(_pupils(_list(client, personas, status="lapsed"))) == ["P5"]
 
 
 def test_an_empty_school_says_to_import_pupils(client, personas):
