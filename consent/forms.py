@@ -3,7 +3,7 @@
 from django import forms
 from django.utils import timezone
 
-from .models import ConsentEvent, ConsentState, Group, Guardian, Pupil, validate_evidence_attachment
+from .models import ConsentEvent, ConsentState, Group, Guardian, Pupil, RetentionSchedule, validate_evidence_attachment
 
 STATUS_CHOICES = [
     ("", "Any status"),
@@ -92,3 +92,13 @@ class ConsentRecordForm(forms.Form):
         if attachment:
             validate_evidence_attachment(attachment)
         return attachment
+
+
+class RetentionScheduleForm(forms.ModelForm):
+    class Meta:
+        model = RetentionSchedule
+        fields = ["leaver_month", "evidence_years"]
+        help_texts = {
+            "leaver_month": "A leaver's personal data is erased on the first day of this month after they leave.",
+            "evidence_years": "Consent evidence (who agreed to what, when) is then kept this many years, 1 to 25.",
+        }

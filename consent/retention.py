@@ -121,6 +121,33 @@ def schedule_for(organisation: Organisation) -> RetentionSchedule:
         return RetentionSchedule(organisation=organisation)
 
 
+@dataclass(frozen=True)
+class RetentionOutlook:
+    """What the schedule will do next in one organisation, for its page: leavers waiting to be erased and
+    archived evidence waiting to be deleted, each by date, soonest first."""
+
+    erase: list[tuple[date, int]]
+    delete_evidence: list[tuple[date, int]]
+    archived: int
+
+
+def retention_outlook(*, organisation: Organisation, schedule: RetentionSchedule) -> RetentionOutlook:
+    erase: dict[date, int] = {}
+    leavers = Pupil.objects.filter(
+        school__organisation=organisation, left_on__isnull=False, archived_at__isnull=True
+    ).values_list("left_on", flat=True)
+    for left_on in leavers.iterator():
+        day = erase_on(left_on, schedule.leaver_month)
+        erase[day] = erase.get(day, 0) + 1
+    archived = Pupil.objects.filter(school__organisation=organisation, archived_at__isnull=False)
+    delete = archived.values("evidence_delete_on").annotate(n=models.Count("pk")).order_by("evidence_delete_on")
+    return RetentionOutlook(
+        erase=sorted(erase.items()),
+        delete_evidence=[(row["evidence_delete_on"], row["n"]) for row in delete],
+        archived=archived.count(),
+    )
+
+
 def retention_schedule_update(*, organisation: Organisation, actor, leaver_month: int, evidence_years: int) -> None:
     with transaction.atomic():
         schedule, _ = RetentionSchedule.objects.select_for_update().get_or_create(organisation=organisation)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import urls_exports, urls_imports, urls_notices, urls_requests, urls_rights, views_staff
+from . import urls_exports, urls_imports, urls_notices, urls_requests, urls_rights, views_retention, views_staff
 
 app_name = "consent"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("guardians/<int:pk>/edit/", views_staff.guardian_edit, name="guardian-edit"),
     path("events/<int:pk>/", views_staff.event_detail, name="event"),
     path("events/<int:pk>/attachment/", views_staff.event_attachment, name="event-attachment"),
+    path("retention/", views_retention.retention_list, name="retention-list"),
+    path("organisations/<int:organisation_pk>/retention/", views_retention.retention_detail, name="retention"),
 ]
 
 urlpatterns += (

@@ -13,6 +13,8 @@ from .consent import matrix_exports, matrix_imports, matrix_notices, matrix_requ
 from .consent.consent_setup import decided_family, guardian_of, pupil_at
 from .matrix import AUDIT_READERS, PERSONAS, REGISTRY_EDITORS, Row, everyone
 
+RETENTION_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200, other_teacher=404)
+
 MATRIX = [
     Row("schools:dashboard", everyone()),
     Row("schools:audit", AUDIT_READERS),
@@ -48,6 +50,14 @@ MATRIX = [
     # An event without an attachment has nothing to download; the download itself is tested with a
     # temporary media root in tests/consent/test_registry_pages.py.
     Row("consent:event-attachment", everyone(404), kwargs=lambda p: {"pk": decided_family(p.school)[3].pk}),
+    # The retention schedule is the organisation's: its admin sets it, those answering for data
+    # protection read it. With one organisation, the list goes straight to it.
+    Row("consent:retention-list", everyone(403, headteacher=302, dpo=302, siro=302, org_admin=302)),
+    Row("consent:retention", RETENTION_READERS, kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+    Row("consent:retention", everyone(404, other_teacher=403),
+        kwargs=lambda p: {"organisation_pk": p.other_school.organisation.pk}),
+    Row("consent:retention", everyone(403, org_admin=200, other_teacher=404), method="post",
+        kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
 ]
 
 

@@ -306,3 +306,44 @@ def test_queries_are_per_batch_not_per_pupil(personas):
     leavers(30)
     many = queries_for_a_run(AUGUST + timedelta(days=1))
     assert many == few
+
+
+def _retention_url(personas):
+    from django.urls import reverse
+
+    return reverse("consent:retention", kwargs={"organisation_pk": personas.organisation.pk})
+
+
+def test_the_page_shows_what_goes_next_and_when(client, personas, world):
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.dpo)
+    response = client.get(_retention_url(personas))
+    assert response.status_code == 200
+    assert response.context["outlook"].erase == [(date(2026, 8, 1), 3)]
+    assert b"1 August" in response.content and b"6 years" in response.content
+    assert b"Save schedule" not in response.content  # the DPO reads; the organisation admin sets it
+
+
+def test_the_organisation_admin_changes_the_schedule_on_its_page(client, personas, world):
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.org_admin)
+    response = client.post(_retention_url(personas), {"leaver_month": "9", "evidence_years": "3"}, follow=True)
+    assert b"Retention schedule saved" in response.content
+    schedule = RetentionSchedule.objects.get(organisation=personas.organisation)
+    assert (schedule.leaver_month, schedule.evidence_years) == (9, 3)
+    assert response.context["outlook"].erase == [(date(2026, 9, 1), 3)]
+
+
+@pytest.mark.parametrize("years", ["0", "26", "many", ""])
+def test_a_bad_schedule_is_refused_with_a_message_and_changes_nothing(client, personas, years):
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.org_admin)
+    audit_entries = AuditEntry.objects.count()
+    response = client.post(_retention_url(personas), {"leaver_month": "8", "evidence_years": years})
+    assert response.status_code == 200
+    assert response.context["form"].errors["evidence_years"]
+    assert not RetentionSchedule.objects.exists()
+    assert AuditEntry.objects.count() == audit_entries
