@@ -108,13 +108,14 @@ def _guardian_entry(guardianship: Guardianship, status: ConsentStatus | None, tz
 
 
 def register_rows(
-    pupil_ids: Sequence[int], *, purpose: Purpose, tz, batch_size: int = BATCH_SIZE
+    pupil_ids: Sequence[int], *, purpose: Purpose, tz, batch_size: int | None = None
 ) -> Iterator[RegisterRow]:
     """One row per pupil, in the order of `pupil_ids`; four queries per batch of `batch_size` pupils.
 
     The effective state is combined by `services.effective_state`, the registry's one rule for several
     guardians, from the same status rows the pupil list and sending read.
     """
+    batch_size = batch_size or BATCH_SIZE
     for start in range(0, len(pupil_ids), batch_size):
         batch = pupil_ids[start:start + batch_size]
         pupils = Pupil.objects.filter(pk__in=batch).prefetch_related(
