@@ -1,0 +1,301 @@
+"""Import runs: an uploaded roster kept (encrypted) from its preview to its confirmation.
+
+    import_run_create   read and plan the upload; store it as a run, `planned` or `invalid`
+    import_run_confirm  `planned` → `queued`; a small run is then applied in the request, a large one
+                        goes to the Celery task `consent.tasks.import_run_execute` after the commit
+    import_run_execute  claim (`queued` → `running`), re-read and re-plan the stored file against the
+                        registry as it is now, apply it all or nothing, erase the file
+    import_run_discard  `planned` → `discarded`, erasing the file
+
+Confirming never applies the plan that was previewed: the stored file is planned again, and if the new
+plan's counts differ from the ones the office saw (someone edited the registry, another import ran), the
+run goes back to `planned` with the new preview instead of being applied.
+
+Progress: the apply is one transaction, so nothing it writes to the database is visible to the page
+until it commits. The `progress` callback therefore writes to Django's cache (shared by web and workers:
+Redis in production, a file cache in the demo), which `import_run_progress` reads.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from consent.models import ImportRun
+from schools.audit import audit_log
+from schools.models import School
+
+from .plan import ImportPlan, ImportRefused, import_apply, import_plan
+from .reading import ImportFileError, Roster, read_roster
+
+logger = logging.getLogger(__name__)
+
+# Runs with more source rows than this are applied by a Celery worker, with a progress bar; smaller ones
+# are applied in the confirming request (a couple of seconds at most).
+IMMEDIATE_MAX_ROWS = 2_000
+PROGRESS_TIMEOUT = 6 * 3600  # seconds the cache keeps a run's progress
+# The file name `read_roster` is given decides how it is read: the format the office chose, not the
+# name of their file, says which reader runs (a zip chosen as CSV is refused as a zip, not unpacked).
+_READ_AS = {ImportRun.Format.CSV: "roster.csv", ImportRun.Format.ONEROSTER: "roster.zip"}
+
+
+class ImportRunStateError(Exception):
+    """The run is not in a state that allows this (already confirmed, discarded, …)."""
+
+
+# --- Reading and planning ----------------------------------------------------------------------------
+
+
+def _read(data: bytes, fmt: str, org_sourced_id: str) -> Roster:
+    return read_roster(data, _READ_AS[fmt], org_sourced_id=org_sourced_id)
+
+
+def _summary(plan: ImportPlan) -> dict[str, int]:
+    return {**plan.counts(), "errors": len(plan.errors)}
+
+
+def _preview(roster: Roster, plan: ImportPlan) -> str:
+    """Per source row: [row, file, pupil id, pupil name, action, contact id, contact name, action]."""
+    rows = [
+        [action[0], row.file, row.pupil_id, f"{row.pupil_first_name} {row.pupil_last_name}", action[1],
+         row.contact_id, f"{row.contact_first_name} {row.contact_last_name}".strip(), action[2]]
+        for row, action in zip(roster.rows, plan.row_actions, strict=True)
+    ]
+    return json.dumps({"rows": rows, "leavers": plan.leavers}, separators=(",", ":"))
+
+
+def _plan_run(run: ImportRun) -> tuple[Roster, ImportPlan]:
+    """Read the stored file again and plan it against the registry as it is now."""
+    data = base64.b64decode(run.content)
+    roster = _read(data, run.format, run.org_sourced_id)
+    return roster, import_plan(school=run.school, rows=roster, full=run.full_import)
+
+
+def _errors(plan: ImportPlan) -> list[dict[str, Any]]:
+    return [{"row": e.row, "column": e.column, "message": e.message, "file": e.file}
+            for e in sorted(plan.errors, key=lambda e: (e.file, e.row, e.column))]
+
+
+def import_run_create(
+    *,
+    school: School,
+    actor,
+    data: bytes,
+    filename: str,
+    file_format: str,
+    full_import: bool,
+    org_sourced_id: str = "",
+) -> ImportRun:
+    """Read and plan an upload, and keep it as a run. Raises `ImportFileError` (and stores nothing)
+    when the whole file is unusable; a file with row errors becomes an `invalid` run, whose errors the
+    preview lists and whose content is not kept (it can never be confirmed)."""
+    if file_format not in _READ_AS:
+        raise ImportFileError("Choose the file's format.")
+    roster = _read(data, file_format, org_sourced_id)
+    plan = import_plan(school=school, rows=roster, full=full_import)
+    valid = not plan.errors
+    with transaction.atomic():
+        run = ImportRun.objects.create(
+            school=school,
+            uploaded_by=actor,
+            format=file_format,
+            full_import=full_import,
+            org_sourced_id=org_sourced_id,
+            filename=filename[:255],
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            content=base64.b64encode(data).decode("ascii") if valid else "",
+            preview=_preview(roster, plan) if valid else "",
+            status=ImportRun.Status.PLANNED if valid else ImportRun.Status.INVALID,
+            rows_total=plan.rows,
+            summary=_summary(plan),
+            errors=_errors(plan),
+            finished_at=None if valid else timezone.now(),
+        )
+        audit_log(actor=actor, action="import.uploaded", obj=run, school=school, data={
+            "filename": run.filename, "format": file_format, "full_import": full_import, "size": run.size,
+            "sha256": run.sha256, "status": run.status, "rows": plan.rows, "errors": len(plan.errors),
+        })
+    return run
+
+
+# --- Confirming, discarding --------------------------------------------------------------------------
+
+
+def runs_in_background(run: ImportRun) -> bool:
+    return run.rows_total > IMMEDIATE_MAX_ROWS
+
+
+def import_run_confirm(*, run: ImportRun, actor) -> str:
+    """Confirm a planned run. Returns what happened: "applied" / "failed" / "replanned" (applied in
+    this request, for a small run), or "queued" (a worker applies it after this commit)."""
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != ImportRun.Status.PLANNED:
+            raise ImportRunStateError("This import is no longer waiting for confirmation.")
+        locked.status = ImportRun.Status.QUEUED
+        locked.confirmed_by = actor
+        locked.confirmed_at = timezone.now()
+        locked.save(update_fields=["status", "confirmed_by", "confirmed_at"])
+        _progress_set(locked.pk, phase="queued")
+        if runs_in_background(locked):
+            from consent.tasks import import_run_execute as task
+
+            run_id = locked.pk
+            transaction.on_commit(lambda: task.delay(run_id))
+            return "queued"
+    return import_run_execute(run_id=run.pk)
+
+
+def import_run_discard(*, run: ImportRun, actor) -> ImportRun:
+    """Throw a previewed run away without importing it; its stored file is erased."""
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update(of=("self",)).select_related("school").get(pk=run.pk)
+        if locked.status != ImportRun.Status.PLANNED:
+            raise ImportRunStateError("Only an import waiting for confirmation can be discarded.")
+        locked.status = ImportRun.Status.DISCARDED
+        locked.content = locked.preview = ""
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "content", "preview", "finished_at"])
+        audit_log(actor=actor, action="import.discarded", obj=locked, school=locked.school,
+                  data={"filename": locked.filename, "sha256": locked.sha256})
+    return locked
+
+
+# --- Applying ----------------------------------------------------------------------------------------
+
+
+def stale_after() -> timedelta:
+    """How long a `running` claim lasts: past the worker's hard time limit, the claimant is gone (its
+    transaction rolled back with it), and a redelivered task may claim the run again."""
+    return timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 120) + 60)
+
+
+def import_run_execute(*, run_id: int) -> str:
+    """Apply a confirmed run. Safe to call twice, concurrently or after the end: returns "skipped"
+    unless this call claimed the run.
+
+    Delivery is at-least-once (acks_late; a worker lost mid-run has its task redelivered); the effect is
+    exactly-once: the claim is a conditional update (`queued` → `running`, or a `running` claim older
+    than `stale_after`), and the registry's changes commit in the same transaction as `applied`, under
+    the run's row lock, after re-checking that the run is still ours to apply.
+    """
+    now = timezone.now()
+    claimed = ImportRun.objects.filter(
+        Q(status=ImportRun.Status.QUEUED) | Q(status=ImportRun.Status.RUNNING, started_at__lt=now - stale_after()),
+        pk=run_id,
+    ).update(status=ImportRun.Status.RUNNING, started_at=now)
+    if not claimed:
+        return "skipped"
+    _progress_set(run_id, phase="planning")
+    try:
+        with transaction.atomic():
+            run = (ImportRun.objects.select_for_update(of=("self",))
+                   .select_related("school__organisation", "confirmed_by").get(pk=run_id))
+            if run.status != ImportRun.Status.RUNNING or run.started_at != now:
+                return "skipped"  # a later claim took over (ours was taken for stale)
+            roster, plan = _plan_run(run)
+            if plan.errors or _summary(plan) != run.summary:
+                # The registry changed since the preview: show the office the new plan, apply nothing.
+                run.status = ImportRun.Status.INVALID if plan.errors else ImportRun.Status.PLANNED
+                run.summary, run.errors, run.replanned = _summary(plan), _errors(plan), True
+                run.preview = "" if plan.errors else _preview(roster, plan)
+                run.content = "" if plan.errors else run.content
+                run.started_at = None
+                run.save(update_fields=["status", "summary", "errors", "replanned", "preview", "content",
+                                        "started_at"])
+                transaction.on_commit(lambda: _progress_clear(run_id))
+                return "replanned"
+            _progress_set(run_id, phase="applying", done=0, total=1)
+            counts = import_apply(plan=plan, actor=run.confirmed_by,
+                                  progress=lambda done, total: _progress_set(run_id, phase="applying", done=done,
+                                                                             total=total))
+            run.status = ImportRun.Status.APPLIED
+            run.summary = {**counts, "errors": 0}
+            run.rows_done = run.rows_total
+            run.replanned = False
+            run.content = run.preview = ""
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "summary", "rows_done", "replanned", "content", "preview",
+                                    "finished_at"])
+    except Exception as error:  # every failure is recorded on the run and shown to a person
+        if not isinstance(error, (ImportRefused, ImportFileError, SoftTimeLimitExceeded)):
+            logger.exception("Import run %s failed", run_id)
+        _fail(run_id, error)
+        return "failed"
+    _progress_clear(run_id)
+    return "applied"
+
+
+def _failure_text(error: Exception) -> str:
+    if isinstance(error, ImportRefused):
+        return ("The registry changed while the import was running (another import at the same time?). "
+                "Nothing was imported: upload the file again.")
+    if isinstance(error, ImportFileError):
+        return f"{error} Nothing was imported."
+    if isinstance(error, SoftTimeLimitExceeded):
+        return ("The import took longer than the time a background job is allowed, and was stopped. Nothing was "
+                "imported: split the file, or ask your administrator to raise CELERY_TASK_TIME_LIMIT.")
+    return f"The import stopped with an unexpected error ({type(error).__name__}). Nothing was imported."
+
+
+def _fail(run_id: int, error: Exception) -> None:
+    with transaction.atomic():
+        run = (ImportRun.objects.select_for_update(of=("self",))
+               .select_related("school", "confirmed_by").get(pk=run_id))
+        if run.status != ImportRun.Status.RUNNING:
+            return
+        run.status = ImportRun.Status.FAILED
+        run.failure = _failure_text(error)
+        run.content = run.preview = ""
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "failure", "content", "preview", "finished_at"])
+        audit_log(actor=run.confirmed_by, action="import.failed", obj=run, school=run.school,
+                  data={"filename": run.filename, "error": type(error).__name__})
+    _progress_clear(run_id)
+
+
+# --- Progress ----------------------------------------------------------------------------------------
+
+
+def _progress_key(run_id: int) -> str:
+    return f"consent:import-run:{run_id}:progress"
+
+
+def _progress_set(run_id: int, *, phase: str, done: int = 0, total: int = 0) -> None:
+    cache.set(_progress_key(run_id), {"phase": phase, "done": done, "total": total}, PROGRESS_TIMEOUT)
+
+
+def _progress_clear(run_id: int) -> None:
+    cache.delete(_progress_key(run_id))
+
+
+def import_run_progress(run: ImportRun) -> dict[str, Any]:
+    """What the progress bar shows: the run's status from the database, and the batches done so far
+    from the cache while the apply's transaction is still open."""
+    progress = (cache.get(_progress_key(run.pk)) or {}) if run.is_in_progress else {}
+    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    if run.status == ImportRun.Status.APPLIED:
+        done = total = 1
+    return {
+        "status": run.status,
+        "label": run.get_status_display(),
+        "phase": progress.get("phase", ""),
+        "done": done,
+        "total": total,
+        "percent": int(100 * done / total) if total else 0,
+        "finished": not run.is_in_progress,
+    }
+
+
+def preview_rows(run: ImportRun) -> dict[str, list]:
+    return json.loads(run.preview) if run.preview else {"rows": [], "leavers": []}
