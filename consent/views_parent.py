@@ -22,8 +22,10 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from lib.client_ip import client_ip
 
+from .forms_rights import ParentRightsRequestForm
 from .links import guardian_link_resolve
-from .models import ConsentEvent, ConsentState, ConsentStatus, GuardianLink, Notice, Pupil
+from .models import ConsentEvent, ConsentState, ConsentStatus, GuardianLink, Notice, Pupil, RightsRequest
+from .rights import DOWNLOAD_FORMATS, PARENT_KINDS, guardian_data_download, rights_request_create
 from .services import consent_give, consent_refuse, consent_withdraw
 
 BAD_TOKEN_LIMIT = 20
@@ -186,6 +188,7 @@ def parent_page(request: HttpRequest, token: str) -> HttpResponse:
         "error": error,
         "error_pupil": error_pupil,
         "posted": request.POST if error else {},
+        "token": token,
     }
     return render(request, "parent/consent/page.html", context, status=400 if error else 200)
 
@@ -210,3 +213,98 @@ def parent_done(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
     }
     return render(request, "parent/consent/done.html", context)
+
+
+# --- Your data: parents' rights from the same link (consent/rights.py) ------------------------------
+
+
+def _rights_context(link: GuardianLink, token: str, forms: dict[str, ParentRightsRequestForm]) -> dict:
+    guardian = link.guardian
+    return {
+        "school": guardian.school,
+        "guardian": guardian,
+        "token": token,
+        "forms": forms,
+        "requests": list(
+            RightsRequest.objects.filter(guardian=guardian).select_related("pupil").order_by("-received_at")[:20]
+        ),
+    }
+
+
+@no_referrer_csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+@parent_link_headers
+def parent_rights(request: HttpRequest, token: str) -> HttpResponse:
+    """The "Your data" page: download a copy of everything held, and ask for a correction, a deletion or a
+    suppression. Opening it writes nothing; each request is the POST of its own form."""
+    link = _resolve_or_refuse(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    guardian = link.guardian
+    forms = {kind: ParentRightsRequestForm(guardian=guardian, kind=kind) for kind in PARENT_KINDS}
+    status = 200
+    if request.method == "POST":
+        kind = request.POST.get("kind", "")
+        if kind not in forms:
+            return render(request, "parent/rights.html", {
+                **_rights_context(link, token, forms), "error": "Choose one of the requests below.",
+            }, status=400)
+        form = forms[kind] = ParentRightsRequestForm(request.POST, guardian=guardian, kind=kind)
+        if form.is_valid():
+            try:
+                rights_request = rights_request_create(
+                    guardian=guardian, kind=kind, details=form.cleaned_data["details"],
+                    pupil=form.cleaned_data["pupil"], purpose=link.purpose,
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                done = reverse("parent:rights-done", kwargs={"token": token})
+                return redirect(f"{done}?request={rights_request.pk}")
+        status = 400
+    return render(request, "parent/rights.html", _rights_context(link, token, forms), status=status)
+
+
+def _form_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@no_referrer_csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+@parent_link_headers
+def parent_rights_download(request: HttpRequest, token: str) -> HttpResponse:
+    """The copy of everything held, as JSON or PDF. A POST with a visible button, not a GET link: mail
+    scanners and link previews open GET URLs (promise 4), and a download is worth an audit entry
+    ("rights.data_downloaded"), which a GET must never write. A GET here just goes back to the page."""
+    link = _resolve_or_refuse(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    fmt = request.POST.get("format", "") if request.method == "POST" else ""
+    if fmt not in DOWNLOAD_FORMATS:
+        return redirect(reverse("parent:rights", kwargs={"token": token}))
+    data = guardian_data_download(guardian=link.guardian, fmt=fmt)
+    response = HttpResponse(data.content, content_type=data.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{data.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_safe
+@parent_link_headers
+def parent_rights_done(request: HttpRequest, token: str) -> HttpResponse:
+    link = _resolve_or_refuse(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    rights_request = None
+    request_id = request.GET.get("request", "")
+    if request_id.isdigit():
+        rights_request = (
+            RightsRequest.objects.filter(pk=int(request_id), guardian=link.guardian).select_related("pupil").first()
+        )
+    return render(request, "parent/rights_done.html", {
+        "school": link.guardian.school, "guardian": link.guardian, "rights_request": rights_request, "token": token,
+    })
