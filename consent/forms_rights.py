@@ -41,7 +41,7 @@ class ParentRightsRequestForm(forms.Form):
                               max_length=MAX_DETAILS_LENGTH)
 
     EMPTY_CHILD = {
-        Kind.CORRECTION: "Me, or all my children",
+        Kind.CORRECTION: "Not about one child",
         Kind.DELETION: "Me and all my children",
         Kind.SUPPRESSION: "Me and all my children",
     }
@@ -100,7 +100,9 @@ class RightsRecordForm(forms.Form):
     kind = forms.ChoiceField(label="What they ask for", choices=Kind.choices, widget=forms.RadioSelect)
     channel = forms.ChoiceField(label="How it reached the school",
                                 choices=[(c.value, c.label) for c in STAFF_CHANNELS], widget=forms.RadioSelect)
-    received_on = forms.DateField(label="Date received", widget=forms.DateInput(attrs={"type": "date"}),
+    received_on = forms.DateField(label="Date received",
+                                  # ISO: the only value format an <input type="date"> accepts.
+                                  widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
                                   help_text="The month to answer runs from this day.")
     pupil = ChildChoiceField(queryset=Pupil.objects.none(), required=False, label="Child",
                              empty_label="Not about one child")

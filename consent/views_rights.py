@@ -102,12 +102,25 @@ def rights_queue(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _history(rights_request: RightsRequest) -> list[tuple[AuditEntry, str]]:
+def _history_details(entry: AuditEntry) -> str:
+    data = entry.data
+    if entry.action == "rights.status_changed":
+        change = f"{Status(data['from']).label} → {Status(data['to']).label}"
+        return f"{change}: {data['reason']}" if data.get("reason") else change
+    if entry.action == "rights.responded":
+        return "Emailed to the guardian" if data.get("emailed") else "Not emailed (no address): sent by post"
+    if entry.action == "rights.data_downloaded":
+        return f"{data.get('format', '').upper()} copy"
+    return ""
+
+
+def _history(rights_request: RightsRequest) -> list[dict]:
+    """The request's audit entries, and the guardian's restriction it led to, oldest first."""
     entries = AuditEntry.objects.filter(
         Q(object_type=RightsRequest._meta.label_lower, object_id=str(rights_request.pk))
         | Q(action="rights.contact_suppressed", data__rights_request=rights_request.pk)
     ).order_by("seq")
-    return [(entry, action_label(entry.action)) for entry in entries]
+    return [{"entry": e, "label": action_label(e.action), "details": _history_details(e)} for e in entries]
 
 
 def _detail(request: HttpRequest, rights_request: RightsRequest, *, status_form=None, response_form=None

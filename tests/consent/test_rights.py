@@ -175,8 +175,9 @@ def test_a_parent_sends_each_kind_of_request_and_is_told_the_due_date(client, fa
     (email,) = OutboxMessage.objects.filter(template="rights-acknowledgement")
     assert email.recipient == "anne@example.net"
     assert "Friday 28 February 2025" in email.body_text and "Friday 28 February 2025" in email.body_html
+    assert email.subject == f"We have your request: {Kind(kind).label} — Laxey Test School"
     link = next(word for word in email.body_text.split() if "/p/" in word)
-    assert link.endswith("/rights/")
+    assert link.endswith("/rights/") and f'href="{link}"' in email.body_html
     assert client.get(urlsplit(link).path).status_code == 200
 
     done = client.get(response["Location"])
@@ -568,8 +569,10 @@ def test_the_answer_is_emailed_escaped_in_html_and_recorded(client, personas, fa
     assert (email.related_type, email.related_id) == ("consent.rightsrequest", str(request.pk))
     assert "Tom & <b>Jerry</b> say hello." in email.body_text
     assert "Tom &amp; &lt;b&gt;Jerry&lt;/b&gt; say hello." in email.body_html and "<b>Jerry</b>" not in email.body_html
-    assert "Completed" in email.body_text
+    assert "Status: Completed" in email.body_text
+    assert email.subject == "Answer to your request: Correction — Laxey Test School"
     link = next(word for word in email.body_text.split() if "/p/" in word)
+    assert f'href="{link}"' in email.body_html
     assert client.get(urlsplit(link).path).status_code == 200
     assert _audits("rights.responded").get().data == {"emailed": True, "status": "completed", "kind": "correction"}
     assert _audits("rights.status_changed").get().data["to"] == "completed"
@@ -623,7 +626,10 @@ def test_the_office_records_a_letter_and_the_month_runs_from_its_arrival(client,
     found = client.get(reverse("consent:rights-new"), {"q": "byron"})
     assert family["mother"] in found.context["guardians"] and family["stranger"] not in found.context["guardians"]
     url = reverse("consent:rights-record", kwargs={"pk": family["mother"].pk})
-    assert client.get(url).status_code == 200
+    form = client.get(url).content.decode()
+    # Today, in the only format an <input type="date"> shows (a localised 23/11/2026 shows an empty box).
+    today = timezone.now().astimezone(family["school"].tz).date()
+    assert f'type="date" name="received_on" value="{today.isoformat()}"' in form
     with time_machine.travel(dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC), tick=False):
         response = client.post(url, {"kind": Kind.ACCESS, "channel": RightsRequest.Channel.LETTER,
                                      "received_on": "2025-01-31", "pupil": family["ben"].pk, "acknowledge": "on"})
