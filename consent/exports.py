@@ -11,12 +11,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db.models import Prefetch
-
 from lib.csvsafe import csv_safe_row
 from lib.pdf import render_pdf
 
-from .models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardianship, Pupil, Purpose
+from .models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil, Purpose
 from .services import GuardianDecision, effective_state
 
 BATCH_SIZE = 500
@@ -89,19 +87,22 @@ def deciding_guardian(state: str, renewal_needed: bool, guardians: Sequence[Guar
     return candidates[0] if candidates else None
 
 
-def _guardian_entry(guardianship: Guardianship, status: ConsentStatus | None, tz) -> GuardianEntry:
-    state = status.state if status else ConsentState.NONE
-    event = status.last_event if status and state != ConsentState.NONE else None
-    decided_at = event.created_at if event else None
+RELATIONSHIP_LABELS = dict(Guardianship.Relationship.choices)
+
+
+def _guardian_entry(link: dict, status: dict | None, tz) -> GuardianEntry:
+    state = status["state"] if status else ConsentState.NONE
+    decided_at = status["last_event__created_at"] if status and state != ConsentState.NONE else None
     # A decision that reached the school by email, paper or phone is dated the day it was received.
-    decided_on = (event.received_on or decided_at.astimezone(tz).date()) if event else None
+    decided_on = (status["last_event__received_on"] or decided_at.astimezone(tz).date()) if decided_at else None
+    channel = status["last_event__channel"] if decided_at else ""
     return GuardianEntry(
-        name=str(guardianship.guardian),
-        relationship=guardianship.get_relationship_display(),
-        parental_responsibility=guardianship.parental_responsibility,
+        name=f"{link['guardian__first_name']} {link['guardian__last_name']}".strip(),
+        relationship=RELATIONSHIP_LABELS.get(link["relationship"], link["relationship"]),
+        parental_responsibility=link["parental_responsibility"],
         state=state,
-        renewal_needed=bool(status and status.renewal_needed),
-        channel=CHANNEL_LABELS.get(event.channel, event.channel) if event else "",
+        renewal_needed=bool(status and status["renewal_needed"]),
+        channel=CHANNEL_LABELS.get(channel, channel),
         decided_on=decided_on,
         decided_at=decided_at,
     )
@@ -113,31 +114,43 @@ def register_rows(
     """One row per pupil, in the order of `pupil_ids`; four queries per batch of `batch_size` pupils.
 
     The effective state is combined by `services.effective_state`, the registry's one rule for several
-    guardians, from the same status rows the pupil list and sending read.
+    guardians, from the same status rows the pupil list and sending read. Guardians, groups and statuses
+    are read as values, not model instances: 10,000 pupils take seconds, not minutes.
     """
     batch_size = batch_size or BATCH_SIZE
     for start in range(0, len(pupil_ids), batch_size):
         batch = pupil_ids[start:start + batch_size]
-        pupils = Pupil.objects.filter(pk__in=batch).prefetch_related(
-            Prefetch("groups", queryset=Group.objects.order_by("name"))
+        pupils = Pupil.objects.filter(pk__in=batch).only(
+            "pk", "school_id", "mis_id", "first_name", "last_name", "year_group", "left_on"
         ).in_bulk()
-        guardianships = (
+        groups: dict[int, list[str]] = {pk: [] for pk in batch}
+        for pupil_id, name in (
+            Group.pupils.through.objects.filter(pupil_id__in=batch)
+            .order_by("group__name").values_list("pupil_id", "group__name")
+        ):
+            groups[pupil_id].append(name)
+        links = (
             Guardianship.objects.filter(pupil_id__in=batch)
-            .select_related("guardian")
             .order_by("guardian__last_name", "guardian__first_name", "guardian_id")
+            .values("pupil_id", "guardian_id", "relationship", "parental_responsibility",
+                    "guardian__first_name", "guardian__last_name")
         )
         statuses = {
-            (s.guardian_id, s.pupil_id): s
-            for s in ConsentStatus.objects.filter(purpose=purpose, pupil_id__in=batch).select_related("last_event")
+            (s["guardian_id"], s["pupil_id"]): s
+            for s in ConsentStatus.objects.filter(purpose=purpose, pupil_id__in=batch).values(
+                "guardian_id", "pupil_id", "state", "renewal_needed",
+                "last_event__created_at", "last_event__received_on", "last_event__channel",
+            )
         }
         entries: dict[int, list[GuardianEntry]] = {pk: [] for pk in batch}
         decisions: dict[int, list[GuardianDecision]] = {pk: [] for pk in batch}
-        for link in guardianships:
-            status = statuses.get((link.guardian_id, link.pupil_id))
-            entry = _guardian_entry(link, status, tz)
-            entries[link.pupil_id].append(entry)
-            decisions[link.pupil_id].append(GuardianDecision(
-                guardian=link.guardian, parental_responsibility=entry.parental_responsibility,
+        for link in links:
+            entry = _guardian_entry(link, statuses.get((link["guardian_id"], link["pupil_id"])), tz)
+            entries[link["pupil_id"]].append(entry)
+            guardian = Guardian(pk=link["guardian_id"], first_name=link["guardian__first_name"],
+                                last_name=link["guardian__last_name"])
+            decisions[link["pupil_id"]].append(GuardianDecision(
+                guardian=guardian, parental_responsibility=entry.parental_responsibility,
                 state=entry.state, renewal_needed=entry.renewal_needed,
             ))
         for pk in batch:
@@ -148,7 +161,7 @@ def register_rows(
             guardians = tuple(entries[pk])
             yield RegisterRow(
                 pupil=pupil,
-                groups=tuple(group.name for group in pupil.groups.all()),
+                groups=tuple(groups[pk]),
                 state=state,
                 renewal_needed=renewal_needed,
                 guardians=guardians,

@@ -105,10 +105,6 @@ def _pdf_text(pdf: bytes, tmp_path) -> str:
     assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is needed; .ci/run installs it"
     path = tmp_path / "register.pdf"
     path.write_bytes(pdf)
-    import os  # TEMP
-    if os.environ.get("REGISTER_PDF_DIR"):
-        import uuid
-        (__import__("pathlib").Path(os.environ["REGISTER_PDF_DIR"]) / f"{uuid.uuid4().hex[:6]}.pdf").write_bytes(pdf)
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
                           text=True).stdout
 
@@ -352,7 +348,7 @@ def test_pdf_refuses_more_pupils_than_one_document_holds(client, personas, regis
     monkeypatch.setattr(views_exports, "PDF_MAX_ROWS", 3)
     response = _get(client, personas.office, "register-pdf", personas.school)
     assert response.status_code == 302
-    assert "too many for one PDF" in str(list(response.wsgi_request._messages)[0])
+    assert "too many for one PDF" in str(next(iter(response.wsgi_request._messages)))
     assert not AuditEntry.objects.filter(action="registry.exported").exists()
 
 
