@@ -55,7 +55,7 @@ def _section(label: str, help_text: str) -> forms.CharField:
 
 
 class NoticeDraftForm(forms.Form):
-    letter = _section("The letter", "One paragraph per line; a blank line is kept as a paragraph break.")
+    letter = _section("The letter", "A blank line starts a new paragraph.")
     protocol = _section("The meeting protocol", "One rule per line, each starting with “- ”.")
     privacy_notice = _section("The privacy notice", "What is collected, why, for how long, and parents' rights.")
     # The hash of the draft this form was opened on ("" when there was none): saving over someone
