@@ -58,6 +58,7 @@ ACTION_LABELS: dict[str, str] = {
     "consent.notice_draft_discarded": "discarded a draft of the consent notice",
     "consent.requests_sent": "sent consent requests to parents",
     "consent.reminder_sent": "sent a consent reminder",
+    "consent.requests_closed": "closed consent requests (answered, reminders used up, or no longer needed)",
     "consent.purpose_created": "added a consent purpose",
     "consent.purpose_updated": "changed a consent purpose's settings",
     "registry.exported": "exported the consent register",
