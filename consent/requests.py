@@ -130,6 +130,7 @@ def request_status_counts(guardians: QuerySet) -> dict[str, int]:
 class Child:
     pupil_id: int
     first_name: str
+    last_name: str
     needs_answer: bool
     # Consented on an older notice that was changed materially: asked to read it and answer again.
     renewal: bool
@@ -149,12 +150,18 @@ def children_of(guardian_ids: Iterable[int], purpose: Purpose) -> dict[int, list
         .filter(guardian_id__in=list(guardian_ids))
         .annotate(settled=_settled(purpose), renewing=renewing)
         .order_by("pupil__first_name", "pupil_id")
-        .values_list("guardian_id", "pupil_id", "pupil__first_name", "settled", "renewing")
+        .values_list("guardian_id", "pupil_id", "pupil__first_name", "pupil__last_name", "settled", "renewing")
     )
     found: dict[int, list[Child]] = defaultdict(list)
-    for guardian_id, pupil_id, first_name, settled, renewing in rows:
-        found[guardian_id].append(Child(pupil_id, first_name, needs_answer=not settled, renewal=renewing))
+    for guardian_id, pupil_id, first_name, last_name, settled, renewing in rows:
+        found[guardian_id].append(Child(pupil_id, first_name, last_name, needs_answer=not settled, renewal=renewing))
     return found
+
+
+def first_names(children: Sequence[Child]) -> list[str]:
+    """First names, as a parent calls their children; the full name where two share a first name."""
+    shared = {c.first_name for c in children if sum(d.first_name == c.first_name for d in children) > 1}
+    return [f"{c.first_name} {c.last_name}" if c.first_name in shared else c.first_name for c in children]
 
 
 def names_in_words(names: Sequence[str]) -> str:
@@ -318,7 +325,7 @@ def _request_email_queue(
 ) -> OutboxMessage:
     """The request or a reminder: the children still to answer for, by first name, and a fresh link."""
     to_answer = [c for c in children if c.needs_answer]
-    renewing = [c for c in to_answer if c.renewal]
+    names = dict(zip((c.pupil_id for c in to_answer), first_names(to_answer), strict=True))
     return email_queue(
         template=template,
         to=guardian.email,
@@ -327,10 +334,12 @@ def _request_email_queue(
         context={
             "guardian": guardian,
             "purpose": purpose,
-            "children": [c.first_name for c in to_answer],
-            "children_names": names_in_words([c.first_name for c in to_answer]),
-            "renewal_names": names_in_words([c.first_name for c in renewing]),
-            "renewal_deadline": notice.renewal_deadline if renewing and notice is not None else None,
+            "children": list(names.values()),
+            "children_names": names_in_words(list(names.values())),
+            "renewal_names": names_in_words([names[c.pupil_id] for c in to_answer if c.renewal]),
+            "renewal_deadline": (
+                notice.renewal_deadline if notice is not None and any(c.renewal for c in to_answer) else None
+            ),
             "request": request,
             "first_sent_on": timezone.localtime(request.created_at, school.tz),
             "reminder_number": request.reminders_sent + 1,

@@ -20,9 +20,11 @@ from django.utils import timezone
 
 from consent.models import ConsentRequest, ConsentStatus, Purpose
 from consent.requests import (
+    Child,
     RequestStatus,
     consent_reminders_send,
     consent_requests_send,
+    first_names,
     guardian_requests_panel,
     names_in_words,
 )
@@ -101,7 +103,7 @@ def test_one_email_per_guardian_covers_all_their_children_by_first_name(personas
     for guardian in (mother, father):
         [message] = emails(to=guardian.email)
         assert "Ada and Ben" in message.subject
-        assert "for Ada and Ben" in message.body_text and "/p/" in link_in(message)
+        assert "whether Ada and Ben may take part" in message.body_text and "/p/" in link_in(message)
     [message] = emails(to=other.email)
     assert "Cy" in message.subject and "Ada" not in message.body_text
     # A fresh personal link each: three different tokens.
@@ -220,6 +222,9 @@ def test_names_read_as_a_parent_would_say_them():
     assert [names_in_words(n) for n in ([], ["Ada"], ["Ada", "Ben"], ["Ada", "Ben", "Cy"])] == [
         "", "Ada", "Ada and Ben", "Ada, Ben and Cy"
     ]
+    children = [Child(1, "Ethan", "Moore", True, False), Child(2, "Ethan", "Quayle", True, False),
+                Child(3, "Ada", "Moore", True, False)]
+    assert first_names(children) == ["Ethan Moore", "Ethan Quayle", "Ada"]
 
 
 # --- Reminders -------------------------------------------------------------------------------------------
@@ -293,7 +298,7 @@ def test_a_reminder_names_only_the_children_still_unanswered(personas, notice, p
     assert consent_reminders_send(now=timezone.now() + 8 * DAY) == 1
 
     [reminder] = emails("consent-reminder")
-    assert "for Ben" in reminder.subject and "Ada" not in reminder.subject
+    assert "may Ben take part" in reminder.subject and "Ada" not in reminder.subject
 
 
 def test_a_superseded_notice_closes_open_requests_without_an_email(personas, notice, purpose):
