@@ -381,7 +381,7 @@ def test_export_buttons_carry_the_lists_filters_and_show_only_to_exporters(perso
     pdf_url = reverse("consent:register-pdf", kwargs={"school_pk": school.pk})
     assert f'href="{csv_url}?group={owls.pk}&amp;status=refused"' in html
     assert f'href="{pdf_url}?group={owls.pk}&amp;status=refused"' in html
-    assert "register of Owls" in html
+    assert "Download the Owls pupils shown" in html
     assert render_to_string("consent/exports/_buttons.html",
                             {"school": school, "group": None, "query": "", "may_export": False}).strip() == ""
 
