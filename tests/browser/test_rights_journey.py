@@ -2,6 +2,7 @@
 and asks for a correction — without JavaScript doing anything, on pages that pass axe-core."""
 
 import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -57,11 +58,11 @@ def test_a_parent_downloads_their_data_and_asks_for_a_correction_on_a_phone(
 
     with phone.expect_download() as download:
         phone.get_by_role("button", name="Download as JSON (for a computer)").click()
-    data = json.loads(open(download.value.path(), encoding="utf-8").read())
+    data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     assert data["children"][0]["mis_id"] == "MIS-ADA"
     with phone.expect_download() as download:
         phone.get_by_role("button", name="Download as PDF (to read or print)").click()
-    assert open(download.value.path(), "rb").read(5) == b"%PDF-"
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF-")
 
     phone.get_by_text("Open the correction form").click()
     phone.get_by_label("Which child is it about?").first.select_option(label="Ada Byron")
