@@ -239,7 +239,8 @@ def rights_new(request: HttpRequest) -> HttpResponse:
     form = GuardianSearchForm(request.GET or None)
     guardians = []
     if form.is_valid():
-        found = Guardian.objects.filter(school__in=schools)
+        # Guardians the retention schedule has erased have nothing left to ask about.
+        found = Guardian.objects.filter(school__in=schools, archived_at__isnull=True)
         for word in form.cleaned_data["q"].split():
             found = found.filter(
                 Q(first_name__icontains=word) | Q(last_name__icontains=word)
