@@ -63,7 +63,9 @@ class ConsentRecordForm(forms.Form):
     guardian = forms.ModelChoiceField(queryset=Guardian.objects.none(), empty_label=None,
                                       help_text="Only this pupil's guardians are listed.")
     kind = forms.ChoiceField(label="Decision", choices=DECISIONS, widget=forms.RadioSelect)
-    received_on = forms.DateField(label="Date received", widget=forms.DateInput(attrs={"type": "date"}))
+    received_on = forms.DateField(
+        label="Date received", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     channel = forms.ChoiceField(label="How it reached the school", choices=CHANNELS, widget=forms.RadioSelect)
     attestation = forms.BooleanField(
         label="The guardian stated they have parental responsibility for this child", required=False

@@ -66,6 +66,8 @@ class RequestStatus(TextChoices):
     WAITING = "waiting", "Asked, waiting"
     EXHAUSTED = "exhausted", "Reminders exhausted"
     NO_EMAIL = "no_email", "No email address"
+    # They asked the school to stop using their data (a completed suppression request): never emailed.
+    RESTRICTED = "restricted", "Data restricted"
     ANSWERED = "answered", "Answered"
 
 
@@ -107,6 +109,7 @@ def guardians_with_request_status(
         .annotate(
             request_status=Case(
                 When(~Exists(unanswered), then=Value(RequestStatus.ANSWERED)),
+                When(processing_restricted_at__isnull=False, then=Value(RequestStatus.RESTRICTED)),
                 When(email="", then=Value(RequestStatus.NO_EMAIL)),
                 When(Exists(requests.filter(closed_at__isnull=True)), then=Value(RequestStatus.WAITING)),
                 When(Exists(requests.filter(closed_reason=Closed.CAP_REACHED)), then=Value(RequestStatus.EXHAUSTED)),
@@ -426,7 +429,9 @@ def _close_reason(request: ConsentRequest, current_versions: dict[int, int], chi
     if request.notice.version < current_versions.get(request.purpose_id, 0):
         # The guardian is asked about the new version by the next send, which the page counts as "not yet asked".
         return Closed.NO_LONGER_NEEDED
-    if guardian.archived_at is not None or not guardian.email or not children:
+    if guardian.archived_at is not None or guardian.processing_restricted_at is not None:
+        return Closed.NO_LONGER_NEEDED
+    if not guardian.email or not children:
         return Closed.NO_LONGER_NEEDED
     if not any(c.needs_answer for c in children):
         return Closed.ANSWERED
@@ -474,6 +479,7 @@ STATUS_BADGES: dict[str, str] = {
     RequestStatus.WAITING: "text-bg-info",
     RequestStatus.EXHAUSTED: "text-bg-warning",
     RequestStatus.NO_EMAIL: "text-bg-danger",
+    RequestStatus.RESTRICTED: "text-bg-secondary",
     RequestStatus.ANSWERED: "text-bg-success",
 }
 MESSAGE_FIELDS = ("id", "related_id", "template", "recipient", "status", "attempts", "last_error",

@@ -22,6 +22,7 @@ from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff
 
 from .forms import ConsentRecordForm, GuardianContactForm, RegistryFilterForm
 from .models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil, Purpose
+from .requests import REQUEST_ROLES, guardian_requests_panel
 from .services import RECORDING_ROLES, consent_record_by_staff, pupil_consent_state, pupils_consent_states
 
 EDIT_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN})
@@ -247,12 +248,16 @@ def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for g in guardianships
     ]
     scope_roles = scope_for(request).roles_at_school(guardian.school_id)
+    # The requests panel links to the outbox, which only these roles may open.
+    may_see_requests = bool(scope_roles & REQUEST_ROLES)
     return render(request, "consent/staff/guardian_detail.html", {
         "active_nav": "dashboard",
         "guardian": guardian,
         "school": guardian.school,
         "children": children,
         "may_edit": bool(scope_roles & EDIT_ROLES),
+        "may_see_requests": may_see_requests,
+        **(guardian_requests_panel(guardian=guardian, purpose=purpose) if may_see_requests else {}),
     })
 
 

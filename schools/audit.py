@@ -66,7 +66,7 @@ ACTION_LABELS: dict[str, str] = {
     "rights.recorded_by_staff": "recorded a parent's request about their data",
     "rights.status_changed": "changed the status of a parent's request",
     "rights.responded": "answered a parent's request",
-    "rights.data_downloaded": "downloaded the data held about them",
+    "rights.data_downloaded": "downloaded a copy of the data held about a parent",
     "rights.contact_suppressed": "suppressed a parent's data",
     "retention.applied": "applied the retention schedule",
     "retention.schedule_updated": "changed the retention schedule",

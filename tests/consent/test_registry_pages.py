@@ -329,3 +329,30 @@ def test_the_sql_status_agrees_with_the_services_rule_for_several_guardians(pers
     assert annotated == {pk: (c.state, c.renewal_needed) for pk, c in expected.items()}
     assert annotated[lost.pk][0] == "none" and annotated[split.pk][0] == "refused"
     assert annotated[unlinked.pk][0] == "none"
+
+
+def test_the_guardian_page_shows_requests_and_emails_to_the_office_but_not_to_teachers(client, personas, registry):
+    from consent.requests import consent_requests_send
+
+    silent = registry["guardians"]["P4"]
+    consent_requests_send(school=personas.school, purpose=registry["notice"].purpose, actor=personas.office)
+    url = reverse("consent:guardian", kwargs={"pk": silent.pk})
+    sign_in(client, personas.office)
+    page = client.get(url)
+    assert b"Requests and emails" in page.content and b"Requests about their data" in page.content
+    client.logout()
+    sign_in(client, personas.teacher)
+    page = client.get(url)
+    assert b"Requests and emails" not in page.content and b"Requests about their data" not in page.content
+
+
+def test_an_archived_guardian_and_pupil_say_why_their_details_are_gone(client, personas, registry):
+    from consent.retention import retention_apply
+
+    pupil = registry["pupils"]["P2"]
+    Pupil.objects.filter(pk=pupil.pk).update(left_on=dt.date(2026, 7, 1))
+    retention_apply(now=timezone.now().replace(year=2026, month=8, day=2))
+    sign_in(client, personas.office)
+    assert b"Former parent or carer" in client.get(
+        reverse("consent:guardian", kwargs={"pk": registry["guardians"]["P2"].pk})).content
+    assert b"consent evidence is kept until" in client.get(reverse("consent:pupil", kwargs={"pk": pupil.pk})).content

@@ -333,6 +333,21 @@ def test_a_guardian_whose_children_left_or_whose_address_was_removed_is_not_remi
         assert ConsentRequest.objects.get(guardian=guardian).closed_reason == Closed.NO_LONGER_NEEDED
 
 
+def test_a_guardian_whose_data_is_restricted_is_neither_asked_nor_reminded(personas, notice, purpose):
+    asked = guardian_of(pupil_at(personas.school))
+    restricted = guardian_of(pupil_at(personas.school))
+    restricted.processing_restricted_at = timezone.now()
+    restricted.save()
+    assert send(personas, purpose).sent == 1
+    assert not emails(to=restricted.email)
+    asked.processing_restricted_at = timezone.now()
+    asked.save()
+
+    assert consent_reminders_send(now=timezone.now() + 8 * DAY) == 0
+    assert ConsentRequest.objects.get(guardian=asked).closed_reason == Closed.NO_LONGER_NEEDED
+    assert not ConsentRequest.objects.filter(guardian=restricted).exists()
+
+
 def test_guardians_whose_reminders_ran_out_are_asked_again_only_when_staff_choose(personas, notice, purpose):
     purpose.max_reminders = 0
     purpose.save()
@@ -541,7 +556,7 @@ def test_the_page_counts_filters_and_searches_guardians(client, personas, notice
 
     counts = response.context["counts"]
     assert {k: counts[k] for k in RequestStatus.values} == {
-        "not_asked": 1, "waiting": 1, "exhausted": 0, "no_email": 1, "answered": 1,
+        "not_asked": 1, "waiting": 1, "exhausted": 0, "no_email": 1, "restricted": 0, "answered": 1,
     }
     assert _statuses(response) == {
         waiting.email: "waiting", answered.email: "answered", not_asked.email: "not_asked", "": "no_email",
