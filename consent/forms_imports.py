@@ -11,7 +11,7 @@ def megabytes(size: int) -> str:
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(label="File")
+    file = forms.FileField(label="File", widget=forms.FileInput(attrs={"accept": ".csv,.txt,.zip"}))
     file_format = forms.ChoiceField(
         label="Format", choices=ImportRun.Format.choices, initial=ImportRun.Format.CSV, widget=forms.RadioSelect,
     )

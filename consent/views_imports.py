@@ -70,6 +70,22 @@ def _progress(run: ImportRun) -> dict:
     return progress | {"message": progress_message(progress)}
 
 
+SHORT_FORMATS = {ImportRun.Format.CSV: "CSV", ImportRun.Format.ONEROSTER: "OneRoster"}
+# Runs whose counts say something: what was imported, or what a pending import would do. A file with errors,
+# a discarded or a failed run imported nothing, and its counts would only mislead.
+COUNTED = (ImportRun.Status.PLANNED, ImportRun.Status.QUEUED, ImportRun.Status.RUNNING, ImportRun.Status.APPLIED)
+
+
+def _list_counts(run: ImportRun) -> dict[str, str] | None:
+    if run.status not in COUNTED:
+        return None
+    n = run.summary.get
+    return {
+        "pupils": f"{n('pupils_created', 0):,} / {n('pupils_updated', 0):,} / {n('pupils_left', 0):,}",
+        "guardians": f"{n('guardians_created', 0):,} / {n('guardians_updated', 0):,}",
+    }
+
+
 def _load_run(request: HttpRequest, pk: int, *fields_to_defer: str) -> ImportRun:
     queryset = ImportRun.objects.select_related("school", "uploaded_by", "confirmed_by").defer(*fields_to_defer)
     return scoped_get_or_404(request, queryset, roles=IMPORT_ROLES, pk=pk)
@@ -80,12 +96,13 @@ def count_table(summary: dict[str, int]) -> list[dict]:
     rows = []
     for key, label in (("groups", "Groups"), ("pupils", "Pupils"), ("guardians", "Parents and carers"),
                        ("links", "Pupil–guardian links")):
+        removed = {"pupils": summary.get("pupils_left", 0), "links": summary.get("links_removed", 0)}.get(key)
         rows.append({
             "label": label,
-            "created": summary.get(f"{key}_created", 0),
-            "updated": summary.get(f"{key}_updated", 0),
-            "unchanged": summary.get(f"{key}_unchanged", 0),
-            "removed": {"pupils": summary.get("pupils_left", 0), "links": summary.get("links_removed", 0)}.get(key),
+            "created": f"{summary.get(f'{key}_created', 0):,}",
+            "updated": f"{summary.get(f'{key}_updated', 0):,}",
+            "unchanged": f"{summary.get(f'{key}_unchanged', 0):,}",
+            "removed": None if removed is None else f"{removed:,}",
         })
     return rows
 
@@ -107,12 +124,9 @@ def import_new(request: HttpRequest, school_pk: int) -> HttpResponse:
         except ImportFileError as error:
             form.add_error("file", str(error))
         else:
-            if run.status == ImportRun.Status.INVALID:
-                count = len(run.errors)
-                messages.error(request, f"The file has {count} error{'s' if count != 1 else ''}, so nothing can be "
-                                        "imported from it. Correct them and upload the file again.")
-            else:
-                messages.success(request, "The file was read. Check what would change, then confirm the import.")
+            if run.status == ImportRun.Status.PLANNED:
+                messages.success(request, "The file was read and nothing has changed yet. Check what the import "
+                                          "would do, then confirm it.")
             return redirect("consent:import", pk=run.pk)
     return render(request, "consent/imports/new.html", {
         "active_nav": "dashboard",
@@ -139,8 +153,12 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if run.status in (ImportRun.Status.PLANNED, ImportRun.Status.INVALID):
         preview = preview_rows(run)
-        rows_page = Paginator(preview["rows"], ROWS_PAGE_SIZE).get_page(request.GET.get("rows_page"))
+        changes_only = request.GET.get("show") == "changes"
+        rows = [r for r in preview["rows"] if r[4] != "unchanged" or r[7] not in ("unchanged", "")] \
+            if changes_only else preview["rows"]
+        rows_page = Paginator(rows, ROWS_PAGE_SIZE).get_page(request.GET.get("rows_page"))
         leaver_ids = preview["leavers"]
+        on_roll = Pupil.objects.filter(school=school, left_on__isnull=True).count() if leaver_ids else 0
         context |= {
             "errors_page": Paginator(run.errors, ERRORS_PAGE_SIZE).get_page(request.GET.get("errors_page")),
             "rows_page": rows_page,
@@ -154,6 +172,10 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "last_name", "first_name"),
             "leavers_count": len(leaver_ids),
             "leavers_more": max(0, len(leaver_ids) - LEAVERS_SHOWN),
+            # A full import of the wrong file (one class, last year's roll) would mark most pupils as left.
+            "leavers_most": len(leaver_ids) * 2 > on_roll,
+            "changes_only": changes_only,
+            "rows_query": "show=changes&" if changes_only else "",
             "today": timezone.localdate(timezone.now(), school.tz),
             "changes_anything": any(
                 value for key, value in run.summary.items()
@@ -166,8 +188,11 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def import_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    # Polling writes nothing: it must not keep an idle staff session alive (SESSION_SAVE_EVERY_REQUEST would
+    # push its expiry on every poll), and on SQLite any write waits for the import's open transaction.
+    request.session.save = lambda *args, **kwargs: None
     run = _load_run(request, pk, "content", "preview", "errors")
-    data = _progress(run)
+    data = _progress(run) | {"badge_css": STATUS_CSS[run.status]}
     data["url"] = reverse("consent:import", kwargs={"pk": run.pk})
     response = JsonResponse(data)
     response["Cache-Control"] = "no-store"
@@ -179,20 +204,10 @@ def import_progress(request: HttpRequest, pk: int) -> JsonResponse:
 def import_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     run = _load_run(request, pk, "content", "preview", "errors")
     try:
-        outcome = import_run_confirm(run=run, actor=request.user)
+        # The run's page then says what happened: imported, failed, in progress, or the new preview.
+        import_run_confirm(run=run, actor=request.user)
     except ImportRunStateError as error:
         messages.error(request, str(error))
-    else:
-        if outcome == "applied":
-            messages.success(request, "Imported. The registry now matches the file.")
-        elif outcome == "queued":
-            messages.info(request, "The import has started. This page shows its progress; you may leave it and "
-                                   "come back.")
-        elif outcome == "replanned":
-            messages.warning(request, "The registry changed since you checked this file, so nothing was imported "
-                                      "yet. Here is what the import would do now: check it, then confirm again.")
-        elif outcome == "failed":
-            messages.error(request, "The import failed and nothing was imported.")
     return redirect("consent:import", pk=run.pk)
 
 
@@ -220,7 +235,8 @@ def import_list(request: HttpRequest, school_pk: int) -> HttpResponse:
         .order_by("-created_at", "-pk")
     )
     page = Paginator(runs, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"run": run, "status_css": STATUS_CSS[run.status]} for run in page.object_list]
+    rows = [{"run": run, "status_css": STATUS_CSS[run.status], "format": SHORT_FORMATS[run.format],
+             "counts": _list_counts(run)} for run in page.object_list]
     return render(request, "consent/imports/list.html", {
         "active_nav": "dashboard", "school": school, "page": page, "rows": rows,
     })

@@ -10,6 +10,7 @@
   var url = box.getAttribute("data-progress-url");
   var bar = document.getElementById("import-progress-bar");
   var text = document.getElementById("import-progress-text");
+  var badge = document.getElementById("run-status");
   var delay = 1500;
   var failures = 0;
 
@@ -23,6 +24,10 @@
     }
     if (text.textContent !== data.message) {
       text.textContent = data.message;
+    }
+    if (badge && badge.textContent !== data.label) {
+      badge.textContent = data.label;
+      badge.className = "badge " + data.badge_css + " align-middle fs-6";
     }
   }
 

@@ -149,6 +149,26 @@ def test_a_full_import_shows_who_will_be_marked_as_left_and_when(office, persona
     assert Pupil.objects.get(school=school, mis_id="P3").left_on == today
 
 
+def test_the_preview_can_show_only_the_rows_that_change(office, personas):
+    _upload(office, personas.school, roster_csv(QUAYLES))
+    _confirm(office, ImportRun.objects.get())
+    changed = [list(r) for r in QUAYLES]
+    changed[3][1] = "Breesh"
+    _upload(office, personas.school, roster_csv(changed))
+    run = ImportRun.objects.order_by("-pk").first()
+    every = office.get(_run_url(run)).context["row_actions"]
+    changes = office.get(_run_url(run), {"show": "changes"}).context["row_actions"]
+    assert len(every) == 4 and [(r["row"], r["pupil_action"]) for r in changes] == [(5, "Update")]
+
+
+def test_a_full_import_that_would_mark_most_pupils_as_left_asks_if_it_is_the_right_file(office, personas):
+    for n in range(6):
+        PupilFactory(school=personas.school, mis_id=f"OLD{n}")
+    _upload(office, personas.school, roster_csv(QUAYLES), full=True)
+    body = office.get(_run_url(ImportRun.objects.get())).content.decode()
+    assert "6 pupils will be marked as left" in body and "Is this the right file?" in body
+
+
 def test_the_upload_page_explains_the_full_import_and_links_the_guide_template_and_past_imports(office, personas):
     body = office.get(reverse("consent:import-new", kwargs={"school_pk": personas.school.pk})).content.decode()
     assert "marked as left, with today's date" in body and "They are not deleted" in body
@@ -344,6 +364,23 @@ def test_progress_is_reported_through_the_cache_while_the_apply_transaction_is_o
     assert [s["done"] for s in seen] == sorted(s["done"] for s in seen) and seen[-1]["done"] == seen[-1]["total"]
     assert seen[0]["message"].startswith("Importing: 4 of ") and 0 < seen[0]["percent"] < 100
     assert cache.get(runs_module._progress_key(run.pk)) is None  # cleared when it ended
+
+
+def test_polling_the_progress_writes_nothing_not_even_the_session(office, personas, small_immediate_limit,
+                                                                  django_capture_on_commit_callbacks):
+    _upload(office, personas.school, roster_csv(generated(20)))
+    run = ImportRun.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):
+        _confirm(office, run)
+    url = reverse("consent:import-progress", kwargs={"pk": run.pk})
+    office.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        data = office.get(url).json()
+    assert data["status"] == "queued" and not data["finished"] and data["url"] == _run_url(run)
+    writes = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(
+        ("INSERT", "UPDATE", "DELETE", "SAVEPOINT"))]
+    assert writes == []  # a poll neither extends an idle session nor waits on SQLite's write lock
+    assert office.get(url)["Cache-Control"] == "no-store"
 
 
 def test_a_task_delivered_twice_applies_once(office, personas, small_immediate_limit,
