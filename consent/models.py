@@ -472,6 +472,9 @@ class ImportRun(models.Model):
     def __str__(self) -> str:
         return f"Import of {self.filename} ({self.get_status_display()})"
 
+    def audit_repr(self) -> str:
+        return f"Import #{self.pk} of {self.filename}"
+
     @property
     def is_in_progress(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -24,6 +24,7 @@ from .imports import COLUMNS, RELATIONSHIPS, ImportFileError, max_import_bytes, 
 from .imports.columns import NO, YES
 from .imports.oneroster import GUARDIAN_ROLES, REQUIRED_FILES
 from .imports.runs import (
+    EXPIRED,
     ImportRunStateError,
     import_run_confirm,
     import_run_create,
@@ -153,6 +154,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if run.status in (ImportRun.Status.PLANNED, ImportRun.Status.INVALID):
         preview = preview_rows(run)
+        expired = run.status == ImportRun.Status.PLANNED and ImportRun.objects.filter(pk=run.pk, content="").exists()
         changes_only = request.GET.get("show") == "changes"
         rows = [r for r in preview["rows"] if r[4] != "unchanged" or r[7] not in ("unchanged", "")] \
             if changes_only else preview["rows"]
@@ -175,6 +177,8 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # A full import of the wrong file (one class, last year's roll) would mark most pupils as left.
             "leavers_most": len(leaver_ids) * 2 > on_roll,
             "changes_only": changes_only,
+            "expired": expired,
+            "expired_message": EXPIRED,
             "rows_query": "show=changes&" if changes_only else "",
             "today": timezone.localdate(timezone.now(), school.tz),
             "changes_anything": any(

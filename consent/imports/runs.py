@@ -48,6 +48,10 @@ PROGRESS_TIMEOUT = 6 * 3600  # seconds the cache keeps a run's progress
 _READ_AS = {ImportRun.Format.CSV: "roster.csv", ImportRun.Format.ONEROSTER: "roster.zip"}
 
 
+# The retention schedule erases uploads kept for more than a day (consent.retention).
+EXPIRED = "The uploaded file was erased because it waited more than a day for confirmation. Upload it again."
+
+
 class ImportRunStateError(Exception):
     """The run is not in a state that allows this (already confirmed, discarded, …)."""
 
@@ -142,6 +146,8 @@ def import_run_confirm(*, run: ImportRun, actor) -> str:
         locked = ImportRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != ImportRun.Status.PLANNED:
             raise ImportRunStateError("This import is no longer waiting for confirmation.")
+        if not locked.content:
+            raise ImportRunStateError(EXPIRED)
         locked.status = ImportRun.Status.QUEUED
         locked.confirmed_by = actor
         locked.confirmed_at = timezone.now()

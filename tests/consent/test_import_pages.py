@@ -300,6 +300,17 @@ def test_confirming_plans_again_and_shows_the_new_preview_when_the_registry_chan
     assert Pupil.objects.get(school=school, mis_id="P1").first_name == "Amelia"
 
 
+def test_a_preview_whose_file_retention_erased_cannot_be_confirmed(office, personas):
+    _upload(office, personas.school, roster_csv(QUAYLES))
+    run = ImportRun.objects.get()
+    ImportRun.objects.filter(pk=run.pk).update(content="")  # what consent.retention does after a day
+    body = office.get(_run_url(run)).content.decode()
+    assert "waited more than a day" in body and "Confirm import" not in body
+    response = _confirm(office, run)
+    assert "waited more than a day" in office.get(response["Location"]).content.decode()
+    assert not Pupil.objects.exists() and ImportRun.objects.get().status == ImportRun.Status.PLANNED
+
+
 def test_confirming_twice_applies_once(office, personas):
     _upload(office, personas.school, roster_csv(QUAYLES))
     run = ImportRun.objects.get()
