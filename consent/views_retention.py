@@ -26,7 +26,7 @@ def retention_list(request: HttpRequest) -> HttpResponse:
     if len(ids) == 1:
         return redirect("consent:retention", organisation_pk=ids[0])
     organisations = Organisation.objects.filter(pk__in=ids).order_by("name")
-    return render(request, "consent/retention/list.html", {"organisations": organisations})
+    return render(request, "consent/retention/list.html", {"active_nav": "retention", "organisations": organisations})
 
 
 @login_required  # the scope decides: another organisation's page is 404, too low a role 403
@@ -54,6 +54,7 @@ def retention_detail(request: HttpRequest, organisation_pk: int) -> HttpResponse
                 return redirect("consent:retention", organisation_pk=organisation.pk)
         schedule = schedule_for(organisation)
     return render(request, "consent/retention/detail.html", {
+        "active_nav": "retention",
         "organisation": organisation,
         "schedule": schedule,
         "form": form,

@@ -90,6 +90,39 @@ def with_effective_state(pupils: QuerySet, purpose: Purpose) -> QuerySet:
     )
 
 
+def registry_tools(request: HttpRequest, school: School) -> dict[str, bool]:
+    """Which of the school's registry tools this user may use: the buttons on the pupil list and the
+    school page. (Imported here, not at the top: those view modules import this one.)"""
+    from .views_exports import EXPORT_ROLES
+    from .views_imports import IMPORT_ROLES
+
+    roles = scope_for(request).roles_at_school(school.pk)
+    return {
+        "may_import": bool(roles & IMPORT_ROLES),
+        "may_request": bool(roles & REQUEST_ROLES),
+        "may_export": bool(roles & EXPORT_ROLES),
+    }
+
+
+def filtered_pupils(*, school: School, purpose: Purpose | None, filters: dict) -> QuerySet:
+    """The pupils the list shows for these filters, every page; the register exports use the same."""
+    pupils = Pupil.objects.filter(school=school)
+    if not filters.get("leavers"):
+        pupils = pupils.filter(left_on__isnull=True)
+    if filters.get("group"):
+        pupils = pupils.filter(groups=filters["group"])
+    for word in (filters.get("q") or "").split():
+        pupils = pupils.filter(Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(mis_id__iexact=word))
+    if purpose is not None:
+        pupils = with_effective_state(pupils, purpose)
+        status = filters.get("status")
+        if status == RENEWAL or filters.get("renewal"):
+            pupils = pupils.filter(renewal_needed=True)
+        if status and status != RENEWAL:
+            pupils = pupils.filter(effective_state=status)
+    return pupils.order_by("last_name", "first_name", "pk")
+
+
 def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
     """Per group: pupils on roll, consented, refused, withdrawn, lapsed, no answer, renewal needed — one
     query."""
@@ -132,25 +165,8 @@ def pupil_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk)
     purpose = purpose_for_school(school)
     form = RegistryFilterForm(request.GET or None, school=school)
-    pupils = Pupil.objects.filter(school=school)
     filters = form.cleaned_data if form.is_valid() else {}
-    if not filters.get("leavers"):
-        pupils = pupils.filter(left_on__isnull=True)
-    if filters.get("group"):
-        pupils = pupils.filter(groups=filters["group"])
-    if filters.get("q"):
-        q = filters["q"]
-        for word in q.split():
-            pupils = pupils.filter(
-                Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(mis_id__iexact=word)
-            )
-    if purpose is not None:
-        pupils = with_effective_state(pupils, purpose)
-        status = filters.get("status")
-        if status == RENEWAL or filters.get("renewal"):
-            pupils = pupils.filter(renewal_needed=True)
-        if status and status != RENEWAL:
-            pupils = pupils.filter(effective_state=status)
+    pupils = filtered_pupils(school=school, purpose=purpose, filters=filters)
     pupils = pupils.prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
     page = Paginator(pupils.order_by("last_name", "first_name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     states = pupils_consent_states(pupils=page.object_list, purpose=purpose) if purpose else {}
@@ -161,6 +177,8 @@ def pupil_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     query = urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
     return render(request, "consent/staff/pupil_list.html", {
         "active_nav": "dashboard",
+        **registry_tools(request, school),
+        "selected_group": filters.get("group"),
         "school": school,
         "purpose": purpose,
         "form": form,

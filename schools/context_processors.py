@@ -16,6 +16,10 @@ def gatehouse(request):
         "show_navigation": show_navigation,
         "nav": {
             "audit": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
+            # Every member of staff reads the notices parents are asked to agree to.
+            "notices": bool(roles),
+            "rights": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.DPO, Role.ORG_ADMIN}),
+            "retention": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),
             "demo_mailbox": settings.DEMO_MODE and bool(roles),
         },

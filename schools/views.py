@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from consent.models import Group, Guardian
+from consent.views_staff import registry_tools
 from outbox.models import OutboxMessage
 from outbox.services import OUTBOX_ROLES, outbox_visible_to
 
@@ -102,7 +103,8 @@ def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "schools/school_detail.html",
-        {"active_nav": "dashboard", "school": school, "groups": groups, "staff": staff},
+        {"active_nav": "dashboard", "school": school, "groups": groups, "staff": staff,
+         **registry_tools(request, school)},
     )
 
 

@@ -356,3 +356,20 @@ def test_an_archived_guardian_and_pupil_say_why_their_details_are_gone(client, p
     assert b"Former parent or carer" in client.get(
         reverse("consent:guardian", kwargs={"pk": registry["guardians"]["P2"].pk})).content
     assert b"consent evidence is kept until" in client.get(reverse("consent:pupil", kwargs={"pk": pupil.pk})).content
+
+
+@pytest.mark.parametrize(("persona", "shown", "hidden"), [
+    ("teacher", [b">Notices<"], [b"Parents' requests", b">Retention<", b"Consent requests", b"Import from MIS",
+                                 b"Spreadsheet (CSV)"]),
+    ("office", [b">Notices<", b"Parents' requests", b"Consent requests", b"Import from MIS",
+                b"Spreadsheet (CSV)"], [b">Retention<"]),
+    ("headteacher", [b">Notices<", b"Parents' requests", b">Retention<", b"Consent requests",
+                     b"Import from MIS", b"Spreadsheet (CSV)"], []),
+])
+def test_the_menu_and_the_pupil_list_offer_each_role_its_tools(client, personas, registry, persona, shown, hidden):
+    sign_in(client, getattr(personas, persona))
+    page = client.get(reverse("consent:pupils", kwargs={"school_pk": personas.school.pk})).content
+    for text in shown:
+        assert text in page, text
+    for text in hidden:
+        assert text not in page, text
