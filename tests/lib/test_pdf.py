@@ -48,3 +48,17 @@ def test_pdf_rendering_refuses_to_fetch_anything_but_static_files():
         pdf.StaticOnlyFetcher().fetch("http://169.254.169.254/latest/meta-data/")
     with pytest.raises(ValueError):
         pdf.StaticOnlyFetcher().fetch("file:///etc/passwd")
+
+
+def test_a_running_title_with_quotes_and_braces_prints_literally_on_every_page(monkeypatch, tmp_path):
+    # The title reaches the page header as text (string-set), never written into a stylesheet.
+    template = engines["django"].from_string(
+        '{% extends "pdf/base.html" %}{% block running_title %}{{ title }}{% endblock %}'
+        "{% block content %}{% for i in rows %}<p>Row {{ i }}</p>{% endfor %}{% endblock %}"
+    )
+    monkeypatch.setattr(pdf, "render_to_string", lambda name, ctx: template.render(ctx))
+    title = 'Owls & "Foxes" } @page { size: A3 }'
+    pages = [p for p in _text(pdf.render_pdf("unused", {"rows": range(120), "title": title}), tmp_path).split("\f")
+             if p.strip()]
+    assert len(pages) > 1
+    assert all(title in page for page in pages[1:])
