@@ -6,6 +6,7 @@
     import_run_execute  claim (`queued` → `running`), re-read and re-plan the stored file against the
                         registry as it is now, apply it all or nothing, erase the file
     import_run_discard  `planned` → `discarded`, erasing the file
+    import_runs_sweep   for a periodic task: queue lost runs again, fail runs whose worker died
 
 Confirming never applies the plan that was previewed: the stored file is planned again, and if the new
 plan's counts differ from the ones the office saw (someone edited the registry, another import ran), the
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 # are applied in the confirming request (a couple of seconds at most).
 IMMEDIATE_MAX_ROWS = 2_000
 PROGRESS_TIMEOUT = 6 * 3600  # seconds the cache keeps a run's progress
+QUEUED_SWEEP_AFTER = timedelta(minutes=5)  # a confirmed run still queued after this: its message is lost
+SWEEP_BATCH = 100
 # The file name `read_roster` is given decides how it is read: the format the office chose, not the
 # name of their file, says which reader runs (a zip chosen as CSV is refused as a zip, not unpacked).
 _READ_AS = {ImportRun.Format.CSV: "roster.csv", ImportRun.Format.ONEROSTER: "roster.zip"}
@@ -242,24 +245,56 @@ def import_run_execute(*, run_id: int) -> str:
     return "applied"
 
 
+class WorkerLost(Exception):
+    """The worker applying a run stopped (killed, out of memory, restarted) and nobody took it over."""
+
+
+def import_runs_sweep(*, now) -> dict[str, int]:
+    """For a periodic task: queue again the runs whose task seems lost, and fail the runs whose worker died.
+
+    A lost message (a broker restart) leaves a run `queued`: it is queued again, which is harmless even if
+    the first message still arrives, since only one delivery can claim the run. A worker killed mid-run
+    leaves it `running` with a claim older than `stale_after`: its transaction rolled back, so nothing was
+    imported; it is failed (and audited) so that the office sees it and uploads again, rather than retried
+    forever if the same file kills every worker.
+    """
+    from consent.tasks import import_run_execute as task
+
+    lost = list(ImportRun.objects.filter(status=ImportRun.Status.QUEUED, confirmed_at__lt=now - QUEUED_SWEEP_AFTER)
+                .order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
+    for run_id in lost:
+        task.delay(run_id)
+    failed = 0
+    for run_id in ImportRun.objects.filter(status=ImportRun.Status.RUNNING, started_at__lt=now - stale_after()) \
+            .order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH]:
+        failed += _fail(run_id, WorkerLost(), stale_before=now - stale_after())
+    return {"requeued": len(lost), "failed": failed}
+
+
 def _failure_text(error: Exception) -> str:
     if isinstance(error, ImportRefused):
         return ("The registry changed while the import was running (another import at the same time?). "
                 "Nothing was imported: upload the file again.")
     if isinstance(error, ImportFileError):
         return f"{error} Nothing was imported."
+    if isinstance(error, WorkerLost):
+        return ("The background worker stopped while importing (it was restarted or ran out of memory). Nothing "
+                "was imported: upload the file again, and tell your administrator if it happens again.")
     if isinstance(error, SoftTimeLimitExceeded):
         return ("The import took longer than the time a background job is allowed, and was stopped. Nothing was "
                 "imported: split the file, or ask your administrator to raise CELERY_TASK_TIME_LIMIT.")
     return f"The import stopped with an unexpected error ({type(error).__name__}). Nothing was imported."
 
 
-def _fail(run_id: int, error: Exception) -> None:
+def _fail(run_id: int, error: Exception, *, stale_before=None) -> int:
+    """Record a failure on a running run (with `stale_before`: only if its claim is older than that)."""
     with transaction.atomic():
         run = (ImportRun.objects.select_for_update(of=("self",))
                .select_related("school", "confirmed_by").get(pk=run_id))
         if run.status != ImportRun.Status.RUNNING:
-            return
+            return 0
+        if stale_before is not None and (run.started_at is None or run.started_at >= stale_before):
+            return 0  # claimed again meanwhile
         run.status = ImportRun.Status.FAILED
         run.failure = _failure_text(error)
         run.content = run.preview = ""
@@ -268,6 +303,7 @@ def _fail(run_id: int, error: Exception) -> None:
         audit_log(actor=run.confirmed_by, action="import.failed", obj=run, school=run.school,
                   data={"filename": run.filename, "error": type(error).__name__})
     _progress_clear(run_id)
+    return 1
 
 
 # --- Progress ----------------------------------------------------------------------------------------

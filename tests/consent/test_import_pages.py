@@ -7,6 +7,7 @@ import io
 import threading
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -427,13 +428,36 @@ def test_a_stale_running_claim_is_taken_over_and_a_fresh_one_is_not(personas, sm
     assert Pupil.objects.filter(school=personas.school).count() == 20
 
 
+def test_the_sweep_queues_a_lost_run_again_and_fails_one_whose_worker_died(personas, small_immediate_limit):
+    def queued_run():
+        run = import_run_create(school=personas.school, actor=personas.office, data=roster_csv(generated(20)),
+                                filename="r.csv", file_format="csv", full_import=False)
+        with mock.patch.object(tasks.import_run_execute, "delay"):  # the message is lost
+            import_run_confirm(run=run, actor=personas.office)
+        return run
+
+    lost, fresh, dead, busy = queued_run(), queued_run(), queued_run(), queued_run()
+    now = timezone.now()
+    ImportRun.objects.filter(pk__in=[lost.pk, dead.pk, busy.pk]).update(confirmed_at=now - dt.timedelta(hours=1))
+    ImportRun.objects.filter(pk=dead.pk).update(status="running", started_at=now - dt.timedelta(hours=1))
+    ImportRun.objects.filter(pk=busy.pk).update(status="running", started_at=now - dt.timedelta(seconds=30))
+
+    assert runs_module.import_runs_sweep(now=now) == {"requeued": 1, "failed": 1}
+
+    statuses = dict(ImportRun.objects.values_list("pk", "status"))
+    assert statuses == {lost.pk: "applied", fresh.pk: "queued", dead.pk: "failed", busy.pk: "running"}
+    dead.refresh_from_db()
+    assert "background worker stopped" in dead.failure and dead.content == ""
+    assert AuditEntry.objects.get(action="import.failed").data["error"] == "WorkerLost"
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_given_the_same_run_at_once_apply_it_once(personas, small_immediate_limit, monkeypatch):
+def test_two_workers_given_the_same_run_at_once_apply_it_once(personas, small_immediate_limit):
     run = import_run_create(school=personas.school, actor=personas.office, data=roster_csv(generated(300)),
                             filename="r.csv", file_format="csv", full_import=False)
-    monkeypatch.setattr(tasks.import_run_execute, "delay", lambda run_id: None)  # the broker delivers it twice:
-    import_run_confirm(run=run, actor=personas.office)
+    with mock.patch.object(tasks.import_run_execute, "delay"):  # the broker then delivers it twice:
+        import_run_confirm(run=run, actor=personas.office)
     assert ImportRun.objects.get(pk=run.pk).status == ImportRun.Status.QUEUED
     barrier, results = threading.Barrier(2), []
 
