@@ -107,7 +107,9 @@ class Child:
 def _children(link: GuardianLink, notice: Notice | None) -> list[Child]:
     guardian = link.guardian
     pupils = list(
-        Pupil.objects.filter(guardianships__guardian=guardian, school_id=guardian.school_id)
+        # A child archived by the retention schedule is no longer in the registry: only their consent
+        # evidence is kept, and there is nothing left to decide.
+        Pupil.objects.filter(guardianships__guardian=guardian, school_id=guardian.school_id, archived_at__isnull=True)
         .order_by("first_name", "pk")
     )
     statuses = {

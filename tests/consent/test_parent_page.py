@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from consent.links import guardian_link_issue, guardian_link_resolve, token_hash
-from consent.models import ConsentEvent, ConsentState, ConsentStatus, GuardianLink
+from consent.models import ConsentEvent, ConsentState, ConsentStatus, GuardianLink, Pupil
 from consent.services import consent_record_by_staff
 from lib.logging_filters import MaskParentTokens
 from outbox.models import OutboxMessage
@@ -82,6 +82,14 @@ def test_the_page_shows_the_school_the_notice_and_the_child(client, family):
     assert "Ada Byron" in page
     assert "Yes, my child may take part" in page
     assert "I have parental responsibility for this child" in page
+
+
+def test_a_child_archived_by_the_retention_schedule_is_no_longer_on_the_page(client, family):
+    sibling = pupil_at(family["school"], first_name="Bea", last_name="Byron")
+    guardian_of(sibling, guardian=family["guardian"])
+    Pupil.objects.filter(pk=sibling.pk).update(archived_at=timezone.now())
+    page = client.get(family["path"]).content.decode()
+    assert "Ada Byron" in page and "Bea" not in page
 
 
 # --- Deciding --------------------------------------------------------------------------------------
