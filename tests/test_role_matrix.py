@@ -13,6 +13,16 @@ from .consent import matrix_exports, matrix_imports, matrix_notices, matrix_requ
 from .consent.consent_setup import decided_family, guardian_of, pupil_at
 from .matrix import AUDIT_READERS, PERSONAS, REGISTRY_EDITORS, Row, everyone
 
+
+def _failed_email(school):
+    from outbox.models import OutboxMessage
+    from outbox.services import email_queue
+
+    message = email_queue(template="test-message", to="someone@example.org", school=school, context={})
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.FAILED)
+    return message
+
+
 RETENTION_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200, other_teacher=404)
 
 MATRIX = [
@@ -25,6 +35,9 @@ MATRIX = [
     # Another organisation's school: only its own teacher may see it; for everyone else it does not exist.
     Row("schools:school", everyone(404, other_teacher=200), kwargs=lambda p: {"pk": p.other_school.pk}),
     Row("outbox:list", everyone(403, headteacher=200, office=200, org_admin=200)),
+    # Retrying a failed email sends the sender back to the outbox; those who may not see it find nothing.
+    Row("outbox:retry", everyone(403, headteacher=302, office=302, org_admin=302), method="post",
+        kwargs=lambda p: {"pk": _failed_email(p.school).pk}),
     # The test settings run in demo mode; outside it the demo mailbox answers 404 (tests/outbox).
     Row("outbox:demo-mailbox", everyone()),
     # The consent registry: everyone at the school reads; the office, the headteacher and the
@@ -82,3 +95,40 @@ def test_staff_url_answers_each_role_as_expected(client, personas, row, persona)
     assert response.status_code == row.expect[persona], f"{row.method.upper()} {url} as {persona}"
     if response.status_code == 302 and persona == "anonymous":
         assert reverse("accounts:login") in response["Location"]
+
+
+# Pages that are not staff pages, or are covered by their own tests, each with the reason.
+NOT_IN_MATRIX = {
+    "schools:home": "redirects to the dashboard or the sign-in page",
+    "accounts:login": "the sign-in page itself",
+    "accounts:verify": "the second step of signing in (tests/accounts)",
+    "accounts:logout": "POST only, for everyone",
+    "accounts:two-factor-setup": "every signed-in user's own authenticator (tests/accounts)",
+    "accounts:backup-codes": "every signed-in user's own codes (tests/accounts)",
+    "accounts:backup-codes-regenerate": "every signed-in user's own codes (tests/accounts)",
+    "accounts:password-reset": "for people who cannot sign in",
+    "accounts:password-reset-done": "for people who cannot sign in",
+    "accounts:password-reset-confirm": "for people who cannot sign in (emailed link)",
+    "accounts:password-reset-complete": "for people who cannot sign in",
+    "outbox:demo-message": "demo mailbox, one message (tests/outbox)",
+    "outbox:demo-message-html": "demo mailbox, one message (tests/outbox)",
+}
+STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent")
+
+
+def _url_names(resolver=None, namespace=""):
+    from django.urls import get_resolver
+
+    for pattern in (resolver or get_resolver()).url_patterns:
+        if hasattr(pattern, "url_patterns"):
+            yield from _url_names(pattern, f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace)
+        elif pattern.name:
+            yield f"{namespace}{pattern.name}"
+
+
+def test_every_staff_url_is_in_the_matrix():
+    staff = {name for name in _url_names() if name.split(":")[0] in STAFF_NAMESPACES}
+    covered = {row.name for row in MATRIX}
+    missing = staff - covered - set(NOT_IN_MATRIX)
+    assert not missing, f"Add these staff URLs to the role matrix: {sorted(missing)}"
+    assert not (set(NOT_IN_MATRIX) - staff), "NOT_IN_MATRIX names a URL that no longer exists"
