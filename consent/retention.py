@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta
 
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from schools.audit import audit_log
@@ -340,6 +341,59 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
         except OSError:
             logger.exception("Retention could not delete the evidence file %s", name)
+
+
+# --- Erasure at a parent's request -------------------------------------------------------------------
+
+
+def guardian_erase(*, guardian: Guardian, actor, rights_request: RightsRequest | None = None) -> bool:
+    """Erase a parent's personal data now, at their request (a deletion request completed by staff).
+
+    Their email address, phone number, MIS id, personal links, open consent requests and the emails
+    already sent to them go; emails still waiting to leave (the school's answer to this request) are
+    sent first and erased with the rest a month later. Their name stays, with their consent evidence and
+    their requests, which the school must keep to show what was agreed and answered (GDPR art. 17(3)(b)
+    and (e)); the retention schedule deletes those in turn. A consent they gave is withdrawn: the school
+    can no longer reach them, so it can no longer rely on it. Their children stay in the registry.
+    Returns False if they had been erased already. One transaction, audited."""
+    from .services import _append, _event_data
+
+    with transaction.atomic():
+        guardian = Guardian.objects.select_for_update().select_related("school").get(pk=guardian.pk)
+        if guardian.archived_at is not None:
+            return False
+        withdrawn = []
+        statuses = (
+            ConsentStatus.objects.select_for_update(of=("self",))
+            .filter(guardian=guardian, state="given")
+            .select_related("last_event__notice", "pupil__school")
+        )
+        for status in statuses:
+            event = _append(
+                status=status, kind=ConsentEvent.Kind.WITHDRAWN, notice=status.last_event.notice,
+                channel=ConsentEvent.Channel.SYSTEM,
+                note="Withdrawn when the parent's data was erased at their request.",
+            )
+            audit_log(actor=actor, action="consent.withdrawn", obj=event, school=guardian.school,
+                      data=_event_data(event))
+            withdrawn.append(status.pupil_id)
+        sent = _emails_to([guardian]).exclude(status__in=OutboxMessage.CLAIMABLE)
+        emails_deleted = sent.count()
+        sent.delete()
+        links_deleted, _ = GuardianLink.objects.filter(guardian=guardian).delete()
+        ConsentRequest.objects.filter(guardian=guardian).delete()
+        now = timezone.now()
+        guardian.mis_id = f"archived-{guardian.pk}"
+        guardian.email = ""
+        guardian.phone = ""
+        guardian.archived_at = now
+        guardian.processing_restricted_at = guardian.processing_restricted_at or now
+        guardian.save(update_fields=["mis_id", "email", "phone", "archived_at", "processing_restricted_at",
+                                     "updated_at"])
+        audit_log(actor=actor, action="retention.guardian_erased", obj=guardian, school=guardian.school,
+                  data={"rights_request": getattr(rights_request, "pk", None), "consents_withdrawn": withdrawn,
+                        "links_deleted": links_deleted, "emails_deleted": emails_deleted})
+    return True
 
 
 # --- Housekeeping across organisations -------------------------------------------------------------

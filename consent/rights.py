@@ -6,6 +6,7 @@ due date, one calendar month after the day it was received (`rights_due_on`), an
 acknowledgement email. Staff move it on (`rights_request_status_change`) and answer it
 (`rights_request_respond`, emailed through the outbox). Completing a suppression request restricts the
 guardian's processing: `Guardian.processing_restricted_at`, which the modules that write to parents check.
+Completing a deletion request erases the guardian's personal data (`consent.retention.guardian_erase`).
 
 Every change is one transaction with one audit entry. The audit data holds kinds, ids and statuses,
 never the parent's own words: those stay in the request's encrypted fields.
@@ -271,6 +272,10 @@ def _change_status(*, rights_request: RightsRequest, status: str, reason: str, a
               data={"from": previous, "to": status, "reason": reason, "kind": rights_request.kind})
     if status == Status.COMPLETED and rights_request.kind == Kind.SUPPRESSION:
         _restrict_processing(rights_request=rights_request, actor=actor)
+    if status == Status.COMPLETED and rights_request.kind == Kind.DELETION and rights_request.guardian_id:
+        from .retention import guardian_erase
+
+        guardian_erase(guardian=rights_request.guardian, actor=actor, rights_request=rights_request)
 
 
 def _restrict_processing(*, rights_request: RightsRequest, actor) -> None:
@@ -293,8 +298,8 @@ def rights_request_status_change(
     *, rights_request: RightsRequest, status: str, reason: str = "", actor
 ) -> RightsRequest:
     """Move a request to in progress, completed or refused (a refusal needs a reason). Completing a
-    suppression request restricts the guardian's processing. Deletion is carried out by the retention
-    module's erasure, not here: completing records the decision."""
+    suppression request restricts the guardian's processing; completing a deletion request erases the
+    guardian's personal data (`consent.retention.guardian_erase`)."""
     with transaction.atomic():
         rights_request = _lock_request(rights_request)
         _check_staff(actor, rights_request.school_id)

@@ -70,6 +70,7 @@ ACTION_LABELS: dict[str, str] = {
     "rights.contact_suppressed": "suppressed a parent's data",
     "retention.applied": "applied the retention schedule",
     "retention.schedule_updated": "changed the retention schedule",
+    "retention.guardian_erased": "erased a parent's contact details at their request",
 }
 
 

@@ -347,3 +347,45 @@ def test_a_bad_schedule_is_refused_with_a_message_and_changes_nothing(client, pe
     assert response.context["form"].errors["evidence_years"]
     assert not RetentionSchedule.objects.exists()
     assert AuditEntry.objects.count() == audit_entries
+
+
+def test_completing_a_deletion_request_erases_the_parent_now_and_keeps_the_evidence(world, personas):
+    from consent.rights import rights_request_create, rights_request_respond, rights_request_status_change
+
+    shared = world.shared
+    address = shared.email
+    request = rights_request_create(guardian=shared, kind="deletion", purpose=world.notice.purpose)
+    rights_request_respond(rights_request=request, response="We have deleted your details.", actor=personas.office)
+    answer = OutboxMessage.objects.get(template="rights-response")
+    sent_before = OutboxMessage.objects.filter(recipient=shared.email).exclude(pk=answer.pk)
+    sent_before.update(status="sent")
+    events_before = ConsentEvent.objects.filter(guardian=shared).count()
+
+    rights_request_status_change(rights_request=request, status="completed", actor=personas.office)
+
+    shared.refresh_from_db()
+    assert (shared.email, shared.phone, shared.mis_id) == ("", "", f"archived-{shared.pk}")
+    assert shared.archived_at is not None and shared.processing_restricted_at is not None
+    assert shared.last_name  # the name stays with the evidence
+    assert not GuardianLink.objects.filter(guardian=shared).exists()
+    # The answer still goes out; the emails already sent are gone.
+    assert list(OutboxMessage.objects.filter(recipient=address)) == [answer]
+    # Their consents are withdrawn by the system, on top of the evidence, which is all kept.
+    assert ConsentEvent.objects.filter(guardian=shared).count() == events_before + 2
+    assert set(ConsentStatus.objects.filter(guardian=shared).values_list("state", flat=True)) == {"withdrawn"}
+    assert ConsentEvent.objects.filter(guardian=shared, kind="withdrawn", channel="system").count() == 2
+    # The child stays in the registry.
+    assert Pupil.objects.get(pk=world.stayer.pk).archived_at is None
+    entry = AuditEntry.objects.get(action="retention.guardian_erased")
+    assert entry.data["rights_request"] == request.pk and sorted(entry.data["consents_withdrawn"]) == sorted(
+        [world.stayer.pk, world.sibling.pk])
+    assert audit_verify()[1] is None
+
+
+def test_erasing_twice_does_nothing_the_second_time(world, personas):
+    from consent.retention import guardian_erase
+
+    assert guardian_erase(guardian=world.parent, actor=personas.office) is True
+    entries = AuditEntry.objects.count()
+    assert guardian_erase(guardian=world.parent, actor=personas.office) is False
+    assert AuditEntry.objects.count() == entries

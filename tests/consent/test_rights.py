@@ -547,9 +547,10 @@ def test_completing_a_suppression_restricts_the_guardian_and_shows_it(client, pe
     assert "Data restricted since" in page and "suppressed a parent" in page
     panel = render_to_string("consent/rights/_guardian_panel.html", {"guardian": family["mother"], "may_edit": False})
     assert "Data restricted" in panel and "send them no consent requests" in panel
-    # Only suppression restricts: completing a deletion records the decision and nothing else.
-    deletion = _request(family["father"], Kind.DELETION)
-    rights_request_status_change(rights_request=deletion, status=Status.COMPLETED, actor=personas.headteacher)
+    # Refusing a suppression restricts nothing.
+    refused = _request(family["father"], Kind.SUPPRESSION)
+    rights_request_status_change(rights_request=refused, status=Status.REFUSED, reason="Identity not confirmed",
+                                 actor=personas.headteacher)
     family["father"].refresh_from_db()
     assert family["father"].processing_restricted_at is None
 
