@@ -64,6 +64,19 @@ def test_demo_data_is_the_seed_federation_and_running_it_twice_changes_nothing(s
     assert confirmations.count() == 12
     assert all("/p/" in m.body_text for m in confirmations)
 
+    # The office has asked the Year 3 parents who had not answered; one parent asked for a correction.
+    from consent.models import ConsentRequest, RightsRequest
+
+    requests = ConsentRequest.objects.all()
+    assert requests.exists()
+    assert {g.name for r in requests for p in r.guardian.pupils.all() for g in p.groups.all()} >= {"Year 3"}
+    assert OutboxMessage.objects.filter(template="consent-request").count() == requests.count()
+    assert RightsRequest.objects.get().kind == "correction"
+    # Siblings are told apart by their first names.
+    for guardian in Guardian.objects.prefetch_related("pupils"):
+        names = [p.first_name for p in guardian.pupils.all()]
+        assert len(names) == len(set(names))
+
     out = capsys.readouterr().out
     assert "password for all: gatehouse-demo" in out
     for username in ("head", "teacher", "office", "teacher.dhoon", "dpo", "siro", "orgadmin"):

@@ -20,7 +20,19 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import User
 from accounts.services import backup_codes_generate
 from consent import notice_template
-from consent.models import ConsentEvent, Group, Guardian, Guardianship, Notice, Pupil, Purpose
+from consent.models import (
+    ConsentEvent,
+    ConsentRequest,
+    Group,
+    Guardian,
+    Guardianship,
+    Notice,
+    Pupil,
+    Purpose,
+    RightsRequest,
+)
+from consent.requests import consent_requests_send
+from consent.rights import rights_request_create
 from consent.services import consent_record_by_staff, notice_publish
 from schools.audit import audit_log
 from schools.models import TWO_FACTOR_ROLES, Membership, Organisation, Role, School
@@ -96,7 +108,9 @@ class Command(BaseCommand):
                 self._registry(school, pupil_count)
             logins = [self._staff(member, organisation, schools) for member in STAFF]
             notice = self._notice(organisation)
-            self._replies(schools["laxey"], notice, office=User.objects.get(username="office"))
+            office = User.objects.get(username="office")
+            self._replies(schools["laxey"], notice, office=office)
+            self._requests(schools["laxey"], notice, office=office)
             if created:
                 audit_log(actor=None, action="demo.seeded", obj=organisation,
                           data={"schools": [s.name for s in schools.values()]})
@@ -122,10 +136,10 @@ class Command(BaseCommand):
             children = min(rng.choice([1, 1, 1, 1, 2, 2, 3]), pupil_count - len(pupils))
             adults = rng.choice([1, 2, 2])
             family_pupils = []
-            for _ in range(children):
+            for first_name in rng.sample(FIRST_NAMES, children):  # siblings have different names
                 year = rng.choice(YEAR_GROUPS)
                 family_pupils.append(Pupil(
-                    school=school, mis_id=f"{prefix}P{len(pupils) + 1:04d}", first_name=rng.choice(FIRST_NAMES),
+                    school=school, mis_id=f"{prefix}P{len(pupils) + 1:04d}", first_name=first_name,
                     last_name=last_name, year_group=year,
                 ))
                 pupils.append(family_pupils[-1])
@@ -218,6 +232,19 @@ class Command(BaseCommand):
                 channel=ConsentEvent.Channel.EMAIL_REPLY, received_on=today, attestation=True,
                 note="Demo: reply to the letter recorded by the office.",
             )
+
+    def _requests(self, school: School, notice: Notice, *, office: User) -> None:
+        """The office has emailed the Year 3 parents who had not answered (the requests page and the demo
+        mailbox show them), and one parent has asked for a correction from their link."""
+        if ConsentRequest.objects.filter(guardian__school=school).exists():
+            return
+        year_3 = Group.objects.get(school=school, name="Year 3")
+        consent_requests_send(school=school, purpose=notice.purpose, group=year_3, actor=office)
+        guardian = Guardian.objects.filter(school=school, pupils__groups=year_3).order_by("mis_id").first()
+        rights_request_create(
+            guardian=guardian, kind=RightsRequest.Kind.CORRECTION, purpose=notice.purpose,
+            details="Demo: my daughter's year group is wrong, she is in Year 3, not Year 2.",
+        )
 
     def _print(self, organisation, schools, logins) -> None:
         out = self.stdout
