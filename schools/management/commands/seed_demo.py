@@ -144,7 +144,8 @@ class Command(BaseCommand):
                 ))
                 pupils.append(family_pupils[-1])
             for adult in range(adults):
-                first_name = rng.choice(ADULT_FIRST_NAMES)
+                # The list alternates women's and men's names: a mother gets one of the first, a father the second.
+                first_name = rng.choice(ADULT_FIRST_NAMES[adult % 2::2])
                 guardian = Guardian(
                     school=school, mis_id=f"{prefix}G{family:04d}-{adult + 1}", first_name=first_name,
                     last_name=last_name,
