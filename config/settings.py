@@ -290,6 +290,7 @@ CELERY_BEAT_SCHEDULE = {
     # Long waits live in the database; beat only wakes the sweepers up every minute.
     "outbox-sweep": {"task": "outbox.tasks.outbox_sweep", "schedule": 60.0},
     # Each finds what is due by comparing times, so a missed or doubled beat does no harm.
+    "consent-import-sweep": {"task": "consent.tasks.import_runs_sweep", "schedule": 60.0},
     "consent-lapse": {"task": "consent.tasks.consent_lapse", "schedule": 3600.0},
     "consent-reminders": {"task": "consent.tasks.consent_reminders", "schedule": 3600.0},
     "consent-retention": {"task": "consent.tasks.retention", "schedule": 3600.0},

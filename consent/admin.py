@@ -117,7 +117,7 @@ class ConsentRequestAdmin(ReadOnlyScopedAdmin):
 class ImportRunAdmin(ReadOnlyScopedAdmin):
     list_display = ["created_at", "school", "filename", "format", "status", "uploaded_by"]
     list_filter = ["status", "format", "school"]
-    exclude = ["content"]
+    exclude = ["content", "preview"]
 
 
 @admin.register(RightsRequest)

@@ -400,7 +400,8 @@ def guardian_erase(*, guardian: Guardian, actor, rights_request: RightsRequest |
 
 
 def _housekeeping(*, now: datetime, report: RetentionReport) -> None:
-    uploads = ImportRun.objects.filter(created_at__lt=now - UPLOAD_KEEP).exclude(content="")
+    # The file and its preview (which names pupils and parents) go; the run's counts stay.
+    uploads = ImportRun.objects.filter(created_at__lt=now - UPLOAD_KEEP).exclude(content="", preview="")
     old_runs = ImportRun.objects.filter(created_at__lt=now - IMPORT_RUN_KEEP)
     revoked = GuardianLink.objects.filter(revoked_at__lt=now - REVOKED_LINK_KEEP)
     bodies = OutboxMessage.objects.filter(status=OutboxMessage.Status.SENT, sent_at__lt=now - SENT_BODY_KEEP).exclude(
@@ -414,7 +415,7 @@ def _housekeeping(*, now: datetime, report: RetentionReport) -> None:
         return
     with transaction.atomic():
         done = {
-            "uploads_erased": uploads.update(content=""),
+            "uploads_erased": uploads.update(content="", preview=""),
             "import_runs_deleted": old_runs.delete()[1].get(ImportRun._meta.label, 0),
             "links_deleted": revoked.delete()[1].get(GuardianLink._meta.label, 0),
             "email_bodies_erased": bodies.update(body_text="", body_html="", attachments=""),

@@ -15,6 +15,14 @@ def import_run_execute(run_id: int) -> str:
     return execute(run_id=run_id)
 
 
+@shared_task(name="consent.tasks.import_runs_sweep")
+def import_runs_sweep() -> dict[str, int]:
+    """Queue again a confirmed import whose task was lost, and fail one whose worker died (every minute)."""
+    from .imports.runs import import_runs_sweep as sweep
+
+    return sweep(now=timezone.now())
+
+
 @shared_task(name="consent.tasks.consent_lapse")
 def consent_lapse() -> int:
     """Lapse consents whose renewal deadline has passed (hourly)."""

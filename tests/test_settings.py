@@ -125,3 +125,15 @@ def test_env_example_documents_every_variable_the_settings_read():
     assert {"DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL"} <= read  # the patterns still match
     missing = sorted(read - documented_names())
     assert not missing, f"config/settings.py reads these, but .env.example does not document them: {missing}"
+
+
+def test_every_periodic_task_names_a_registered_task():
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, f"beat entry {name!r} names no task"
+        # Long waits live in the database: beat only wakes the sweeps up, at most hourly.
+        assert entry["schedule"] <= 3600, name

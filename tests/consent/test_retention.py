@@ -273,12 +273,13 @@ def test_a_guardian_with_a_rights_request_is_archived_not_deleted(world):
 def test_uploads_revoked_links_and_old_email_bodies_are_erased(world, personas):
     now = datetime(2026, 5, 1, 12, tzinfo=UTC)
     with time_machine.travel(now - timedelta(days=2)):
-        run = ImportRun.objects.create(school=world.school, filename="roster.csv", sha256="0" * 64, content="YWJj")
+        run = ImportRun.objects.create(school=world.school, filename="roster.csv", sha256="0" * 64, content="YWJj",
+                                       preview='[{"name": "Lena Leaver"}]')
     GuardianLink.objects.filter(guardian=world.shared).update(revoked_at=now - timedelta(days=31))
     OutboxMessage.objects.update(status="sent", sent_at=now - timedelta(days=31))
     report = retention_apply(now=now)
     run.refresh_from_db()
-    assert run.content == ""
+    assert run.content == "" and run.preview == ""
     assert not GuardianLink.objects.filter(guardian=world.shared).exists()
     message = OutboxMessage.objects.first()
     assert (message.body_text, message.body_html) == ("", "")
