@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from lib.http import as_download
 from schools.audit import audit_log
 from schools.models import Role, School
 from schools.scope import get_school_or_404, scope_for
@@ -129,9 +130,7 @@ def register_csv(request: HttpRequest, school_pk: int) -> HttpResponse:
     # Streamed in batches: 10,000 pupils never sit in memory at once, nor keep the client waiting.
     lines = (line.encode("utf-8") for line in csv_lines(rows, max_guardians=max(most or 0, 1)))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(school, selection.group, "csv")}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return as_download(response, _filename(school, selection.group, "csv"))
 
 
 @login_required
@@ -158,7 +157,4 @@ def register_pdf_view(request: HttpRequest, school_pk: int) -> HttpResponse:
         "generated_by": request.user,
     })
     _audit(request, selection, fmt="pdf")
-    response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(school, group, "pdf")}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return as_download(HttpResponse(pdf, content_type="application/pdf"), _filename(school, group, "pdf"))

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lib.http import as_download
 from schools.models import Role
 from schools.scope import get_school_or_404, scoped_get_or_404
 
@@ -277,5 +278,4 @@ def import_columns(request: HttpRequest, school_pk: int) -> HttpResponse:
 def import_template(request: HttpRequest, school_pk: int) -> HttpResponse:
     get_school_or_404(request, school_pk, roles=IMPORT_ROLES)
     response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="gatehouse-import-template.csv"'
-    return response
+    return as_download(response, "gatehouse-import-template.csv")

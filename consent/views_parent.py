@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from lib.client_ip import client_ip
+from lib.http import as_download
 
 from .forms_rights import ParentRightsRequestForm
 from .links import guardian_link_resolve
@@ -289,10 +290,7 @@ def parent_rights_download(request: HttpRequest, token: str) -> HttpResponse:
     if fmt not in DOWNLOAD_FORMATS:
         return redirect(reverse("parent:rights", kwargs={"token": token}))
     data = guardian_data_download(guardian=link.guardian, fmt=fmt)
-    response = HttpResponse(data.content, content_type=data.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{data.filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return as_download(HttpResponse(data.content, content_type=data.content_type), data.filename)
 
 
 @require_safe

@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils.dateformat import format as date_format
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from lib.http import as_download
 from outbox.models import OutboxMessage
 from schools.audit import action_label
 from schools.models import AuditEntry, School
@@ -225,11 +226,7 @@ def rights_request_export(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse("Choose JSON or PDF.", status=400, content_type="text/plain")
     data = guardian_data_download(guardian=rights_request.guardian, fmt=fmt, actor=request.user,
                                   rights_request=rights_request)
-    response = HttpResponse(data.content, content_type=data.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{data.filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "no-store"
-    return response
+    return as_download(HttpResponse(data.content, content_type=data.content_type), data.filename)
 
 
 @staff_required(RIGHTS_ROLES)

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from lib.http import as_download
 from schools.audit import audit_log
 from schools.models import Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
@@ -250,9 +251,7 @@ def event_attachment(request: HttpRequest, pk: int) -> FileResponse:
         raise Http404
     filename = event.attachment.name.rsplit("/", 1)[-1]
     # Always a download, never rendered inline: a saved email or PDF from outside is untrusted content.
-    response = FileResponse(event.attachment.open("rb"), as_attachment=True, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return as_download(FileResponse(event.attachment.open("rb")), filename)
 
 
 @staff_required()
