@@ -54,6 +54,8 @@ ACTION_LABELS: dict[str, str] = {
     "import.uploaded": "uploaded a roster file to import",
     "import.discarded": "discarded a roster file without importing it",
     "import.failed": "had an import fail",
+    "import.confirmed": "confirmed an import",
+    "import.replanned": "had an import previewed again because the registry changed",
     "consent.notice_draft_saved": "saved a draft of the consent notice",
     "consent.notice_draft_discarded": "discarded a draft of the consent notice",
     "consent.requests_sent": "sent consent requests to parents",
