@@ -37,7 +37,8 @@ def guardian_link_resolve(token: str) -> GuardianLink | None:
         return None
     return (
         GuardianLink.objects.select_related("guardian__school__organisation", "purpose__organisation")
-        .filter(token_sha256=token_hash(token), revoked_at__isnull=True)
+        # An erased guardian's links are deleted with them; the guardian check covers any made since.
+        .filter(token_sha256=token_hash(token), revoked_at__isnull=True, guardian__archived_at__isnull=True)
         .first()
     )
 

@@ -119,6 +119,8 @@ def _check_staff(staff, school_id: int) -> None:
 
 def _rights_link(guardian: Guardian, purpose: Purpose | None) -> str:
     """A fresh personal link straight to the guardian's rights page, or "" when there is no purpose."""
+    if guardian.archived_at is not None:  # erased: no link may reach them again
+        return ""
     if purpose is None:
         purpose = Purpose.objects.filter(organisation_id=guardian.school.organisation_id).order_by("id").first()
     if purpose is None:
@@ -272,7 +274,10 @@ def _change_status(*, rights_request: RightsRequest, status: str, reason: str, a
               data={"from": previous, "to": status, "reason": reason, "kind": rights_request.kind})
     if status == Status.COMPLETED and rights_request.kind == Kind.SUPPRESSION:
         _restrict_processing(rights_request=rights_request, actor=actor)
-    if status == Status.COMPLETED and rights_request.kind == Kind.DELETION and rights_request.guardian_id:
+    # A deletion about the parent erases them; one about a child names what the school must do in its own
+    # records (the MIS), which the answer tells the parent: the child's registry entry follows the MIS.
+    if (status == Status.COMPLETED and rights_request.kind == Kind.DELETION and rights_request.guardian_id
+            and rights_request.pupil_id is None):
         from .retention import guardian_erase
 
         guardian_erase(guardian=rights_request.guardian, actor=actor, rights_request=rights_request)
@@ -328,15 +333,18 @@ def rights_request_respond(*, rights_request: RightsRequest, response: str, acto
     with transaction.atomic():
         rights_request = _lock_request(rights_request)
         _check_staff(actor, rights_request.school_id)
-        if status:
-            _change_status(rights_request=rights_request, status=status, reason="With the answer sent",
-                           actor=actor)
         rights_request.response = response
         rights_request.responded_at = timezone.now()
         rights_request.responded_by = actor
         rights_request.save(update_fields=["response", "responded_at", "responded_by"])
         guardian = rights_request.guardian
-        emailed = bool(guardian is not None and guardian.email)
+        emailed = bool(guardian is not None and guardian.email and guardian.archived_at is None)
+        # The answer that completes a deletion is the last email: it is queued before the guardian is erased
+        # (erasing blanks the address) and carries no link (erasing deletes their links).
+        erasing = status == Status.COMPLETED and rights_request.kind == Kind.DELETION
+        if status and not erasing:
+            _change_status(rights_request=rights_request, status=status, reason="With the answer sent",
+                           actor=actor)
         if emailed:
             email_queue(
                 template="rights-response",
@@ -347,11 +355,15 @@ def rights_request_respond(*, rights_request: RightsRequest, response: str, acto
                     "guardian": guardian,
                     "rights_request": rights_request,
                     "kind": rights_request.get_kind_display(),
+                    "status": Status.COMPLETED.label if erasing else rights_request.get_status_display(),
                     "received_on": school_today(rights_request.school, rights_request.received_at),
                     "response": response,
-                    "link": _rights_link(guardian, None),
+                    "link": "" if erasing else _rights_link(guardian, None),
                 },
             )
+        if erasing:
+            _change_status(rights_request=rights_request, status=status, reason="With the answer sent",
+                           actor=actor)
         audit_log(actor=actor, action="rights.responded", obj=rights_request, school=rights_request.school,
                   data={"emailed": emailed, "status": rights_request.status, "kind": rights_request.kind})
     return Response(rights_request=rights_request, emailed=emailed)

@@ -219,6 +219,10 @@ def _guardianship(*, guardian: Guardian, pupil: Pupil) -> Guardianship:
 
 def _check_decision(*, guardian: Guardian, pupil: Pupil, notice: Notice, kind: str, any_version: bool) -> None:
     """Raise ValidationError unless this guardian may make this decision for this pupil on this notice."""
+    # Read from the database, not from the objects passed in, which may predate the erasure.
+    if (Guardian.objects.filter(pk=guardian.pk, archived_at__isnull=False).exists()
+            or Pupil.objects.filter(pk=pupil.pk, archived_at__isnull=False).exists()):
+        raise ValidationError("This record has been erased: no decision can be recorded on it.")
     guardianship = _guardianship(guardian=guardian, pupil=pupil)
     if kind == Kind.GIVEN and not guardianship.parental_responsibility:
         raise ValidationError("Only a guardian with parental responsibility can give consent.")
@@ -306,6 +310,10 @@ def _decide_by_link(
         if kind == Kind.GIVEN and not attestation:
             raise ValidationError("Confirm that you have parental responsibility for this child.")
         status = _lock_status(guardian=guardian, pupil=pupil, purpose=notice.purpose)
+        # Checked under the lock: a repeated withdrawal (a double click, a second tab) records nothing more
+        # and sends no second email.
+        if kind == Kind.WITHDRAWN and status.state == ConsentState.WITHDRAWN and status.last_event is not None:
+            return status.last_event
         event = _append(
             status=status, kind=kind, notice=notice, channel=Channel.PARENT_LINK,
             attestation=attestation, user_agent=user_agent,
@@ -430,7 +438,11 @@ def effective_state(decisions: Sequence[GuardianDecision], rule: str) -> tuple[s
 def pupils_consent_states(*, pupils: Iterable[Pupil | int], purpose: Purpose) -> dict[int, PupilConsent]:
     """The effective consent of many pupils in two queries, however many pupils (bulk pages, sending)."""
     pupil_ids = [getattr(p, "pk", p) for p in pupils]
-    guardianships = Guardianship.objects.filter(pupil_id__in=pupil_ids).select_related("guardian")
+    # An erased (archived) guardian's decisions are kept as evidence but no longer decide anything: they
+    # can no longer be reached to withdraw, and their "no" must not bind the child for ever.
+    guardianships = Guardianship.objects.filter(
+        pupil_id__in=pupil_ids, guardian__archived_at__isnull=True
+    ).select_related("guardian")
     statuses = {
         (s.guardian_id, s.pupil_id): s
         for s in ConsentStatus.objects.filter(purpose=purpose, pupil_id__in=pupil_ids)

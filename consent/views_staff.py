@@ -53,10 +53,12 @@ def purpose_for_school(school: School) -> Purpose | None:
 
 
 def _status_exists(purpose: Purpose, **conditions) -> Exists:
-    # Only statuses of current guardians count, as in `pupils_consent_states`.
+    # Only statuses of current guardians count, as in `pupils_consent_states`: still linked to the pupil,
+    # and not erased (an erased parent's decisions stay as evidence but no longer decide anything).
     return Exists(
         ConsentStatus.objects.filter(
-            purpose=purpose, pupil=OuterRef("pk"), guardian__guardianships__pupil=OuterRef("pk"), **conditions
+            purpose=purpose, pupil=OuterRef("pk"), guardian__guardianships__pupil=OuterRef("pk"),
+            guardian__archived_at__isnull=True, **conditions
         )
     )
 

@@ -390,3 +390,63 @@ def test_erasing_twice_does_nothing_the_second_time(world, personas):
     entries = AuditEntry.objects.count()
     assert guardian_erase(guardian=world.parent, actor=personas.office) is False
     assert AuditEntry.objects.count() == entries
+
+
+def test_answering_and_completing_a_deletion_in_one_step_sends_the_answer_without_a_link(world, personas):
+    from consent.rights import rights_request_create, rights_request_respond
+
+    parent, address = world.parent, world.parent.email
+    request = rights_request_create(guardian=parent, kind="deletion", purpose=world.notice.purpose)
+    rights_request_respond(rights_request=request, response="Done.", actor=personas.office, status="completed")
+
+    answer = OutboxMessage.objects.get(template="rights-response")
+    assert answer.recipient == address and "/p/" not in answer.body_text and "Status: Completed" in answer.body_text
+    assert not GuardianLink.objects.filter(guardian=parent).exists()
+    parent.refresh_from_db()
+    assert parent.archived_at is not None and parent.email == ""
+
+
+def test_an_erased_parent_can_no_longer_decide_even_through_a_link_that_survived(world, personas):
+    from django.core.exceptions import ValidationError
+
+    from consent.links import guardian_link_resolve, token_hash
+    from consent.retention import guardian_erase
+    from consent.services import consent_give
+
+    guardian_erase(guardian=world.shared, actor=personas.office)
+    # Erasing deleted their links; one made by some other path afterwards still opens nothing.
+    GuardianLink.objects.create(guardian=world.shared, purpose=world.notice.purpose, token_sha256=token_hash("t" * 43))
+    assert guardian_link_resolve("t" * 43) is None
+    with pytest.raises(ValidationError, match="erased"):
+        consent_give(guardian=world.shared, pupil=world.stayer, notice=world.notice, attestation=True)
+
+
+def test_an_erased_parents_withdrawal_no_longer_binds_the_child(world, personas):
+    from consent.retention import guardian_erase
+    from consent.services import consent_give, pupil_consent_state
+
+    other_parent = guardian_of(world.stayer)
+    guardian_erase(guardian=world.shared, actor=personas.office)  # withdraws their consent for the stayer
+    assert pupil_consent_state(pupil=world.stayer, purpose=world.notice.purpose).state == "none"
+    consent_give(guardian=other_parent, pupil=world.stayer, notice=world.notice, attestation=True)
+    assert pupil_consent_state(pupil=world.stayer, purpose=world.notice.purpose).state == "given"
+
+
+def test_a_deletion_request_about_one_child_does_not_erase_the_parent(world, personas):
+    from consent.rights import rights_request_create, rights_request_status_change
+
+    request = rights_request_create(guardian=world.shared, kind="deletion", pupil=world.stayer,
+                                    purpose=world.notice.purpose)
+    rights_request_status_change(rights_request=request, status="completed", actor=personas.office)
+    world.shared.refresh_from_db()
+    assert world.shared.archived_at is None and world.shared.email
+
+
+def test_a_repeated_withdrawal_records_one_event_and_one_email(world):
+    from consent.services import consent_withdraw
+
+    first = consent_withdraw(guardian=world.parent, pupil=world.leaver, notice=world.notice)
+    events, emails = ConsentEvent.objects.count(), OutboxMessage.objects.count()
+    again = consent_withdraw(guardian=world.parent, pupil=world.leaver, notice=world.notice)
+    assert again.pk == first.pk
+    assert (ConsentEvent.objects.count(), OutboxMessage.objects.count()) == (events, emails)
