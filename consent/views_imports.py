@@ -27,6 +27,7 @@ from .imports.oneroster import GUARDIAN_ROLES, REQUIRED_FILES
 from .imports.runs import (
     EXPIRED,
     ImportRunStateError,
+    counts_of,
     import_run_confirm,
     import_run_create,
     import_run_discard,
@@ -183,7 +184,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "rows_query": "show=changes&" if changes_only else "",
             "today": timezone.localdate(timezone.now(), school.tz),
             "changes_anything": any(
-                value for key, value in run.summary.items()
+                value for key, value in counts_of(run.summary).items()
                 if key not in ("rows", "errors") and not key.endswith("_unchanged")
             ),
         }

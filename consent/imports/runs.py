@@ -9,8 +9,10 @@
     import_runs_sweep   for a periodic task: queue lost runs again, fail runs whose worker died
 
 Confirming never applies the plan that was previewed: the stored file is planned again, and if the new
-plan's counts differ from the ones the office saw (someone edited the registry, another import ran), the
-run goes back to `planned` with the new preview instead of being applied.
+plan differs from the one the office saw (someone edited the registry, another import ran), the run goes
+back to `planned` with the new preview instead of being applied. "Differs" means its counts, or any row
+of the preview: the run's summary keeps a SHA-256 of the per-row preview (`preview_sha256`), so a change
+that leaves the counts equal but updates other rows is shown too.
 
 Progress: the apply is one transaction, so nothing it writes to the database is visible to the page
 until it commits. The `progress` callback therefore writes to Django's cache (shared by web and workers:
@@ -53,6 +55,7 @@ _READ_AS = {ImportRun.Format.CSV: "roster.csv", ImportRun.Format.ONEROSTER: "ros
 
 # The retention schedule erases uploads kept for more than a day (consent.retention).
 EXPIRED = "The uploaded file was erased because it waited more than a day for confirmation. Upload it again."
+ERASED = "The uploaded file was erased after a day; upload it again."
 
 
 class ImportRunStateError(Exception):
@@ -66,8 +69,19 @@ def _read(data: bytes, fmt: str, org_sourced_id: str) -> Roster:
     return read_roster(data, _READ_AS[fmt], org_sourced_id=org_sourced_id)
 
 
-def _summary(plan: ImportPlan) -> dict[str, int]:
+def _counts(plan: ImportPlan) -> dict[str, int]:
     return {**plan.counts(), "errors": len(plan.errors)}
+
+
+def _summary(plan: ImportPlan, preview: str) -> dict[str, Any]:
+    """The counts, and for a valid plan the SHA-256 of its preview: what confirming compares."""
+    if plan.errors:
+        return _counts(plan)
+    return {**_counts(plan), "preview_sha256": hashlib.sha256(preview.encode()).hexdigest()}
+
+
+def counts_of(summary: dict[str, Any]) -> dict[str, int]:
+    return {key: value for key, value in summary.items() if key != "preview_sha256"}
 
 
 def _preview(roster: Roster, plan: ImportPlan) -> str:
@@ -110,6 +124,7 @@ def import_run_create(
     roster = _read(data, file_format, org_sourced_id)
     plan = import_plan(school=school, rows=roster, full=full_import)
     valid = not plan.errors
+    preview = _preview(roster, plan) if valid else ""
     with transaction.atomic():
         run = ImportRun.objects.create(
             school=school,
@@ -121,10 +136,10 @@ def import_run_create(
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             content=base64.b64encode(data).decode("ascii") if valid else "",
-            preview=_preview(roster, plan) if valid else "",
+            preview=preview,
             status=ImportRun.Status.PLANNED if valid else ImportRun.Status.INVALID,
             rows_total=plan.rows,
-            summary=_summary(plan),
+            summary=_summary(plan, preview),
             errors=_errors(plan),
             finished_at=None if valid else timezone.now(),
         )
@@ -146,7 +161,8 @@ def import_run_confirm(*, run: ImportRun, actor) -> str:
     """Confirm a planned run. Returns what happened: "applied" / "failed" / "replanned" (applied in
     this request, for a small run), or "queued" (a worker applies it after this commit)."""
     with transaction.atomic():
-        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
+        locked = (ImportRun.objects.select_for_update(of=("self",)).select_related("school__organisation")
+                  .get(pk=run.pk))
         if locked.status != ImportRun.Status.PLANNED:
             raise ImportRunStateError("This import is no longer waiting for confirmation.")
         if not locked.content:
@@ -155,8 +171,11 @@ def import_run_confirm(*, run: ImportRun, actor) -> str:
         locked.confirmed_by = actor
         locked.confirmed_at = timezone.now()
         locked.save(update_fields=["status", "confirmed_by", "confirmed_at"])
+        in_background = runs_in_background(locked)
+        audit_log(actor=actor, action="import.confirmed", obj=locked, school=locked.school,
+                  data={"run": locked.pk, "mode": "queued" if in_background else "immediate"})
         _progress_set(locked.pk, phase="queued")
-        if runs_in_background(locked):
+        if in_background:
             from consent.tasks import import_run_execute as task
 
             run_id = locked.pk
@@ -193,10 +212,19 @@ def import_run_execute(*, run_id: int) -> str:
     """Apply a confirmed run. Safe to call twice, concurrently or after the end: returns "skipped"
     unless this call claimed the run.
 
-    Delivery is at-least-once (acks_late; a worker lost mid-run has its task redelivered); the effect is
-    exactly-once: the claim is a conditional update (`queued` → `running`, or a `running` claim older
-    than `stale_after`), and the registry's changes commit in the same transaction as `applied`, under
-    the run's row lock, after re-checking that the run is still ours to apply.
+    At-most-once apply. The claim is a conditional update (`queued` → `running`, or a `running` claim
+    older than `stale_after()`), and the registry's changes commit in one transaction with `applied`,
+    under the run's row lock, after re-checking that the claim is still ours; so no run is ever applied
+    twice. A worker lost mid-run does not get its run retried: its transaction rolls back (nothing is
+    applied), the redelivered task (acks_late) finds the claim still fresh and skips, and
+    `import_runs_sweep` fails the run once the claim is older than `stale_after()`, so that the office
+    sees it and uploads again. (A delivery that arrives after `stale_after()` but before the sweep, e.g.
+    after the broker's visibility timeout, may take the stale claim over; it still applies the run at
+    most once.)
+
+    Before applying, the stored file is planned again; if the new plan differs from the preview the
+    office confirmed (its counts or the SHA-256 of its per-row preview), the run goes back to `planned`
+    with the new preview, audited as `import.replanned`, and nothing is applied.
     """
     now = timezone.now()
     claimed = ImportRun.objects.filter(
@@ -212,16 +240,24 @@ def import_run_execute(*, run_id: int) -> str:
                    .select_related("school__organisation", "confirmed_by").get(pk=run_id))
             if run.status != ImportRun.Status.RUNNING or run.started_at != now:
                 return "skipped"  # a later claim took over (ours was taken for stale)
+            if not run.content:
+                raise UploadErased()  # the retention housekeeping erased it while the run waited
             roster, plan = _plan_run(run)
-            if plan.errors or _summary(plan) != run.summary:
-                # The registry changed since the preview: show the office the new plan, apply nothing.
+            preview = "" if plan.errors else _preview(roster, plan)
+            summary = _summary(plan, preview)
+            if plan.errors or summary != run.summary:
+                # The registry changed since the preview (the counts, or only which rows change): show the
+                # office the new plan, apply nothing.
+                old_counts = counts_of(run.summary)
                 run.status = ImportRun.Status.INVALID if plan.errors else ImportRun.Status.PLANNED
-                run.summary, run.errors, run.replanned = _summary(plan), _errors(plan), True
-                run.preview = "" if plan.errors else _preview(roster, plan)
+                run.summary, run.errors, run.replanned = summary, _errors(plan), True
+                run.preview = preview
                 run.content = "" if plan.errors else run.content
                 run.started_at = None
                 run.save(update_fields=["status", "summary", "errors", "replanned", "preview", "content",
                                         "started_at"])
+                audit_log(actor=run.confirmed_by, action="import.replanned", obj=run, school=run.school, data={
+                    "run": run.pk, "status": run.status, "old": old_counts, "new": counts_of(summary)})
                 transaction.on_commit(lambda: _progress_clear(run_id))
                 return "replanned"
             _progress_set(run_id, phase="applying", done=0, total=1)
@@ -237,12 +273,16 @@ def import_run_execute(*, run_id: int) -> str:
             run.save(update_fields=["status", "summary", "rows_done", "replanned", "content", "preview",
                                     "finished_at"])
     except Exception as error:  # every failure is recorded on the run and shown to a person
-        if not isinstance(error, (ImportRefused, ImportFileError, SoftTimeLimitExceeded)):
+        if not isinstance(error, (ImportRefused, ImportFileError, SoftTimeLimitExceeded, UploadErased)):
             logger.exception("Import run %s failed", run_id)
         _fail(run_id, error)
         return "failed"
     _progress_clear(run_id)
     return "applied"
+
+
+class UploadErased(Exception):
+    """The stored file was erased (by the retention housekeeping, after a day) before the run was applied."""
 
 
 class WorkerLost(Exception):
@@ -277,6 +317,8 @@ def _failure_text(error: Exception) -> str:
                 "Nothing was imported: upload the file again.")
     if isinstance(error, ImportFileError):
         return f"{error} Nothing was imported."
+    if isinstance(error, UploadErased):
+        return f"{ERASED} Nothing was imported."
     if isinstance(error, WorkerLost):
         return ("The background worker stopped while importing (it was restarted or ran out of memory). Nothing "
                 "was imported: upload the file again, and tell your administrator if it happens again.")

@@ -295,10 +295,52 @@ def test_confirming_plans_again_and_shows_the_new_preview_when_the_registry_chan
     assert "The registry changed since this file was first checked" in page.content.decode()
     assert {r["pupil_id"]: r["pupil_action"] for r in page.context["row_actions"]}["P1"] == "Update"
 
+    entry = AuditEntry.objects.get(action="import.replanned")
+    assert entry.actor_id == personas.office.pk and entry.object_id == str(run.pk)
+    assert entry.data["old"]["pupils_created"] == 3 and entry.data["new"]["pupils_created"] == 2
+
     _confirm(office, run)  # the office has seen the new plan: this time it applies
     run.refresh_from_db()
     assert run.status == ImportRun.Status.APPLIED and not run.replanned
     assert Pupil.objects.get(school=school, mis_id="P1").first_name == "Amelia"
+
+
+def test_a_registry_change_that_keeps_the_counts_equal_is_still_previewed_again(office, personas):
+    school = personas.school
+    _upload(office, school, roster_csv(QUAYLES))
+    _confirm(office, ImportRun.objects.get())
+    renamed = [list(r) for r in QUAYLES]
+    renamed[0][1] = renamed[1][1] = "Amy"  # the file renames Amelia (P1); Finlo (P2) stays as he is
+    _upload(office, school, roster_csv(renamed))
+    run = ImportRun.objects.order_by("-pk").first()
+    shown = {r["pupil_id"]: r["pupil_action"] for r in office.get(_run_url(run)).context["row_actions"]}
+    assert shown["P1"] == "Update" and shown["P2"] == "Leave as is"
+    counts = {k: v for k, v in run.summary.items() if k != "preview_sha256"}
+    assert len(run.summary["preview_sha256"]) == 64
+    # Meanwhile someone renames Amelia as the file does, and Finlo otherwise: still one pupil to update, but
+    # now it is Finlo, whom the office never saw in the preview as a change.
+    Pupil.objects.filter(school=school, mis_id="P1").update(first_name="Amy")
+    Pupil.objects.filter(school=school, mis_id="P2").update(first_name="Fin")
+
+    response = _confirm(office, run)
+
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.PLANNED and run.replanned
+    assert {k: v for k, v in run.summary.items() if k != "preview_sha256"} == counts  # the same counts
+    assert Pupil.objects.get(school=school, mis_id="P2").first_name == "Fin"  # nothing applied
+    assert AuditEntry.objects.filter(action="import.applied").count() == 1  # the first import's only
+    page = office.get(response["Location"])
+    assert "The registry changed since this file was first checked" in page.content.decode()
+    shown = {r["pupil_id"]: r["pupil_action"] for r in page.context["row_actions"]}
+    assert shown["P1"] == "Leave as is" and shown["P2"] == "Update"
+    entry = AuditEntry.objects.get(action="import.replanned")
+    assert entry.data["old"] == entry.data["new"] == counts and entry.data["status"] == "planned"
+    assert "Amy" not in str(entry.data) and "Fin" not in str(entry.data)  # counts only, no names
+
+    _confirm(office, run)  # confirmed again after this preview: now it applies
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.APPLIED
+    assert Pupil.objects.get(school=school, mis_id="P2").first_name == "Finlo"
 
 
 def test_a_preview_whose_file_retention_erased_cannot_be_confirmed(office, personas):
@@ -310,6 +352,26 @@ def test_a_preview_whose_file_retention_erased_cannot_be_confirmed(office, perso
     response = _confirm(office, run)
     assert "waited more than a day" in office.get(response["Location"]).content.decode()
     assert not Pupil.objects.exists() and ImportRun.objects.get().status == ImportRun.Status.PLANNED
+
+
+def test_confirming_is_audited_with_who_the_run_and_how_it_runs(office, personas, monkeypatch):
+    _upload(office, personas.school, roster_csv(QUAYLES))
+    small = ImportRun.objects.get()
+    _confirm(office, small)
+    entry = AuditEntry.objects.get(action="import.confirmed")
+    assert entry.actor_id == personas.office.pk and entry.object_id == str(small.pk)
+    assert entry.data == {"run": small.pk, "mode": "immediate"}
+
+    monkeypatch.setattr(runs_module, "IMMEDIATE_MAX_ROWS", 1)
+    _upload(office, personas.school, roster_csv(QUAYLES))
+    large = ImportRun.objects.order_by("-pk").first()
+    with mock.patch.object(tasks.import_run_execute, "delay"):
+        _confirm(office, large)
+    entry = AuditEntry.objects.filter(action="import.confirmed").order_by("-seq").first()
+    assert entry.data == {"run": large.pk, "mode": "queued"}
+    assert list(AuditEntry.objects.filter(school_id=personas.school.pk, action__startswith="import.")
+                .order_by("seq").values_list("action", flat=True)) == [
+        "import.uploaded", "import.confirmed", "import.applied", "import.uploaded", "import.confirmed"]
 
 
 def test_confirming_twice_applies_once(office, personas):
@@ -393,6 +455,27 @@ def test_polling_the_progress_writes_nothing_not_even_the_session(office, person
         ("INSERT", "UPDATE", "DELETE", "SAVEPOINT"))]
     assert writes == []  # a poll neither extends an idle session nor waits on SQLite's write lock
     assert office.get(url)["Cache-Control"] == "no-store"
+
+
+def test_a_queued_run_whose_file_retention_erased_fails_with_a_clear_message(
+        office, personas, small_immediate_limit, django_capture_on_commit_callbacks):
+    _upload(office, personas.school, roster_csv(generated(20)))
+    run = ImportRun.objects.get()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _confirm(office, run)
+    # The worker is late, and meanwhile the retention housekeeping erases the day-old upload.
+    ImportRun.objects.filter(pk=run.pk).update(content="", preview="")
+
+    callbacks[0]()
+
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.FAILED and run.finished_at
+    assert run.failure.startswith("The uploaded file was erased after a day; upload it again.")
+    assert "empty" not in run.failure
+    assert not Pupil.objects.exists()
+    assert AuditEntry.objects.get(action="import.failed").data["error"] == "UploadErased"
+    body = office.get(_run_url(run)).content.decode()
+    assert "The import failed" in body and "erased after a day" in body
 
 
 def test_a_task_delivered_twice_applies_once(office, personas, small_immediate_limit,
