@@ -15,7 +15,8 @@ kept 6 more years):
 
 Besides, uploaded roster files are erased a day after upload and import runs deleted after 90 days;
 revoked personal links are deleted after 30 days; and the bodies of emails sent more than 30 days ago
-are erased (they carry personal links; the outbox keeps who, when and whether it was delivered).
+are erased (they carry personal links; the outbox keeps who, when and whether it was delivered), and
+so are the address and subject of those sent to someone no longer in the registry.
 
 Every run is idempotent and compares dates, so a missed, late or doubled run changes nothing it should
 not: `retention_apply(now=…, dry_run=True)` (and `manage.py retention_apply --dry-run`) reports exactly
@@ -31,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -53,6 +55,7 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+User = get_user_model()
 
 BATCH_SIZE = 200
 UPLOAD_KEEP = timedelta(days=1)
@@ -60,6 +63,7 @@ IMPORT_RUN_KEEP = timedelta(days=90)
 REVOKED_LINK_KEEP = timedelta(days=30)
 CHILDLESS_GUARDIAN_GRACE = timedelta(days=30)
 SENT_BODY_KEEP = timedelta(days=30)
+ERASED = "(erased)"
 
 
 def erase_on(left_on: date, month: int) -> date:
@@ -92,6 +96,7 @@ class RetentionReport:
     emails_deleted: int = 0
     uploads_erased: int = 0
     email_bodies_erased: int = 0
+    addresses_erased: int = 0
     import_runs_deleted: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -106,6 +111,7 @@ class RetentionReport:
             "emails_deleted": self.emails_deleted,
             "uploads_erased": self.uploads_erased,
             "email_bodies_erased": self.email_bodies_erased,
+            "addresses_erased": self.addresses_erased,
             "import_runs_deleted": self.import_runs_deleted,
         }
 
@@ -182,7 +188,8 @@ def retention_apply(*, now: datetime, dry_run: bool = False) -> RetentionReport:
 
 def _apply_organisation(organisation: Organisation, *, now: datetime, report: RetentionReport) -> None:
     schedule = schedule_for(organisation)
-    today = now.astimezone(zoneinfo.ZoneInfo(organisation.time_zone)).date()
+    zone = zoneinfo.ZoneInfo(organisation.time_zone)
+    today = now.astimezone(zone).date()
     # Stage 1: leavers whose erase date has come. Every leaver not yet archived is a candidate (a missed
     # run must catch up), and the date is decided in Python; leavers are few next to the registry.
     leavers = Pupil.objects.filter(
@@ -210,6 +217,22 @@ def _apply_organisation(organisation: Organisation, *, now: datetime, report: Re
     )
     for batch in _batches(expired):
         _delete_evidence(batch, report=report)
+    # Archived guardians whose children have all gone and who are named by no consent event, only by their
+    # own requests: those go when the evidence period has passed since they were archived.
+    leftover = (
+        Guardian.objects.filter(school__organisation=organisation, archived_at__isnull=False)
+        .exclude(Exists(Guardianship.objects.filter(guardian=OuterRef("pk"))))
+        .exclude(Exists(ConsentEvent.objects.filter(guardian=OuterRef("pk"))))
+        .values_list("pk", "archived_at")
+    )
+    gone = [pk for pk, archived_at in leftover
+            if evidence_until(archived_at.astimezone(zone).date(), schedule.evidence_years) <= today]
+    for batch in _batches(gone):
+        report.guardians_deleted += batch
+        if not report.dry_run:
+            with transaction.atomic():
+                RightsRequest.objects.filter(guardian_id__in=batch).delete()
+                Guardian.objects.filter(pk__in=batch).delete()
 
 
 def _batches(items: list) -> Iterable[list]:
@@ -401,13 +424,31 @@ def guardian_erase(*, guardian: Guardian, actor, rights_request: RightsRequest |
 
 def _housekeeping(*, now: datetime, report: RetentionReport) -> None:
     # The file and its preview (which names pupils and parents) go; the run's counts stay.
-    uploads = ImportRun.objects.filter(created_at__lt=now - UPLOAD_KEEP).exclude(content="", preview="")
+    # A run a worker is importing (or about to) keeps its file: the import sweep ends dead runs within
+    # minutes, and an ended run's file is erased then. A preview nobody confirmed within a day expires.
+    uploads = (
+        ImportRun.objects.filter(created_at__lt=now - UPLOAD_KEEP)
+        .exclude(status__in=[ImportRun.Status.QUEUED, ImportRun.Status.RUNNING])
+        .exclude(content="", preview="")
+    )
+    expired_previews = ImportRun.objects.filter(created_at__lt=now - UPLOAD_KEEP, status=ImportRun.Status.PLANNED)
     old_runs = ImportRun.objects.filter(created_at__lt=now - IMPORT_RUN_KEEP)
     revoked = GuardianLink.objects.filter(revoked_at__lt=now - REVOKED_LINK_KEEP)
     bodies = OutboxMessage.objects.filter(status=OutboxMessage.Status.SENT, sent_at__lt=now - SENT_BODY_KEEP).exclude(
         body_text="", body_html="", attachments=""
     )
+    # Once delivered or given up, an email to an address that is no longer any current parent's or staff
+    # member's (an erased parent) keeps neither the address nor its subject, which may name a child.
+    current = Q(Exists(Guardian.objects.filter(email__iexact=OuterRef("recipient"), archived_at__isnull=True))) | Q(
+        Exists(User.objects.filter(email__iexact=OuterRef("recipient")))
+    )
+    addresses = (
+        OutboxMessage.objects.filter(status__in=[OutboxMessage.Status.SENT, OutboxMessage.Status.FAILED],
+                                     created_at__lt=now - SENT_BODY_KEEP)
+        .exclude(recipient=ERASED).exclude(current)
+    )
     report.email_bodies_erased += bodies.count()
+    report.addresses_erased += addresses.count()
     report.uploads_erased += uploads.count()
     report.import_runs_deleted += old_runs.count()
     report.links_deleted += revoked.count()
@@ -416,9 +457,11 @@ def _housekeeping(*, now: datetime, report: RetentionReport) -> None:
     with transaction.atomic():
         done = {
             "uploads_erased": uploads.update(content="", preview=""),
+            "previews_expired": expired_previews.update(status=ImportRun.Status.DISCARDED, finished_at=now),
             "import_runs_deleted": old_runs.delete()[1].get(ImportRun._meta.label, 0),
             "links_deleted": revoked.delete()[1].get(GuardianLink._meta.label, 0),
             "email_bodies_erased": bodies.update(body_text="", body_html="", attachments=""),
+            "addresses_erased": addresses.update(recipient=ERASED, subject=ERASED),
         }
         if any(done.values()):
             audit_log(actor=None, action="retention.applied", obj=None, data=done)

@@ -331,7 +331,10 @@ def _apply(plan: ImportPlan, school: School, size: int, work: _Work) -> None:
                                          ["relationship", "parental_responsibility"], batch_size=size)
         work.advance(len(batch))
     for batch in _batches(plan.links_to_remove, size):
-        Guardianship.objects.filter(pupil__school=school, id__in=batch).delete()
+        removed = Guardianship.objects.filter(pupil__school=school, id__in=batch)
+        # Touched, so that the retention schedule's grace for guardians left with no child counts from now.
+        Guardian.objects.filter(pk__in=removed.values("guardian_id")).update(updated_at=now)
+        removed.delete()
         work.advance(len(batch))
 
     for batch in _batches(plan.memberships_to_remove, size):

@@ -7,6 +7,7 @@ import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from consent.links import guardian_link_issue, guardian_link_resolve
 from consent.models import (
@@ -450,3 +451,71 @@ def test_a_repeated_withdrawal_records_one_event_and_one_email(world):
     again = consent_withdraw(guardian=world.parent, pupil=world.leaver, notice=world.notice)
     assert again.pk == first.pk
     assert (ConsentEvent.objects.count(), OutboxMessage.objects.count()) == (events, emails)
+
+
+def test_a_guardian_an_import_unlinks_is_kept_for_the_grace_period_from_that_day(personas):
+    from consent.imports import import_apply, import_plan, read_roster
+
+    school = personas.school
+    header = "pupil_id,first_name,last_name,year,contact_id,contact_first_name,contact_last_name,contact_email\n"
+    both = header + ("P1,Ada,Byron,Year 2,G1,Anne,Byron,anne@example.org\n"
+                     "P1,Ada,Byron,Year 2,G2,Tom,Byron,tom@example.org\n")
+    with time_machine.travel(datetime(2026, 1, 1, 12, tzinfo=UTC)):
+        import_apply(plan=import_plan(school=school, rows=read_roster(both.encode(), "r.csv"), full=True),
+                     actor=personas.office)
+    one = header + "P1,Ada,Byron,Year 2,G1,Anne,Byron,anne@example.org\n"
+    june = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    with time_machine.travel(june):
+        import_apply(plan=import_plan(school=school, rows=read_roster(one.encode(), "r.csv"), full=True),
+                     actor=personas.office)
+    tom = Guardian.objects.get(mis_id="G2")
+    assert not retention_apply(now=june + timedelta(days=29)).guardians_deleted
+    assert retention_apply(now=june + timedelta(days=31)).guardians_deleted == [tom.pk]
+
+
+def test_a_guardian_named_only_by_their_own_requests_goes_when_the_evidence_period_ends(world):
+    RightsRequest.objects.create(school=world.school, guardian=world.quiet_parent, guardian_label="x",
+                                 kind="correction", due_on=date(2026, 8, 20))
+    retention_apply(now=AUGUST)
+    assert Guardian.objects.get(pk=world.quiet_parent.pk).archived_at is not None
+    assert not retention_apply(now=datetime(2032, 7, 1, tzinfo=UTC)).guardians_deleted
+    report = retention_apply(now=datetime(2032, 8, 2, tzinfo=UTC))
+    assert world.quiet_parent.pk in report.guardians_deleted
+    assert not RightsRequest.objects.exists()
+
+
+def test_old_emails_to_people_no_longer_in_the_registry_lose_their_address_and_subject(world, personas):
+    from consent.retention import guardian_erase
+
+    address = world.shared.email
+    OutboxMessage.objects.update(status="sent", sent_at=timezone.now())
+    guardian_erase(guardian=world.shared, actor=personas.office)
+    # One email to them was still waiting when they were erased: it went out afterwards.
+    kept = OutboxMessage.objects.create(template="consent-confirmation", recipient=address, subject="Ada's consent",
+                                        body_text="x", body_html="x", school=world.school, status="sent",
+                                        message_id="<kept@test>", sent_at=timezone.now())
+    other = guardian_of(world.stayer)
+    current = OutboxMessage.objects.create(template="consent-request", recipient=other.email, subject="Ada?",
+                                           body_text="x", body_html="x", school=world.school, status="sent",
+                                           message_id="<current@test>", sent_at=timezone.now())
+    later = timezone.now() + timedelta(days=31)
+    with time_machine.travel(later):
+        report = retention_apply(now=later)
+    kept.refresh_from_db()
+    assert (kept.recipient, kept.subject) == ("(erased)", "(erased)")
+    current.refresh_from_db()
+    assert current.recipient == other.email  # still a current parent's address
+    assert report.addresses_erased == 1
+
+
+def test_a_queued_import_keeps_its_file_and_an_unconfirmed_preview_expires(world):
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    with time_machine.travel(now - timedelta(days=2)):
+        queued = ImportRun.objects.create(school=world.school, filename="a.csv", sha256="0" * 64, content="YQ==",
+                                          status=ImportRun.Status.QUEUED)
+        planned = ImportRun.objects.create(school=world.school, filename="b.csv", sha256="1" * 64, content="Yg==")
+    retention_apply(now=now)
+    queued.refresh_from_db()
+    planned.refresh_from_db()
+    assert queued.content == "YQ==" and queued.status == ImportRun.Status.QUEUED
+    assert planned.content == "" and planned.status == ImportRun.Status.DISCARDED

@@ -18,6 +18,7 @@ LABELS = {
     "uploads_erased": "uploaded roster files erased",
     "import_runs_deleted": "import runs deleted",
     "email_bodies_erased": "bodies of emails sent over a month ago erased",
+    "addresses_erased": "addresses of old emails to people no longer in the registry erased",
 }
 
 
