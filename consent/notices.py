@@ -26,7 +26,7 @@ from schools.scope import build_scope
 
 from . import notice_template
 from .models import ConsentState, ConsentStatus, Notice, Purpose
-from .services import notice_publish
+from .services import MAX_RENEWAL_PERIOD, notice_publish
 
 # Who writes notices and adds purposes: the headteacher of any school of the organisation, or its admin.
 NOTICE_EDITOR_ROLES = frozenset({Role.HEADTEACHER, Role.ORG_ADMIN})
@@ -256,6 +256,8 @@ def notice_publish_plan(
         raise ValidationError("A material change needs a renewal deadline.")
     if material_change and renewal_deadline < organisation_today(purpose.organisation):
         raise ValidationError("The renewal deadline is in the past.")
+    if material_change and renewal_deadline > organisation_today(purpose.organisation) + MAX_RENEWAL_PERIOD:
+        raise ValidationError("Set a renewal deadline within a year: parents are asked to renew, not to wait.")
     version = (purpose.notices.aggregate(last=Max("version"))["last"] or 0) + 1
     return PublishPlan(
         version=version,

@@ -219,6 +219,8 @@ def rights_request_record_by_staff(
         today = school_today(school)
         if received_on > today:
             raise ValidationError({"received_on": "The date received cannot be in the future."})
+        if received_on < today - timedelta(days=366):
+            raise ValidationError({"received_on": "The date received is more than a year ago: check the year."})
         details = _clean_details(details, required=kind == Kind.CORRECTION,
                                  message="Say what the guardian says is wrong, and what it should say.")
         _check_child(guardian, pupil)

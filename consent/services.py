@@ -15,7 +15,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -48,6 +48,9 @@ RECORDING_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN})
 STAFF_CHANNELS = frozenset({Channel.EMAIL_REPLY, Channel.PAPER_FORM, Channel.PHONE})
 DECISION_KINDS = frozenset({Kind.GIVEN, Kind.REFUSED, Kind.WITHDRAWN})
 NO_KINDS = frozenset({ConsentState.REFUSED, ConsentState.WITHDRAWN})
+# A renewal deadline further ahead would keep superseded consents valid for too long (and a far-future
+# date overflows the date arithmetic).
+MAX_RENEWAL_PERIOD = timedelta(days=366)
 
 _NEXT_STATE: dict[str, str] = {
     Kind.GIVEN: ConsentState.GIVEN,
@@ -95,6 +98,8 @@ def notice_publish(*, notice: Notice, actor, material_change: bool, renewal_dead
             raise ValidationError("A material change needs a renewal deadline.")
         if material_change and renewal_deadline < _organisation_today(purpose.organisation):
             raise ValidationError("The renewal deadline is in the past.")
+        if material_change and renewal_deadline > _organisation_today(purpose.organisation) + MAX_RENEWAL_PERIOD:
+            raise ValidationError("Set a renewal deadline within a year: parents are asked to renew, not to wait.")
         if not material_change and renewal_deadline is not None:
             raise ValidationError("Only a material change has a renewal deadline.")
         # Locking the purpose serialises publishers, so two drafts never take the same number.

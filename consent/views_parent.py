@@ -6,6 +6,7 @@ POST of a form with a visible button does. The same link withdraws after it has 
 per client address so that guessing is throttled.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -204,7 +205,7 @@ def parent_done(request: HttpRequest, token: str) -> HttpResponse:
         return link
     event = None
     event_id = request.GET.get("event", "")
-    if event_id.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", event_id):
         event = (
             ConsentEvent.objects.filter(pk=int(event_id), guardian=link.guardian, purpose=link.purpose)
             .select_related("pupil").first()
@@ -301,7 +302,7 @@ def parent_rights_done(request: HttpRequest, token: str) -> HttpResponse:
         return link
     rights_request = None
     request_id = request.GET.get("request", "")
-    if request_id.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", request_id):
         rights_request = (
             RightsRequest.objects.filter(pk=int(request_id), guardian=link.guardian).select_related("pupil").first()
         )

@@ -648,3 +648,16 @@ def test_the_publish_page_shows_the_changes_since_the_current_version(client, pe
     _confirmed(client)
     page = client.get(_url("notice-publish", pk=purpose.pk)).content.decode()
     assert "Changes since version 1" in page and "<ins>Brand &lt;new&gt; letter</ins>" in page
+
+
+def test_a_far_future_deadline_is_refused_on_the_page_and_nothing_is_published(client, personas, purpose, consented):
+    draft = _draft(personas, purpose)
+    sign_in(client, personas.headteacher)
+    _confirmed(client)
+    for confirm in ({}, {"confirm": "1"}):
+        response = client.post(_url("notice-publish", pk=purpose.pk), {
+            "change": "material", "renewal_deadline": "9999-12-31", "draft_sha256": draft.compute_sha256(), **confirm,
+        })
+        assert response.status_code == 200
+        assert "within a year" in response.content.decode()
+    assert purpose.current_notice() == consented["notice"]

@@ -74,6 +74,10 @@ def test_a_material_change_needs_a_renewal_deadline_that_is_not_past(personas):
     with pytest.raises(ValidationError, match="past"):
         notice_publish(notice=NoticeFactory(purpose=purpose), actor=None, material_change=True,
                        renewal_deadline=dt.date(2000, 1, 1))
+    for far in (dt.date.today() + dt.timedelta(days=400), dt.date(9999, 12, 31)):
+        with pytest.raises(ValidationError, match="within a year"):
+            notice_publish(notice=NoticeFactory(purpose=purpose), actor=None, material_change=True,
+                           renewal_deadline=far)
     assert purpose.current_notice() is None
 
 

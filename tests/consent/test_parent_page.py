@@ -298,3 +298,9 @@ def test_consent_given_on_an_older_notice_can_be_renewed_from_the_page(client, f
     assert give(client, family).status_code == 302
     assert ConsentStatus.objects.get().last_event.notice_version == 2
 
+
+
+@pytest.mark.parametrize("value", ["²", "1e3", "-1", "9" * 5000, "99999999999999999999999"])
+def test_an_odd_id_on_the_done_pages_shows_the_page_without_it_not_a_500(client, family, value):
+    assert client.get(family["path"] + "done/", {"event": value}).status_code == 200
+    assert client.get(family["path"] + "rights/done/", {"request": value}).status_code == 200

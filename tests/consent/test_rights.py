@@ -656,6 +656,16 @@ def test_a_request_cannot_be_recorded_as_received_in_the_future(client, personas
     assert row_counts() == before
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "2000-01-01"])
+def test_a_request_received_long_ago_is_refused_with_a_message_not_a_500(client, personas, family, day):
+    sign_in(client, personas.office)
+    before = row_counts()
+    response = client.post(reverse("consent:rights-record", kwargs={"pk": family["mother"].pk}),
+                           {"kind": Kind.DELETION, "channel": "phone", "received_on": day})
+    assert response.status_code == 200 and "more than a year ago" in response.content.decode()
+    assert row_counts() == before
+
+
 def test_the_services_refuse_staff_without_a_rights_role(personas, family):
     request = _request(family["mother"])
     for user in (personas.teacher, personas.siro, personas.other_headteacher):
