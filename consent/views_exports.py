@@ -81,7 +81,7 @@ def _selection(request: HttpRequest, school_pk: int) -> Selection | HttpResponse
     """What to export (school, purpose, filters, pupils), or a redirect to the pupil list with a message."""
     school = get_school_or_404(request, school_pk, roles=EXPORT_ROLES)
     back = redirect("consent:pupils", school_pk=school.pk)
-    purpose = purpose_for_school(school)
+    purpose = purpose_for_school(school, request)
     if purpose is None:
         messages.error(request, f"No consent purpose is set up for {school.organisation} yet: nothing to export.")
         return back

@@ -29,7 +29,7 @@ from .requests import (
     request_rows,
     request_status_counts,
 )
-from .views_staff import purpose_for_school
+from .views_staff import purpose_choices, purpose_for_school
 
 PAGE_SIZE = 50
 
@@ -38,7 +38,7 @@ PAGE_SIZE = 50
 @require_safe
 def request_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=REQUEST_ROLES)
-    purpose = purpose_for_school(school)
+    purpose = purpose_for_school(school, request)
     notice = purpose.current_notice() if purpose else None
     form = RequestsFilterForm(request.GET or None, school=school)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -47,6 +47,7 @@ def request_list(request: HttpRequest, school_pk: int) -> HttpResponse:
         "active_nav": "dashboard",
         "school": school,
         "purpose": purpose,
+        "purposes": purpose_choices(school, purpose),
         "notice": notice,
         "form": form,
         "group": group,
@@ -75,16 +76,19 @@ def request_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     return render(request, "consent/requests/list.html", context)
 
 
-def _list_url(school_pk: int, group) -> str:
+def _list_url(school_pk: int, group, purpose=None) -> str:
     url = reverse("consent:requests", kwargs={"school_pk": school_pk})
-    return f"{url}?{urlencode({'group': group.pk})}" if group else url
+    params = {"purpose": purpose.pk} if purpose else {}
+    if group:
+        params["group"] = group.pk
+    return f"{url}?{urlencode(params)}" if params else url
 
 
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def requests_send(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=REQUEST_ROLES)
-    purpose = purpose_for_school(school)
+    purpose = purpose_for_school(school, request)
     form = RequestsSendForm(request.POST if request.method == "POST" else request.GET, school=school)
     if not form.is_valid():
         messages.error(request, "Choose a group of this school, or the whole school.")
@@ -103,7 +107,7 @@ def requests_send(request: HttpRequest, school_pk: int) -> HttpResponse:
         else:
             where = f"guardians of {group.name}" if group else "the whole school"
             messages.success(request, f"Consent requests to {where}: {result}.")
-        return redirect(_list_url(school.pk, group))
+        return redirect(_list_url(school.pk, group, purpose))
     plan = consent_requests_plan(school=school, purpose=purpose, group=group, include_exhausted=include_exhausted)
     return render(request, "consent/requests/confirm.html", {
         "active_nav": "dashboard",
@@ -113,5 +117,5 @@ def requests_send(request: HttpRequest, school_pk: int) -> HttpResponse:
         "form": form,
         "plan": plan,
         "include_exhausted": include_exhausted,
-        "back_url": _list_url(school.pk, group),
+        "back_url": _list_url(school.pk, group, purpose),
     })

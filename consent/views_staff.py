@@ -4,6 +4,7 @@ Every object is loaded through the user's scope: another school's pupil, guardia
 inside the scope, only the office, the headteacher and the organisation admin may change anything (403).
 """
 
+import re
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -47,9 +48,24 @@ def badge(state: str, renewal_needed: bool = False) -> dict[str, str]:
     return {"key": key, "label": label, "css": css}
 
 
-def purpose_for_school(school: School) -> Purpose | None:
-    """The organisation's first purpose: live video lessons (more purposes get a picker later)."""
-    return Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id").first()
+def purpose_for_school(school: School, request: HttpRequest | None = None) -> Purpose | None:
+    """The purpose a page is about: the one chosen with `?purpose=<id>` (or a posted `purpose`) among the
+    organisation's, otherwise its first (live video lessons). None when it has none yet."""
+    purposes = Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id")
+    wanted = (request.POST.get("purpose") or request.GET.get("purpose") or "") if request is not None else ""
+    if re.fullmatch(r"[0-9]{1,18}", wanted):
+        chosen = purposes.filter(pk=int(wanted)).first()
+        if chosen is not None:
+            return chosen
+    return purposes.first()
+
+
+def purpose_choices(school: School, current: Purpose | None) -> list[dict]:
+    """The organisation's purposes for the picker on registry pages (shown when there are several)."""
+    return [
+        {"purpose": p, "current": current is not None and p.pk == current.pk}
+        for p in Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id")
+    ]
 
 
 def _status_exists(purpose: Purpose, **conditions) -> Exists:
@@ -166,7 +182,7 @@ def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
 @staff_required()
 def pupil_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk)
-    purpose = purpose_for_school(school)
+    purpose = purpose_for_school(school, request)
     form = RegistryFilterForm(request.GET or None, school=school)
     filters = form.cleaned_data if form.is_valid() else {}
     pupils = filtered_pupils(school=school, purpose=purpose, filters=filters)
@@ -181,6 +197,7 @@ def pupil_list(request: HttpRequest, school_pk: int) -> HttpResponse:
     return render(request, "consent/staff/pupil_list.html", {
         "active_nav": "dashboard",
         **registry_tools(request, school),
+        "purposes": purpose_choices(school, purpose),
         "selected_group": filters.get("group"),
         "school": school,
         "purpose": purpose,

@@ -373,3 +373,34 @@ def test_the_menu_and_the_pupil_list_offer_each_role_its_tools(client, personas,
         assert text in page, text
     for text in hidden:
         assert text not in page, text
+
+
+def test_a_second_purpose_is_chosen_on_the_list_the_requests_and_the_exports(client, personas, registry):
+    from consent.models import ConsentRequest
+    from tests.factories import PurposeFactory
+
+    recording = PurposeFactory(organisation=personas.school.organisation, name="Recording of lessons",
+                               slug="recording")
+    publish(recording)
+    p1 = registry["pupils"]["P1"]
+    consent_give(guardian=registry["guardians"]["P1"], pupil=p1, notice=recording.current_notice(),
+                 attestation=True)
+    sign_in(client, personas.office)
+    pupils_url = reverse("consent:pupils", kwargs={"school_pk": personas.school.pk})
+
+    page = client.get(pupils_url, {"purpose": recording.pk})
+    assert page.context["purpose"] == recording and b"Recording of lessons" in page.content
+    assert _badges(page)["P1"] == "Consent given" and _badges(page)["P2"] == "No answer"  # refused video, not this
+    assert client.get(pupils_url).context["purpose"] != recording  # the first purpose by default
+
+    csv = client.get(reverse("consent:register-csv", kwargs={"school_pk": personas.school.pk}),
+                     {"purpose": recording.pk, "status": "given"})
+    body = b"".join(csv.streaming_content).decode("utf-8-sig")
+    assert "P1" in body and "P5" not in body  # P5 consented to video lessons, not to recording
+
+    requests_url = reverse("consent:requests-send", kwargs={"school_pk": personas.school.pk})
+    client.post(requests_url, {"purpose": recording.pk})
+    assert set(ConsentRequest.objects.values_list("purpose_id", flat=True)) == {recording.pk}
+    # Another organisation's purpose id falls back to this organisation's first purpose.
+    other = PurposeFactory(organisation=personas.other_school.organisation, slug="elsewhere")
+    assert client.get(pupils_url, {"purpose": other.pk}).context["purpose"].organisation == personas.organisation
