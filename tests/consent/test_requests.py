@@ -621,7 +621,7 @@ def test_sending_from_the_page_confirms_the_count_first_and_writes_nothing_until
     assert b"2 guardians will get an email" in confirm.content
     assert b"Send 2 emails" in confirm.content
     response = client.post(url, {"group": owls.pk})
-    assert response.status_code == 302 and response["Location"].endswith(f"?group={owls.pk}")
+    assert response.status_code == 302 and response["Location"].endswith(f"?purpose={purpose.pk}&group={owls.pk}")
     assert len(emails("consent-request")) == 2
     page = client.get(response["Location"])
     assert b"Consent requests to guardians of Owls: 2 sent." in page.content
