@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import BooleanField, Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,7 +24,17 @@ from schools.models import Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
 
 from .forms import ConsentRecordForm, GuardianContactForm, RegistryFilterForm
-from .models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil, Purpose
+from .models import (
+    ConsentEvent,
+    ConsentState,
+    ConsentStatus,
+    Group,
+    Guardian,
+    GuardianLink,
+    Guardianship,
+    Pupil,
+    Purpose,
+)
 from .requests import REQUEST_ROLES, guardian_requests_panel
 from .services import RECORDING_ROLES, consent_record_by_staff, pupil_consent_state, pupils_consent_states
 
@@ -304,10 +315,17 @@ def guardian_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = GuardianContactForm(request.POST or None, instance=guardian, school=guardian.school)
     if request.method == "POST" and form.is_valid():
         if form.changed_data:
-            form.save()
-            # Field names only: the audit trail must not become a second copy of parents' contact details.
-            audit_log(actor=request.user, action="registry.guardian_updated", obj=guardian,
-                      school=guardian.school, data={"changed": sorted(form.changed_data)})
+            with transaction.atomic():
+                form.save()
+                revoked = 0
+                if "email" in form.changed_data:
+                    # Links went to the old address: they stop working, and the next email brings a new one.
+                    revoked = GuardianLink.objects.filter(guardian=guardian, revoked_at__isnull=True).update(
+                        revoked_at=timezone.now()
+                    )
+                # Field names only: the audit trail must not become a second copy of parents' contact details.
+                audit_log(actor=request.user, action="registry.guardian_updated", obj=guardian,
+                          school=guardian.school, data={"changed": sorted(form.changed_data), "links_revoked": revoked})
             messages.success(request, f"Contact details of {guardian} saved.")
         else:
             messages.info(request, "Nothing changed.")

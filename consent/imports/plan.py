@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from consent.models import Group, Guardian, Guardianship, Pupil
+from consent.models import Group, Guardian, GuardianLink, Guardianship, Pupil
 from schools.audit import audit_log
 from schools.models import School
 
@@ -286,6 +286,16 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
+def _revoke_links_of_changed_addresses(batch: list[dict], now) -> None:
+    """A personal link went to an address; when the MIS changes the address, links sent to the old one stop
+    working (the guardian gets a fresh link with their next email). One query per batch."""
+    new = {values["id"]: (values.get("email") or "").lower() for values in batch if "email" in values}
+    old = Guardian.objects.filter(pk__in=new).values_list("pk", "email")
+    changed = [pk for pk, email in old if (email or "").lower() != new[pk]]
+    if changed:
+        GuardianLink.objects.filter(guardian_id__in=changed, revoked_at__isnull=True).update(revoked_at=now)
+
+
 def _apply(plan: ImportPlan, school: School, size: int, work: _Work) -> None:
     now = timezone.now()
     today: datetime.date = timezone.localdate(now, school.tz)  # the leaving date in the school's own calendar
@@ -305,6 +315,8 @@ def _apply(plan: ImportPlan, school: School, size: int, work: _Work) -> None:
             work.advance(len(batch))
         extra = {"left_on": None} if model is Pupil else {}
         for batch in _batches(changes.update, size):
+            if model is Guardian:
+                _revoke_links_of_changed_addresses(batch, now)
             model.objects.bulk_update([model(updated_at=now, **extra, **values) for values in batch],
                                       [*fields, *extra, "updated_at"], batch_size=size)
             work.advance(len(batch))

@@ -377,3 +377,29 @@ def count_update_queries(office, pupils: int, batch_size: int) -> int:
 def test_updating_costs_the_same_queries_per_batch_for_100_and_1000_rows(office):
     one, two, ten = (count_update_queries(office, n + 1, batch_size=100) for n in (100, 200, 1000))
     assert ten == one + 9 * (two - one)
+
+
+def test_a_changed_address_in_the_mis_stops_the_links_sent_to_the_old_one(personas):
+    from consent.imports import import_apply, import_plan, read_roster
+    from consent.links import guardian_link_issue, guardian_link_resolve
+    from tests.consent.consent_setup import purpose_for
+
+    school = personas.school
+    header = "pupil_id,first_name,last_name,year,contact_id,contact_first_name,contact_last_name,contact_email\n"
+
+    def run(email, name="Anne"):
+        text = header + f"P1,Ada,Byron,Year 2,G1,{name},Byron,{email}\n"
+        import_apply(plan=import_plan(school=school, rows=read_roster(text.encode(), "r.csv"), full=False),
+                     actor=personas.office)
+
+    run("anne@example.org")
+    from consent.models import Guardian
+
+    link = guardian_link_issue(guardian=Guardian.objects.get(mis_id="G1"), purpose=purpose_for(school))
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    run("anne@example.org", name="Annie")  # a change that is not the address keeps the link
+    assert guardian_link_resolve(token) is not None
+    run("ANNE@example.org")  # the same address in other letters
+    assert guardian_link_resolve(token) is not None
+    run("anne.byron@example.net")
+    assert guardian_link_resolve(token) is None

@@ -269,8 +269,11 @@ def test_the_attachment_downloads_within_the_scope_only(client, personas, notice
 
 
 def test_editing_a_guardian_is_audited_with_field_names_only(client, personas):
+    from consent.links import guardian_link_issue, guardian_link_resolve
+
     guardian = guardian_of(pupil_at(personas.school))
     old_email = guardian.email
+    old_link = guardian_link_issue(guardian=guardian, purpose=purpose_for(personas.school))
     sign_in(client, personas.office)
     url = reverse("consent:guardian-edit", kwargs={"pk": guardian.pk})
     response = client.post(url, {"email": "New.Address@Example.net", "phone": guardian.phone})
@@ -278,8 +281,10 @@ def test_editing_a_guardian_is_audited_with_field_names_only(client, personas):
     guardian.refresh_from_db()
     assert guardian.email == "new.address@example.net"
     entry = AuditEntry.objects.get(action="registry.guardian_updated")
-    assert entry.data == {"changed": ["email"]}
+    assert entry.data == {"changed": ["email"], "links_revoked": 1}
     assert old_email not in str(entry.data) and "new.address" not in str(entry.data)
+    # The link emailed to the old address no longer opens anything.
+    assert guardian_link_resolve(old_link.rstrip("/").rsplit("/", 1)[-1]) is None
     assert b"Contact details of" in client.get(response["Location"]).content
 
 
