@@ -73,6 +73,13 @@ ACTION_LABELS: dict[str, str] = {
     "retention.applied": "applied the retention schedule",
     "retention.schedule_updated": "changed the retention schedule",
     "retention.guardian_erased": "erased a parent's contact details at their request",
+    "risk.assessment_created": "started a risk assessment",
+    "risk.hazard_saved": "saved a hazard row of a risk assessment",
+    "risk.hazard_removed": "removed a hazard row from a risk assessment",
+    "risk.submitted": "submitted a risk assessment for approval",
+    "risk.approved": "approved a risk assessment",
+    "risk.revision_started": "started a new version of a risk assessment",
+    "risk.flagged_for_review": "flagged a risk assessment for review",
 }
 
 

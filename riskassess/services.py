@@ -1,0 +1,336 @@
+"""The risk register's workflows: each a keyword-only function, one transaction, one audit entry.
+
+Scores are checked against the version's matrix and ratings computed here: a rating is never typed.
+A version is edited while it is a draft (or submitted); approving it freezes a snapshot of the whole
+assessment with its SHA-256 and supersedes the approved version before it; editing after that starts the
+next draft (`version_revise`), so an approved version never changes.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from schools.audit import audit_log
+from schools.models import Role, School
+from schools.scope import build_scope
+
+from . import seed_template
+from .matrix import Matrix
+from .models import Assessment, AssessmentVersion, Hazard, matrix_for
+
+Status = AssessmentVersion.Status
+
+# Who writes and who approves: the headteacher (for an organisation-wide assessment, the organisation admin
+# too). Teachers and the office read; the DPO reads across the organisation.
+EDIT_ROLES = frozenset({Role.HEADTEACHER, Role.ORG_ADMIN})
+APPROVE_ROLES = frozenset({Role.HEADTEACHER, Role.ORG_ADMIN})
+
+HAZARD_FIELDS = (
+    "activity_element", "hazard", "who_affected", "likelihood", "severity", "controls", "residual_likelihood",
+    "residual_severity", "further_action", "action_owner", "action_due_on", "action_done_on", "initials",
+)
+
+
+def _roles(actor, assessment: Assessment) -> frozenset[str]:
+    scope = build_scope(actor)
+    if assessment.school_id:
+        return scope.roles_at_school(assessment.school_id)
+    return scope.roles_in_organisation(assessment.organisation_id)
+
+
+def _require(actor, assessment: Assessment, roles: frozenset[str], what: str) -> None:
+    if not _roles(actor, assessment) & roles:
+        raise PermissionDenied(f"Only the headteacher or the organisation admin can {what}.")
+
+
+def _scale(score: int, matrix: Matrix) -> int:
+    """A score from the seed's 3×3 form, placed on the organisation's matrix (2 of 3 is 3 of 5)."""
+    return round((score - 1) * (matrix.size - 1) / 2) + 1
+
+
+# --- Creating ----------------------------------------------------------------------------------------
+
+
+def assessment_create_from_template(
+    *, school: School | None, organisation=None, actor, assessor_name: str, assessed_on: date,
+    review_on: date | None = None,
+) -> Assessment:
+    """"New from template": the seed's video-lessons assessment, its six hazard rows and their controls,
+    as version 1, a draft the school then edits."""
+    organisation = school.organisation if school else organisation
+    with transaction.atomic():
+        assessment = Assessment(organisation=organisation, school=school, title=seed_template.TITLE,
+                                topic=Assessment.Topic.VIDEO_LESSONS, created_by=actor)
+        _require(actor, assessment, EDIT_ROLES, "start a risk assessment")
+        assessment.save()
+        matrix = matrix_for(organisation)
+        version = AssessmentVersion.objects.create(
+            assessment=assessment, number=1, assessor_name=assessor_name, assessed_on=assessed_on,
+            review_on=review_on, matrix=matrix.as_dict(),
+        )
+        Hazard.objects.bulk_create([
+            Hazard(version=version, position=index, **_scored(matrix, {
+                **row, "likelihood": _scale(row["likelihood"], matrix), "severity": _scale(row["severity"], matrix),
+            }))
+            for index, row in enumerate(seed_template.HAZARDS)
+        ])
+        audit_log(actor=actor, action="risk.assessment_created", obj=assessment, school=school,
+                  organisation=organisation, data={"from": "template", "version": 1,
+                                                   "hazards": len(seed_template.HAZARDS)})
+    return assessment
+
+
+def _scored(matrix: Matrix, values: dict) -> dict:
+    """The row's values with its ratings computed from its scores; any rating passed in is ignored."""
+    values = {key: value for key, value in values.items() if key not in ("rating", "residual_rating")}
+    errors = {}
+    for name in ("likelihood", "severity"):
+        try:
+            matrix.check(values.get(name))
+        except ValueError as error:
+            errors[name] = str(error)
+    residual = (values.get("residual_likelihood"), values.get("residual_severity"))
+    if (residual[0] is None) != (residual[1] is None):
+        errors["residual_severity"] = "Give both residual scores, or neither."
+    for name, score in zip(("residual_likelihood", "residual_severity"), residual, strict=True):
+        if score is not None:
+            try:
+                matrix.check(score)
+            except ValueError as error:
+                errors[name] = str(error)
+    if errors:
+        raise ValidationError(errors)
+    values["rating"] = matrix.rating(values["likelihood"], values["severity"])
+    values["residual_rating"] = matrix.rating(*residual) if residual[0] is not None else None
+    return values
+
+
+# --- Editing a draft -----------------------------------------------------------------------------------
+
+
+def _open_version(version: AssessmentVersion) -> AssessmentVersion:
+    version = AssessmentVersion.objects.select_for_update(of=("self",)).select_related("assessment").get(pk=version.pk)
+    if version.is_frozen:
+        raise ValidationError("This version is approved and never changes: start a new version to edit.")
+    return version
+
+
+def hazard_save(*, version: AssessmentVersion, actor, row: Hazard | None = None, **values) -> Hazard:
+    """Add a row to a draft, or change `row`. Ratings are computed from the scores on the version's matrix;
+    `values` are the row's fields (`hazard` is the potential hazard's text)."""
+    unknown = set(values) - set(HAZARD_FIELDS) - {"rating", "residual_rating", "position"}
+    if unknown:
+        raise TypeError(f"Unknown hazard fields: {sorted(unknown)}")
+    with transaction.atomic():
+        version = _open_version(version)
+        _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
+        if row is None:
+            hazard = Hazard(version=version)
+            current = {}
+            last = version.hazards.aggregate(last=Max("position"))["last"]
+            values.setdefault("position", 0 if last is None else last + 1)
+        else:
+            hazard = Hazard.objects.select_for_update().get(pk=row.pk, version=version)
+            current = {name: getattr(hazard, name) for name in HAZARD_FIELDS}
+        scored = _scored(version.get_matrix(), {**current, **values})
+        for name, value in scored.items():
+            setattr(hazard, name, value)
+        hazard.full_clean(exclude=["version"])
+        hazard.save()
+        audit_log(actor=actor, action="risk.hazard_saved", obj=version.assessment, school=version.assessment.school,
+                  organisation=version.assessment.organisation,
+                  data={"version": version.number, "hazard_id": hazard.pk, "rating": hazard.rating,
+                        "residual_rating": hazard.residual_rating, "changed": sorted(values)})
+    return hazard
+
+
+def hazard_remove(*, hazard: Hazard, actor) -> None:
+    with transaction.atomic():
+        version = _open_version(hazard.version)
+        _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
+        Hazard.objects.filter(pk=hazard.pk, version=version).delete()
+        audit_log(actor=actor, action="risk.hazard_removed", obj=version.assessment,
+                  school=version.assessment.school, organisation=version.assessment.organisation,
+                  data={"version": version.number, "hazard_id": hazard.pk})
+
+
+# --- Approval and versions -----------------------------------------------------------------------------
+
+
+def snapshot_of(version: AssessmentVersion) -> dict:
+    """Everything the approved version says, as plain data: what its SHA-256 covers and the PDF shows."""
+    assessment = version.assessment
+    matrix = version.get_matrix()
+    rows = []
+    for hazard in version.hazards.select_related("action_owner").order_by("position", "id"):
+        rows.append({
+            "position": hazard.position,
+            "activity_element": hazard.activity_element,
+            "hazard": hazard.hazard,
+            "who_affected": hazard.who_affected,
+            "likelihood": hazard.likelihood,
+            "severity": hazard.severity,
+            "rating": hazard.rating,
+            "band": matrix.band(hazard.rating).label,
+            "controls": hazard.controls,
+            "residual_likelihood": hazard.residual_likelihood,
+            "residual_severity": hazard.residual_severity,
+            "residual_rating": hazard.residual_rating,
+            "residual_band": matrix.band(hazard.residual_rating).label if hazard.residual_rating else "",
+            "further_action": hazard.further_action,
+            "action_owner": hazard.action_owner.get_full_name() if hazard.action_owner else "",
+            "action_due_on": hazard.action_due_on.isoformat() if hazard.action_due_on else "",
+            "initials": hazard.initials,
+        })
+    return {
+        "assessment": {"id": assessment.pk, "title": assessment.title, "topic": assessment.topic,
+                       "school": assessment.school.name if assessment.school else "",
+                       "organisation": assessment.organisation.name},
+        "version": version.number,
+        "assessor": version.assessor_name,
+        "assessed_on": version.assessed_on.isoformat(),
+        "review_on": version.review_on.isoformat() if version.review_on else "",
+        "matrix": version.matrix,
+        "hazards": rows,
+        "approved_by": version.approved_by.get_full_name() or version.approved_by.get_username(),
+        "approved_at": version.approved_at.isoformat(),
+    }
+
+
+def version_submit(*, version: AssessmentVersion, actor) -> AssessmentVersion:
+    with transaction.atomic():
+        version = _open_version(version)
+        _require(actor, version.assessment, EDIT_ROLES, "submit a risk assessment")
+        if version.status != Status.DRAFT:
+            raise ValidationError("This version has already been submitted.")
+        if not version.hazards.exists():
+            raise ValidationError("Add at least one hazard before submitting.")
+        version.status, version.submitted_at, version.submitted_by = Status.SUBMITTED, timezone.now(), actor
+        version.save(update_fields=["status", "submitted_at", "submitted_by"])
+        audit_log(actor=actor, action="risk.submitted", obj=version.assessment, school=version.assessment.school,
+                  organisation=version.assessment.organisation, data={"version": version.number})
+    return version
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=min(day.day, last))
+        except ValueError:
+            continue
+    raise ValueError(day)
+
+
+def version_approve(*, version: AssessmentVersion, actor) -> AssessmentVersion:
+    """The headteacher approves (the view asks them to confirm it's them first): the version is frozen
+    with its snapshot and SHA-256, and the version approved before it is superseded."""
+    with transaction.atomic():
+        version = _open_version(version)
+        assessment = version.assessment
+        _require(actor, assessment, APPROVE_ROLES, "approve a risk assessment")
+        if version.status != Status.SUBMITTED:
+            raise ValidationError("Submit the version before approving it.")
+        # Approvals of one assessment queue here, so two approvers never leave two versions approved.
+        Assessment.objects.select_for_update().get(pk=assessment.pk)
+        previous = assessment.versions.filter(status=Status.APPROVED).first()
+        if previous is not None:
+            previous.status = Status.SUPERSEDED
+            previous.save(update_fields=["status"])
+        now = timezone.now()
+        if version.review_interval_months and not version.review_on:
+            version.review_on = _add_months(timezone.localdate(now), version.review_interval_months)
+        version.status, version.approved_at, version.approved_by = Status.APPROVED, now, actor
+        version.snapshot = snapshot_of(version)
+        version.sha256 = AssessmentVersion.hash_of(version.snapshot)
+        version.save(update_fields=["status", "approved_at", "approved_by", "snapshot", "sha256", "review_on"])
+        Assessment.objects.filter(pk=assessment.pk).update(review_flagged_at=None, review_flag_reason="")
+        audit_log(actor=actor, action="risk.approved", obj=assessment, school=assessment.school,
+                  organisation=assessment.organisation,
+                  data={"version": version.number, "sha256": version.sha256,
+                        "superseded": previous.number if previous else None})
+    return version
+
+
+def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
+    """Edit an approved assessment: the next draft, a copy of the current approved version's rows. The
+    approved version stays as it is (and current) until the draft is approved. An open draft is reused."""
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().get(pk=assessment.pk)
+        _require(actor, assessment, EDIT_ROLES, "edit a risk assessment")
+        open_version = assessment.versions.filter(status__in=[Status.DRAFT, Status.SUBMITTED]).first()
+        if open_version is not None:
+            return open_version
+        base = assessment.versions.order_by("-number").first()
+        draft = AssessmentVersion.objects.create(
+            assessment=assessment, number=base.number + 1, assessor_name=base.assessor_name,
+            assessed_on=timezone.localdate(), review_on=None, review_interval_months=base.review_interval_months,
+            matrix=base.matrix,
+        )
+        Hazard.objects.bulk_create([
+            Hazard(version=draft, **{name: getattr(h, name) for name in (*HAZARD_FIELDS, "position", "rating",
+                                                                          "residual_rating")})
+            for h in base.hazards.all()
+        ])
+        audit_log(actor=actor, action="risk.revision_started", obj=assessment, school=assessment.school,
+                  organisation=assessment.organisation, data={"version": draft.number, "from": base.number})
+    return draft
+
+
+# --- What other parts of the app ask ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssessmentStatus:
+    """Whether a school has a current, approved video-lessons risk assessment within its review date."""
+
+    ok: bool
+    version: AssessmentVersion | None
+    reasons: tuple[str, ...] = field(default=())
+
+
+def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:
+    """For the sessions' governance gate. The school's own assessment counts, or else an organisation-wide
+    one. Red when there is none approved, when its review date has passed, or when an incident flagged it."""
+    today = today or timezone.localdate(timezone.now(), school.tz)
+    approved = (
+        AssessmentVersion.objects.filter(
+            status=Status.APPROVED, assessment__topic=Assessment.Topic.VIDEO_LESSONS,
+            assessment__organisation_id=school.organisation_id,
+        )
+        .select_related("assessment")
+        .order_by("assessment__school_id")  # the school's own before an organisation-wide one (NULL last)
+    )
+    version = next((v for v in approved if v.assessment.school_id == school.pk), None) or next(
+        (v for v in approved if v.assessment.school_id is None), None
+    )
+    if version is None:
+        return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.",))
+    reasons = []
+    if version.review_on and version.review_on < today:
+        reasons.append(f"The risk assessment was due for review on {version.review_on:%-d %B %Y}.")
+    if version.assessment.review_flagged_at:
+        reasons.append("The risk assessment was flagged for review after an incident: "
+                       f"{version.assessment.review_flag_reason}".rstrip(": "))
+    return AssessmentStatus(not reasons, version, tuple(reasons))
+
+
+def assessment_flag_for_review(*, assessment: Assessment, reason: str, actor) -> Assessment:
+    """After an incident: the assessment needs reviewing, which turns the gate red until it is approved
+    again. Anyone reporting an incident may flag (the incident module checks who reports)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say what happened."})
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().get(pk=assessment.pk)
+        assessment.review_flagged_at = timezone.now()
+        assessment.review_flag_reason = reason[:1000]
+        assessment.save(update_fields=["review_flagged_at", "review_flag_reason"])
+        audit_log(actor=actor, action="risk.flagged_for_review", obj=assessment, school=assessment.school,
+                  organisation=assessment.organisation, data={"reason": reason[:1000]})
+    return assessment

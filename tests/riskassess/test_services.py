@@ -1,0 +1,172 @@
+"""The risk register's services: from the seed's template to approval, versions and the gate's question."""
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from riskassess.matrix import STANDARD_5X5
+from riskassess.models import AssessmentVersion, Hazard, RiskMatrix
+from riskassess.services import (
+    assessment_create_from_template,
+    assessment_flag_for_review,
+    hazard_remove,
+    hazard_save,
+    version_approve,
+    version_revise,
+    version_submit,
+    video_lessons_assessment_status,
+)
+from schools.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+Status = AssessmentVersion.Status
+
+
+@pytest.fixture
+def assessment(personas):
+    return assessment_create_from_template(school=personas.school, actor=personas.headteacher,
+                                           assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1),
+                                           review_on=dt.date(2027, 11, 1))
+
+
+def _draft(assessment) -> AssessmentVersion:
+    return assessment.versions.get(status__in=[Status.DRAFT, Status.SUBMITTED])
+
+
+def _approve(version, personas):
+    version_submit(version=version, actor=personas.headteacher)
+    return version_approve(version=version, actor=personas.headteacher)
+
+
+def test_new_from_template_is_the_seeds_form_with_its_six_hazards(assessment):
+    version = assessment.versions.get()
+    assert (assessment.topic, version.number, version.status) == ("video_lessons", 1, Status.DRAFT)
+    hazards = list(version.hazards.order_by("position"))
+    assert len(hazards) == 6
+    assert hazards[0].hazard == "Pupils sharing inappropriate content"
+    assert "waiting room" in hazards[0].controls
+    assert {(h.likelihood, h.severity, h.rating) for h in hazards} == {(2, 2, 4)}  # the seed's 2 × 2 = 4
+    assert version.get_matrix().band(4).label == "Medium"
+
+
+def test_on_a_five_by_five_organisation_the_template_scores_sit_in_the_middle(personas):
+    RiskMatrix.objects.create(organisation=personas.organisation, definition=STANDARD_5X5.as_dict())
+    assessment = assessment_create_from_template(school=personas.school, actor=personas.headteacher,
+                                                 assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1))
+    assert {(h.likelihood, h.severity, h.rating) for h in Hazard.objects.filter(version__assessment=assessment)} == {
+        (3, 3, 9)}
+
+
+def test_a_typed_rating_is_ignored_and_computed_from_the_scores(assessment, personas):
+    hazard = hazard_save(version=_draft(assessment), actor=personas.headteacher, activity_element="Assembly",
+                         hazard="Zoombombing", likelihood=3, severity=3, rating=1, residual_likelihood=1,
+                         residual_severity=3, residual_rating=9)
+    hazard.refresh_from_db()
+    assert (hazard.rating, hazard.residual_rating) == (9, 3)
+    assert hazard.position == 6  # added after the template's six
+
+
+@pytest.mark.parametrize(("values", "field"), [
+    ({"likelihood": 4}, "likelihood"),
+    ({"severity": 0}, "severity"),
+    ({"residual_likelihood": 2}, "residual_severity"),
+])
+def test_scores_off_the_matrix_are_refused_with_a_message_and_change_nothing(assessment, personas, values, field):
+    hazard = _draft(assessment).hazards.first()
+    with pytest.raises(ValidationError) as error:
+        hazard_save(version=_draft(assessment), actor=personas.headteacher, row=hazard, **values)
+    assert field in error.value.message_dict
+    hazard.refresh_from_db()
+    assert (hazard.likelihood, hazard.severity, hazard.residual_likelihood) == (2, 2, None)
+
+
+def test_approval_freezes_a_snapshot_whose_hash_verifies(assessment, personas):
+    version = _approve(_draft(assessment), personas)
+    assert version.status == Status.APPROVED and version.hash_verifies()
+    assert version.snapshot["hazards"][0]["hazard"] == "Pupils sharing inappropriate content"
+    assert version.snapshot["approved_by"] == personas.headteacher.get_full_name()
+    entry = AuditEntry.objects.get(action="risk.approved")
+    assert entry.data["sha256"] == version.sha256
+    # Tampering shows: the stored hash no longer matches.
+    AssessmentVersion.objects.filter(pk=version.pk).update(snapshot={**version.snapshot, "assessor": "Someone"})
+    version.refresh_from_db()
+    assert not version.hash_verifies()
+
+
+def test_an_approved_version_never_changes_and_editing_starts_a_new_one(assessment, personas):
+    approved = _approve(_draft(assessment), personas)
+    hazard = approved.hazards.first()
+    with pytest.raises(ValidationError, match="never changes"):
+        hazard_save(version=approved, actor=personas.headteacher, row=hazard, likelihood=3)
+    with pytest.raises(ValidationError, match="never changes"):
+        hazard_remove(hazard=hazard, actor=personas.headteacher)
+
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    assert (draft.number, draft.status, draft.hazards.count()) == (2, Status.DRAFT, 6)
+    assert version_revise(assessment=assessment, actor=personas.headteacher) == draft  # one open draft
+    hazard_save(version=draft, actor=personas.headteacher, row=draft.hazards.first(), likelihood=3)
+    approved.refresh_from_db()
+    assert approved.status == Status.APPROVED and approved.hash_verifies()
+    assert approved.hazards.first().likelihood == 2
+
+    second = _approve(draft, personas)
+    approved.refresh_from_db()
+    assert approved.status == Status.SUPERSEDED and approved.hash_verifies()
+    assert second.status == Status.APPROVED
+    assert assessment.versions.filter(status=Status.APPROVED).count() == 1
+
+
+def test_only_the_headteacher_or_organisation_admin_writes_and_approves(assessment, personas):
+    draft = _draft(assessment)
+    for user in (personas.teacher, personas.office, personas.dpo, personas.other_headteacher):
+        with pytest.raises(PermissionDenied):
+            hazard_save(version=draft, actor=user, row=draft.hazards.first(), likelihood=1)
+    version_submit(version=draft, actor=personas.headteacher)
+    with pytest.raises(PermissionDenied):
+        version_approve(version=draft, actor=personas.teacher)
+    with pytest.raises(ValidationError, match="Submit"):
+        version_approve(version=_unsubmitted(personas), actor=personas.headteacher)
+
+
+def _unsubmitted(personas):
+    other = assessment_create_from_template(school=personas.school, actor=personas.headteacher,
+                                            assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1))
+    return other.versions.get()
+
+
+def test_a_review_interval_sets_the_review_date_at_approval(personas):
+    assessment = assessment_create_from_template(school=personas.school, actor=personas.headteacher,
+                                                 assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1))
+    draft = assessment.versions.get()
+    AssessmentVersion.objects.filter(pk=draft.pk).update(review_interval_months=12)
+    draft.refresh_from_db()
+    version = _approve(draft, personas)
+    assert version.review_on.year == version.approved_at.year + 1
+
+
+def test_the_gate_asks_for_a_current_approved_video_lessons_assessment(assessment, personas):
+    status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+    assert not status.ok and "No approved" in status.reasons[0]
+    version = _approve(_draft(assessment), personas)
+    status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+    assert status.ok and status.version == version
+    # Past its review date: red, with the reason.
+    late = video_lessons_assessment_status(school=personas.school, today=dt.date(2027, 11, 2))
+    assert not late.ok and "due for review on 1 November 2027" in late.reasons[0]
+    # Another school of the organisation has none of its own.
+    assert not video_lessons_assessment_status(school=personas.other_school, today=dt.date(2026, 12, 1)).ok
+
+
+def test_an_incident_flags_the_assessment_until_it_is_approved_again(assessment, personas):
+    _approve(_draft(assessment), personas)
+    with pytest.raises(ValidationError):
+        assessment_flag_for_review(assessment=assessment, reason="  ", actor=personas.teacher)
+    assessment_flag_for_review(assessment=assessment, reason="Zoombombing in Year 3", actor=personas.teacher)
+    status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+    assert not status.ok and "Zoombombing in Year 3" in status.reasons[0]
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    _approve(draft, personas)
+    assert video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1)).ok
+    assert AuditEntry.objects.filter(action="risk.flagged_for_review").exists()
