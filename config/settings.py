@@ -294,6 +294,7 @@ CELERY_BEAT_SCHEDULE = {
     "consent-lapse": {"task": "consent.tasks.consent_lapse", "schedule": 3600.0},
     "consent-reminders": {"task": "consent.tasks.consent_reminders", "schedule": 3600.0},
     "consent-retention": {"task": "consent.tasks.retention", "schedule": 3600.0},
+    "risk-reminders": {"task": "riskassess.tasks.risk_reminders", "schedule": 3600.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.

@@ -17,6 +17,7 @@ urlpatterns = [
     # Parent links: short, as they are read in emails; the token is the only key.
     path("p/", include("consent.urls_parent")),
     path("registry/", include("consent.urls")),
+    path("risks/", include("riskassess.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).
     path("favicon.ico", favicon),

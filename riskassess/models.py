@@ -95,6 +95,9 @@ class AssessmentVersion(models.Model):
     )
     snapshot = models.JSONField(null=True, blank=True, editable=False)
     sha256 = models.CharField("SHA-256", max_length=64, blank=True, editable=False)
+    # The approved version's PDF, rendered once and kept as it was, with its own hash.
+    pdf = models.FileField(upload_to="risk/pdf/%Y/", blank=True, editable=False)
+    pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

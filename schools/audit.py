@@ -80,6 +80,13 @@ ACTION_LABELS: dict[str, str] = {
     "risk.approved": "approved a risk assessment",
     "risk.revision_started": "started a new version of a risk assessment",
     "risk.flagged_for_review": "flagged a risk assessment for review",
+    "risk.copied": "copied a risk assessment from another school",
+    "risk.hazards_reordered": "reordered the hazard rows of a risk assessment",
+    "risk.pdf_stored": "stored the PDF of an approved risk assessment",
+    "risk.exported": "exported the risk register",
+    "risk.reminder_sent": "sent risk assessment reminders",
+    "risk.action_done": "marked a risk assessment action as done",
+    "risk.matrix_changed": "changed the organisation's risk matrix and re-mapped the scores",
 }
 
 

@@ -12,6 +12,7 @@ from .conftest import sign_in
 from .consent import matrix_exports, matrix_imports, matrix_notices, matrix_requests, matrix_rights
 from .consent.consent_setup import decided_family, guardian_of, pupil_at
 from .matrix import AUDIT_READERS, PERSONAS, REGISTRY_EDITORS, Row, everyone
+from .riskassess import matrix_assessments, matrix_outputs, matrix_reviews
 
 
 def _failed_email(school):
@@ -76,6 +77,7 @@ MATRIX = [
 
 MATRIX += (
     matrix_imports.ROWS + matrix_notices.ROWS + matrix_requests.ROWS + matrix_exports.ROWS + matrix_rights.ROWS
+    + matrix_assessments.ROWS + matrix_outputs.ROWS + matrix_reviews.ROWS
 )
 
 
@@ -113,7 +115,7 @@ NOT_IN_MATRIX = {
     "outbox:demo-message": "demo mailbox, one message (tests/outbox)",
     "outbox:demo-message-html": "demo mailbox, one message (tests/outbox)",
 }
-STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent")
+STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent", "riskassess")
 
 
 def _url_names(resolver=None, namespace=""):

@@ -1,0 +1,3 @@
+"""Assessments: the register, new from template, copy, editing rows, submit, approve, versions."""
+
+urlpatterns = []

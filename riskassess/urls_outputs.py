@@ -1,0 +1,3 @@
+"""Outputs: the PDF, the CSV export, the heat maps."""
+
+urlpatterns = []

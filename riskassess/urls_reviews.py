@@ -1,0 +1,3 @@
+"""Reviews: reviews due, actions overdue, the organisation's matrix."""
+
+urlpatterns = []
