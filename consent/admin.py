@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from schools.admin import ScopedAdmin
+from schools.admin import ReadOnlyScopedAdmin, ScopedAdmin
 
 from .models import (
     ConsentEvent,
@@ -47,19 +47,6 @@ class GroupAdmin(ScopedAdmin):
     list_filter = ["school", "kind"]
     search_fields = ["name"]
     filter_horizontal = ["pupils"]
-
-
-class ReadOnlyScopedAdmin(ScopedAdmin):
-    """Evidence and records the app's own pages write: readable here, changed only by the services."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Purpose)

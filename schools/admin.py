@@ -44,6 +44,19 @@ class ScopedAdmin(AuditedAdmin):
         )
 
 
+class ReadOnlyScopedAdmin(ScopedAdmin):
+    """Evidence and records the app's own pages write: readable here, changed only by the services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Organisation)
 class OrganisationAdmin(ScopedAdmin):
     school_path = None
