@@ -1,3 +1,12 @@
 """Reviews: reviews due, actions overdue, the organisation's matrix."""
 
-urlpatterns = []
+from django.urls import path
+
+from . import views_reviews
+
+urlpatterns = [
+    path("reviews/", views_reviews.reviews_due, name="reviews-due"),
+    path("actions/", views_reviews.actions_overdue, name="actions-overdue"),
+    path("actions/<int:pk>/done/", views_reviews.action_done, name="action-done"),
+    path("matrix/<int:organisation_pk>/", views_reviews.matrix, name="matrix"),
+]

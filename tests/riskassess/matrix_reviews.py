@@ -1,6 +1,52 @@
 """Reviews: reviews due, actions overdue, the organisation's matrix."""
 # Rows of the role matrix, gathered by tests/test_role_matrix.py.
 
-from tests.matrix import Row
+import datetime as dt
 
-ROWS: list[Row] = []
+from django.utils import timezone
+
+from riskassess.models import AssessmentVersion, Hazard
+from riskassess.services import (
+    assessment_create_from_template,
+    hazard_save,
+    version_approve,
+    version_submit,
+)
+from tests.matrix import Row, everyone
+
+
+def approved_assessment(school, headteacher, *, review_on=None, owner=None, due_on=None,
+                        further_action="Check the waiting room settings") -> AssessmentVersion:
+    """The seed's assessment at `school`, approved, its first row with a further action owned by `owner`."""
+    today = timezone.localdate()
+    assessment = assessment_create_from_template(school=school, actor=headteacher, assessor_name="M Kelly",
+                                                 assessed_on=today, review_on=review_on)
+    version = assessment.versions.get()
+    if owner is not None:
+        first = version.hazards.order_by("position").first()
+        hazard_save(version=version, actor=headteacher, row=first, further_action=further_action,
+                    action_owner=owner, action_due_on=due_on or today - dt.timedelta(days=3))
+    version_submit(version=version, actor=headteacher)
+    return version_approve(version=version, actor=headteacher)
+
+
+def overdue_action(personas, *, other: bool = False) -> Hazard:
+    school, head = (personas.other_school, personas.other_headteacher) if other else (personas.school,
+                                                                                      personas.headteacher)
+    version = approved_assessment(school, head, owner=head)
+    return version.hazards.order_by("position", "id").first()
+
+
+ROWS: list[Row] = [
+    Row("riskassess:reviews-due", everyone()),
+    Row("riskassess:actions-overdue", everyone()),
+    Row("riskassess:action-done", everyone(403, headteacher=302, org_admin=302, other_teacher=404), method="post",
+        kwargs=lambda p: {"pk": overdue_action(p).pk}),
+    Row("riskassess:action-done", everyone(404, other_teacher=403), method="post",
+        kwargs=lambda p: {"pk": overdue_action(p, other=True).pk}),
+    Row("riskassess:matrix", everyone(other_teacher=404), kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+    Row("riskassess:matrix", everyone(404, other_teacher=200),
+        kwargs=lambda p: {"organisation_pk": p.other_school.organisation.pk}),
+    Row("riskassess:matrix", everyone(403, org_admin=200, other_teacher=404), method="post",
+        kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+]
