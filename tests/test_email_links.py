@@ -60,6 +60,13 @@ def every_email(client, personas):
     client.post(reverse("accounts:password-reset"), {"email": personas.teacher.email})
     # test-message, from the operators' command.
     email_test_message(to="operator@example.org")
+    # risk-action-reminder and risk-review-reminder: an overdue action and a review date already past.
+    from riskassess.reminders import reminders_send
+    from tests.riskassess.matrix_reviews import approved_assessment
+
+    approved_assessment(school, personas.headteacher, owner=personas.teacher,
+                        review_on=timezone.localdate() - timedelta(days=1))
+    assert reminders_send(now=timezone.now())["action_overdue"] == 1
     return OutboxMessage.objects.all()
 
 
