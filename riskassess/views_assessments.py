@@ -1,0 +1,491 @@
+"""The risk register's assessment pages: the register, new from template or by copying, the assessment with
+its hazard rows (edited while a draft), submit and approve, and the versions (view and compare).
+
+Assessments load through the scope with both paths: my schools' assessments and my organisations'
+organisation-wide ones. Teachers and the office read; the headteacher and the organisation admin write and
+approve; the DPO and SIRO read across the organisation; another school's assessment answers 404.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.reauth import confirm_page_url, identity_confirmation_consume, identity_recently_confirmed
+from schools.models import Organisation, Role, School
+from schools.scope import scope_for, scoped_get_or_404, staff_required
+
+from .editing import assessment_copy, assessment_start, hazard_move
+from .forms import CopyForm, HazardForm, NewFromTemplateForm, RegisterFilterForm
+from .models import Assessment, AssessmentVersion, Hazard
+from .services import (
+    APPROVE_ROLES,
+    EDIT_ROLES,
+    HAZARD_FIELDS,
+    hazard_remove,
+    hazard_save,
+    version_approve,
+    version_revise,
+    version_submit,
+)
+
+NAV = "risks"
+PAGE_SIZE = 50
+Status = AssessmentVersion.Status
+OPEN = (Status.DRAFT, Status.SUBMITTED)
+
+ASSESSMENT_PATHS = {"school_path": "school", "organisation_path": "organisation"}
+VERSION_PATHS = {"school_path": "assessment__school", "organisation_path": "assessment__organisation"}
+HAZARD_PATHS = {"school_path": "version__assessment__school", "organisation_path": "version__assessment__organisation"}
+
+# The columns of the seed's form, in its order, for the table and the comparison.
+COLUMNS = (
+    ("activity_element", "Activity element"), ("hazard", "Potential hazard"), ("who_affected", "Who is affected"),
+    ("likelihood", "L"), ("severity", "S"), ("rating", "Rating"), ("band", "Band"),
+    ("controls", "Actions taken to reduce or control the risk"), ("residual_likelihood", "Residual L"),
+    ("residual_severity", "Residual S"), ("residual_rating", "Residual rating"), ("residual_band", "Residual band"),
+    ("further_action", "Further action required"), ("action_owner", "Action owner"),
+    ("action_due_on", "Due date"), ("initials", "Initials"),
+)
+COLUMN_LABELS = dict(COLUMNS)
+
+
+def _where(assessment: Assessment) -> str:
+    return assessment.school.name if assessment.school_id else f"{assessment.organisation.name} (organisation-wide)"
+
+
+def _may(request: HttpRequest, assessment: Assessment, roles) -> bool:
+    scope = scope_for(request)
+    held = (scope.roles_at_school(assessment.school_id) if assessment.school_id
+            else scope.roles_in_organisation(assessment.organisation_id))
+    return bool(held & frozenset(roles))
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for name, errors in error.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+# --- The register ----------------------------------------------------------------------------------------
+
+
+@staff_required()
+@require_http_methods(["GET"])
+def assessment_list(request: HttpRequest) -> HttpResponse:
+    scope = scope_for(request)
+    schools = list(School.objects.filter(pk__in=scope.school_ids).order_by("name"))
+    form = RegisterFilterForm(request.GET or None, schools=schools)
+    assessments = scope.filter(Assessment.objects.all(), **ASSESSMENT_PATHS)
+    chosen = None
+    if form.is_bound and form.is_valid() and form.cleaned_data["school"]:
+        chosen = form.cleaned_data["school"]
+        chosen_school = next(s for s in schools if s.pk == chosen)
+        # The school's own assessments and the organisation-wide ones that cover it.
+        assessments = assessments.filter(
+            Q(school_id=chosen) | Q(school__isnull=True, organisation_id=chosen_school.organisation_id)
+        )
+    assessments = assessments.select_related("school", "organisation").prefetch_related(
+        Prefetch("versions", queryset=AssessmentVersion.objects.filter(status=Status.APPROVED), to_attr="approved"),
+        Prefetch("versions", queryset=AssessmentVersion.objects.filter(status__in=OPEN), to_attr="open"),
+    ).order_by("school__name", "title", "pk")
+    page = Paginator(assessments, PAGE_SIZE).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    rows = []
+    for assessment in page:
+        approved = assessment.approved[0] if assessment.approved else None
+        open_version = assessment.open[0] if assessment.open else None
+        rows.append({
+            "assessment": assessment, "where": _where(assessment), "approved": approved, "open": open_version,
+            "overdue": bool(approved and approved.review_on and approved.review_on < today),
+        })
+    may_write = bool(scope.roles & EDIT_ROLES)
+    return render(request, "riskassess/assessments/list.html", {
+        "active_nav": NAV, "rows": rows, "page": page, "form": form, "filtered": chosen is not None,
+        "may_write": may_write,
+    })
+
+
+def _creation_targets(request: HttpRequest):
+    scope = scope_for(request)
+    schools = School.objects.filter(pk__in=scope.schools_where(EDIT_ROLES)).select_related("organisation")
+    org_ids = [oid for oid, roles in scope.roles_by_organisation.items() if Role.ORG_ADMIN in roles]
+    organisations = list(Organisation.objects.filter(pk__in=org_ids).order_by("name"))
+    return schools.order_by("name"), organisations
+
+
+@staff_required(EDIT_ROLES)
+@require_http_methods(["GET", "POST"])
+def assessment_new(request: HttpRequest) -> HttpResponse:
+    schools, organisations = _creation_targets(request)
+    initial = {"assessor_name": request.user.get_full_name() or request.user.get_username(),
+               "assessed_on": timezone.localdate(), "review_interval_months": 12}
+    form = NewFromTemplateForm(request.POST or None, schools=list(schools), organisations=organisations,
+                               initial=initial)
+    if request.method == "POST" and form.is_valid():
+        school, organisation = form.target()
+        data = form.cleaned_data
+        try:
+            assessment = assessment_start(
+                school=school, organisation=organisation, actor=request.user, assessor_name=data["assessor_name"],
+                assessed_on=data["assessed_on"], review_on=data["review_on"],
+                review_interval_months=data["review_interval_months"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Assessment started from the template: check each row, then submit it.")
+            return redirect("riskassess:assessment", pk=assessment.pk)
+    return render(request, "riskassess/assessments/new.html", {"active_nav": NAV, "form": form})
+
+
+@staff_required(EDIT_ROLES)
+@require_http_methods(["GET", "POST"])
+def assessment_copy_view(request: HttpRequest) -> HttpResponse:
+    schools, _ = _creation_targets(request)
+    org_ids = set(schools.values_list("organisation_id", flat=True))
+    sources = (
+        Assessment.objects.filter(organisation_id__in=org_ids, school__isnull=False, versions__status=Status.APPROVED)
+        .select_related("school").order_by("school__name", "title").distinct()
+    )
+    initial = {"assessor_name": request.user.get_full_name() or request.user.get_username(),
+               "assessed_on": timezone.localdate(), "review_interval_months": 12}
+    form = CopyForm(request.POST or None, schools=schools, sources=sources, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            assessment = assessment_copy(
+                source=data["source"], school=data["school"], actor=request.user,
+                assessor_name=data["assessor_name"], assessed_on=data["assessed_on"], review_on=data["review_on"],
+                review_interval_months=data["review_interval_months"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, f"Copied from {data['source'].school.name}: version 1 is a draft to check "
+                                      "and adapt to this school.")
+            return redirect("riskassess:assessment", pk=assessment.pk)
+    return render(request, "riskassess/assessments/copy.html", {
+        "active_nav": NAV, "form": form, "has_sources": sources.exists(),
+    })
+
+
+# --- One assessment ----------------------------------------------------------------------------------------
+
+
+def _rows(version: AssessmentVersion) -> list[dict]:
+    """The version's rows as plain data: from the snapshot once frozen, otherwise from the live rows."""
+    if version.is_frozen and version.snapshot:
+        rows = [dict(row, id=None) for row in version.snapshot["hazards"]]
+        bands = {band["label"]: band["key"] for band in version.snapshot["matrix"]["bands"]}
+        for row in rows:
+            row["band_key"] = bands.get(row["band"], "")
+            row["residual_band_key"] = bands.get(row["residual_band"], "")
+        return rows
+    matrix = version.get_matrix()
+    rows = []
+    for hazard in version.hazards.select_related("action_owner").order_by("position", "id"):
+        band = matrix.band(hazard.rating)
+        residual = matrix.band(hazard.residual_rating) if hazard.residual_rating else None
+        owner = hazard.action_owner
+        rows.append({
+            "id": hazard.pk, "position": hazard.position,
+            **{name: getattr(hazard, name) for name in HAZARD_FIELDS if name != "action_owner"},
+            "rating": hazard.rating, "band": band.label, "band_key": band.key,
+            "residual_rating": hazard.residual_rating, "residual_band": residual.label if residual else "",
+            "residual_band_key": residual.key if residual else "",
+            "action_owner": (owner.get_full_name() or owner.get_username()) if owner else "",
+            "action_due_on": hazard.action_due_on.isoformat() if hazard.action_due_on else "",
+        })
+    return rows
+
+
+def _version_context(request: HttpRequest, version: AssessmentVersion) -> dict:
+    assessment = version.assessment
+    matrix = version.get_matrix()
+    return {
+        "active_nav": NAV, "assessment": assessment, "version": version, "where": _where(assessment),
+        "rows": _rows(version), "matrix": matrix,
+        "bands": [{"key": b.key, "label": b.label, "upper": b.upper,
+                   "lower": (matrix.bands[i - 1].upper + 1) if i else 1} for i, b in enumerate(matrix.bands)],
+        "may_edit": not version.is_frozen and _may(request, assessment, EDIT_ROLES),
+        "may_approve": version.status == Status.SUBMITTED and _may(request, assessment, APPROVE_ROLES),
+        "may_revise": version.is_frozen and _may(request, assessment, EDIT_ROLES),
+    }
+
+
+@staff_required()
+@require_http_methods(["GET"])
+def assessment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    assessment = scoped_get_or_404(request, Assessment.objects.select_related("school", "organisation"), pk=pk,
+                                   **ASSESSMENT_PATHS)
+    versions = list(assessment.versions.select_related("approved_by", "submitted_by").order_by("-number"))
+    if not versions:
+        raise Http404
+    open_version = next((v for v in versions if v.status in OPEN), None)
+    approved = next((v for v in versions if v.status == Status.APPROVED), None)
+    version = open_version or approved or versions[0]
+    version.assessment = assessment
+    context = _version_context(request, version)
+    context.update({"approved": approved, "open_version": open_version, "is_current_view": True,
+                    "may_revise": open_version is None and context["may_revise"]})
+    return render(request, "riskassess/assessments/detail.html", context)
+
+
+@staff_required()
+@require_POST
+def assessment_revise(request: HttpRequest, pk: int) -> HttpResponse:
+    assessment = scoped_get_or_404(request, Assessment, pk=pk, roles=EDIT_ROLES, **ASSESSMENT_PATHS)
+    try:
+        draft = version_revise(assessment=assessment, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"Version {draft.number} is a draft: the approved version stays current until "
+                                  "this one is approved.")
+    return redirect("riskassess:assessment", pk=assessment.pk)
+
+
+# --- Hazard rows -------------------------------------------------------------------------------------------
+
+
+def _frozen_message(request: HttpRequest, version: AssessmentVersion) -> HttpResponse:
+    messages.error(request, "This version is approved and never changes: use \u201cEdit (new version)\u201d to "
+                            "start the next one.")
+    return redirect("riskassess:assessment", pk=version.assessment_id)
+
+
+def _hazard_form_page(request: HttpRequest, version: AssessmentVersion, row: Hazard | None) -> HttpResponse:
+    initial = {}
+    if row is not None:
+        initial = {name: getattr(row, name) for name in HAZARD_FIELDS}
+    form = HazardForm(request.POST or None, version=version, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            hazard_save(version=version, actor=request.user, row=row, **form.cleaned_data)
+        except ValidationError as error:
+            if not hasattr(error, "error_dict") and version.__class__.objects.get(pk=version.pk).is_frozen:
+                return _frozen_message(request, version)
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Row saved." if row else "Row added.")
+            return redirect(reverse("riskassess:assessment", kwargs={"pk": version.assessment_id}) + "#hazards")
+    matrix = version.get_matrix()
+    return render(request, "riskassess/assessments/hazard_form.html", {
+        "active_nav": NAV, "version": version, "assessment": version.assessment, "row": row, "form": form,
+        "where": _where(version.assessment),
+        "bands": [{"key": b.key, "label": b.label, "upper": b.upper} for b in matrix.bands],
+    })
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def hazard_add(request: HttpRequest, pk: int) -> HttpResponse:
+    version = scoped_get_or_404(request, AssessmentVersion.objects.select_related("assessment__school",
+                                "assessment__organisation"), pk=pk, roles=EDIT_ROLES, **VERSION_PATHS)
+    if version.is_frozen:
+        return _frozen_message(request, version)
+    return _hazard_form_page(request, version, None)
+
+
+def _hazard(request: HttpRequest, pk: int) -> Hazard:
+    return scoped_get_or_404(
+        request, Hazard.objects.select_related("version__assessment__school", "version__assessment__organisation"),
+        pk=pk, roles=EDIT_ROLES, **HAZARD_PATHS,
+    )
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def hazard_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    hazard = _hazard(request, pk)
+    if hazard.version.is_frozen:
+        return _frozen_message(request, hazard.version)
+    return _hazard_form_page(request, hazard.version, hazard)
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def hazard_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
+    hazard = _hazard(request, pk)
+    version = hazard.version
+    if version.is_frozen:
+        return _frozen_message(request, version)
+    if request.method == "POST":
+        try:
+            hazard_remove(hazard=hazard, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, "Row removed.")
+        return redirect(reverse("riskassess:assessment", kwargs={"pk": version.assessment_id}) + "#hazards")
+    return render(request, "riskassess/assessments/hazard_remove.html", {
+        "active_nav": NAV, "hazard": hazard, "version": version, "assessment": version.assessment,
+    })
+
+
+@staff_required()
+@require_POST
+def hazard_move_view(request: HttpRequest, pk: int) -> HttpResponse:
+    hazard = _hazard(request, pk)
+    if hazard.version.is_frozen:
+        return _frozen_message(request, hazard.version)
+    try:
+        hazard_move(hazard=hazard, actor=request.user, up=request.POST.get("direction") != "down")
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    return redirect(reverse("riskassess:assessment", kwargs={"pk": hazard.version.assessment_id})
+                    + f"#hazard-{hazard.pk}")
+
+
+# --- Submit and approve ----------------------------------------------------------------------------------
+
+
+def _version(request: HttpRequest, pk: int, roles=None) -> AssessmentVersion:
+    kwargs = {"roles": roles} if roles else {}
+    return scoped_get_or_404(
+        request, AssessmentVersion.objects.select_related("assessment__school", "assessment__organisation",
+                                                          "approved_by", "submitted_by"),
+        pk=pk, **kwargs, **VERSION_PATHS,
+    )
+
+
+@staff_required()
+@require_POST
+def version_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _version(request, pk, EDIT_ROLES)
+    try:
+        version_submit(version=version, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"Version {version.number} submitted for approval.")
+    return redirect("riskassess:assessment", pk=version.assessment_id)
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+@never_cache
+def version_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Confirm it's you" first; then a page that says what approving does, and the POST that approves."""
+    version = _version(request, pk, APPROVE_ROLES)
+    url = reverse("riskassess:version-approve", kwargs={"pk": version.pk})
+    if not identity_recently_confirmed(request):
+        return redirect(confirm_page_url(url))
+    if version.status != Status.SUBMITTED:
+        messages.info(request, "Only a submitted version can be approved." if version.status == Status.DRAFT
+                      else "This version is already approved.")
+        return redirect("riskassess:assessment", pk=version.assessment_id)
+    if request.method == "POST":
+        try:
+            version_approve(version=version, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            # One confirmation per approval, as for a signature.
+            identity_confirmation_consume(request)
+            messages.success(request, f"Version {version.number} approved: it is now the current assessment.")
+        return redirect("riskassess:assessment", pk=version.assessment_id)
+    current = version.assessment.versions.filter(status=Status.APPROVED).first()
+    return render(request, "riskassess/assessments/approve.html", {
+        "active_nav": NAV, "version": version, "assessment": version.assessment, "where": _where(version.assessment),
+        "current": current, "hazard_count": version.hazards.count(),
+    })
+
+
+# --- Versions ------------------------------------------------------------------------------------------------
+
+
+@staff_required()
+@require_http_methods(["GET"])
+def version_list(request: HttpRequest, pk: int) -> HttpResponse:
+    assessment = scoped_get_or_404(request, Assessment.objects.select_related("school", "organisation"), pk=pk,
+                                   **ASSESSMENT_PATHS)
+    versions = list(assessment.versions.select_related("approved_by", "submitted_by").order_by("-number"))
+    return render(request, "riskassess/assessments/versions.html", {
+        "active_nav": NAV, "assessment": assessment, "where": _where(assessment), "versions": versions,
+    })
+
+
+@staff_required()
+@require_http_methods(["GET"])
+def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _version(request, pk)
+    context = _version_context(request, version)
+    return render(request, "riskassess/assessments/detail.html", context)
+
+
+def _key(row: dict) -> tuple:
+    return (row["activity_element"].strip().lower(), row["hazard"].strip().lower())
+
+
+def compare_rows(old: list[dict], new: list[dict]) -> dict:
+    """Rows added, removed and changed (field by field) from `old` to `new`; a row is the same row when its
+    activity element and hazard are the same, otherwise it is counted as removed and added."""
+    fields = [name for name, _ in COLUMNS]
+    old_by_key = {_key(row): row for row in old}
+    new_by_key = {_key(row): row for row in new}
+    changed = []
+    for key, row in new_by_key.items():
+        before = old_by_key.get(key)
+        if before is None:
+            continue
+        differences = [
+            {"field": COLUMN_LABELS[name], "old": before.get(name), "new": row.get(name)}
+            for name in fields if (before.get(name) or "") != (row.get(name) or "")
+        ]
+        if differences:
+            changed.append({"row": row, "differences": differences})
+    return {
+        "added": [row for key, row in new_by_key.items() if key not in old_by_key],
+        "removed": [row for key, row in old_by_key.items() if key not in new_by_key],
+        "changed": changed,
+    }
+
+
+@staff_required()
+@require_http_methods(["GET"])
+def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
+    assessment = scoped_get_or_404(request, Assessment.objects.select_related("school", "organisation"), pk=pk,
+                                   **ASSESSMENT_PATHS)
+    versions = {v.number: v for v in assessment.versions.all()}
+    numbers = sorted(versions)
+    errors = []
+
+    def pick(name: str, default):
+        raw = request.GET.get(name, "")
+        if not raw:
+            return default
+        if raw.isdigit() and int(raw) in versions:
+            return int(raw)
+        errors.append(f"There is no version {raw[:20]} of this assessment.")
+        return default
+
+    new_number = pick("new", numbers[-1] if numbers else None)
+    old_number = pick("old", numbers[-2] if len(numbers) > 1 else new_number)
+    comparison = None
+    if old_number is not None and new_number is not None and old_number != new_number:
+        old, new = versions[old_number], versions[new_number]
+        old_header = {"Person making the assessment": old.assessor_name, "Date": old.assessed_on,
+                      "Review date": old.review_on or "", "Status": old.get_status_display()}
+        new_header = {"Person making the assessment": new.assessor_name, "Date": new.assessed_on,
+                      "Review date": new.review_on or "", "Status": new.get_status_display()}
+        comparison = compare_rows(_rows(old), _rows(new))
+        comparison["header"] = [{"field": k, "old": v, "new": new_header[k]} for k, v in old_header.items()
+                                if v != new_header[k]]
+    return render(request, "riskassess/assessments/compare.html", {
+        "active_nav": NAV, "assessment": assessment, "where": _where(assessment), "numbers": numbers,
+        "old_number": old_number, "new_number": new_number, "comparison": comparison, "errors": errors,
+    })
