@@ -1,0 +1,261 @@
+"""The risk register's outputs: the version's PDF (stored once when approved), the CSV, the heat maps."""
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import shutil
+import subprocess
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from riskassess import seed_template
+from riskassess.models import AssessmentVersion
+from riskassess.services import (
+    assessment_create_from_template,
+    hazard_save,
+    version_approve,
+    version_revise,
+    version_submit,
+)
+from schools.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+Status = AssessmentVersion.Status
+needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def _assessment(school, headteacher, **kwargs):
+    return assessment_create_from_template(school=school, actor=headteacher, assessor_name="M Kelly",
+                                           assessed_on=dt.date(2026, 11, 1), review_on=dt.date(2027, 11, 1),
+                                           **kwargs)
+
+
+def _approve(version, actor):
+    version_submit(version=version, actor=actor)
+    return version_approve(version=version, actor=actor)
+
+
+@pytest.fixture
+def approved(personas):
+    version = _assessment(personas.school, personas.headteacher).versions.get()
+    hazard_save(version=version, actor=personas.headteacher, row=version.hazards.order_by("position").first(),
+                residual_likelihood=1, residual_severity=2, further_action="Check the waiting room weekly")
+    return _approve(version, personas.headteacher)
+
+
+def _text(pdf: bytes, tmp_path) -> str:
+    path = tmp_path / "doc.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _content(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+@needs_poppler
+def test_an_approved_versions_pdf_is_the_seeds_form_with_rows_key_approval_and_page_numbers(
+        approved, personas, client_for, tmp_path):
+    response = client_for(personas.teacher).get(reverse("riskassess:version-pdf", args=[approved.pk]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith("attachment")
+    pdf = _content(response)
+    assert pdf.startswith(b"%PDF")
+    text = " ".join(_text(pdf, tmp_path).split())
+    for row in seed_template.HAZARDS:
+        assert row["hazard"] in text
+    assert "Check the waiting room weekly" in text
+    assert "remote = 1" in text and "probable = 3" in text and "severe = 3" in text
+    assert "low = 1–2" in text and "medium = 3–5" in text and "high = 6–9" in text
+    assert "M Kelly" in text and "1 November 2026" in text and "1 November 2027" in text
+    assert f"Approved by {personas.headteacher.get_full_name()}" in text
+    assert approved.sha256 in text
+    assert "Page 1 of" in text
+    assert "DRAFT" not in text
+
+
+def test_an_approved_versions_pdf_is_stored_once_and_then_served_as_stored(approved, personas, client_for):
+    client = client_for(personas.dpo)
+    url = reverse("riskassess:version-pdf", args=[approved.pk])
+    first = _content(client.get(url))
+    approved.refresh_from_db()
+    assert approved.pdf and approved.pdf_sha256 == hashlib.sha256(first).hexdigest()
+    stored_name = approved.pdf.name
+    second = _content(client.get(url))
+    assert second == first
+    approved.refresh_from_db()
+    assert approved.pdf.name == stored_name
+    assert AuditEntry.objects.filter(action="risk.pdf_stored").count() == 1
+    # A later revision and approval supersedes it; its PDF is still the one stored.
+    draft = version_revise(assessment=approved.assessment, actor=personas.headteacher)
+    _approve(draft, personas.headteacher)
+    approved.refresh_from_db()
+    assert approved.status == Status.SUPERSEDED
+    assert _content(client.get(url)) == first
+
+
+def test_a_tampered_stored_pdf_is_refused(approved, personas, client_for):
+    client = client_for(personas.headteacher)
+    url = reverse("riskassess:version-pdf", args=[approved.pk])
+    client.get(url)
+    approved.refresh_from_db()
+    with open(approved.pdf.path, "ab") as handle:
+        handle.write(b"tampered")
+    client.raise_request_exception = True
+    with pytest.raises(ValueError, match="does not match"):
+        client.get(url)
+
+
+@needs_poppler
+def test_a_draft_renders_live_with_a_draft_watermark_and_is_never_stored(personas, client_for, tmp_path):
+    version = _assessment(personas.school, personas.headteacher).versions.get()
+    response = client_for(personas.office).get(reverse("riskassess:version-pdf", args=[version.pk]))
+    assert response.status_code == 200
+    text = _text(_content(response), tmp_path)
+    assert "DRAFT" in text
+    assert "Pupils sharing inappropriate content" in " ".join(text.split())
+    version.refresh_from_db()
+    assert not version.pdf and not version.pdf_sha256
+    assert not AuditEntry.objects.filter(action="risk.pdf_stored").exists()
+
+
+def _csv(response) -> list[dict]:
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith("attachment")
+    return list(csv.DictReader(io.StringIO(_content(response).decode())))
+
+
+def test_the_register_csv_has_every_column_and_marks_drafts(approved, personas, client_for):
+    draft = version_revise(assessment=approved.assessment, actor=personas.headteacher)
+    hazard_save(version=draft, actor=personas.headteacher, activity_element="Assembly", hazard="Zoombombing",
+                likelihood=3, severity=3)
+    rows = _csv(client_for(personas.teacher).get(
+        reverse("riskassess:school-register-csv", args=[personas.school.pk])))
+    approved_rows = [r for r in rows if r["Version status"] == "Approved"]
+    draft_rows = [r for r in rows if r["Version status"] == "Draft"]
+    assert (len(approved_rows), len(draft_rows)) == (6, 7)
+    first = approved_rows[0]
+    assert first["Potential hazard"] == "Pupils sharing inappropriate content"
+    assert (first["Likelihood"], first["Severity"], first["Rating"], first["Band"]) == ("2", "2", "4", "Medium")
+    assert (first["Residual rating"], first["Residual band"]) == ("2", "Low")
+    assert first["Approved by"] and first["Review date"] == "2027-11-01"
+    assert draft_rows[-1]["Band"] == "High" and draft_rows[-1]["Approved by"] == ""
+    entry = AuditEntry.objects.get(action="risk.exported")
+    assert entry.data == {"format": "csv", "scope": "school", "assessments": 1, "versions": 2, "rows": 13}
+
+
+def test_the_register_csv_neutralises_formulas(personas, client_for):
+    version = _assessment(personas.school, personas.headteacher).versions.get()
+    hazard_save(version=version, actor=personas.headteacher, activity_element="=HYPERLINK(\"http://x\")",
+                hazard="+1+1", who_affected="@SUM(A1)", controls="-2", likelihood=1, severity=1)
+    rows = _csv(client_for(personas.headteacher).get(
+        reverse("riskassess:school-register-csv", args=[personas.school.pk])))
+    row = rows[-1]
+    assert row["Location or activity element"] == "'=HYPERLINK(\"http://x\")"
+    assert (row["Potential hazard"], row["Who is affected"], row["Action taken to reduce or control the risk"]) == (
+        "'+1+1", "'@SUM(A1)", "'-2")
+
+
+def test_a_schools_csv_leaves_out_other_schools_and_the_organisations_has_them_all(personas, client_for):
+    _assessment(personas.school, personas.headteacher)
+    _assessment(personas.other_school, personas.other_headteacher)
+    rows = _csv(client_for(personas.headteacher).get(
+        reverse("riskassess:school-register-csv", args=[personas.school.pk])))
+    assert {r["School"] for r in rows} == {personas.school.name}
+    rows = _csv(client_for(personas.dpo).get(
+        reverse("riskassess:organisation-register-csv", args=[personas.organisation.pk])))
+    assert {r["School"] for r in rows} == {personas.school.name} and len(rows) == 6
+    assert AuditEntry.objects.filter(action="risk.exported", data__scope="organisation").count() == 1
+
+
+def _cell(page: str, kind: str, likelihood: int, severity: int) -> str:
+    marker = f"?kind={kind}&amp;likelihood={likelihood}&amp;severity={severity}#cell-hazards"
+    start = page.index(marker)
+    return page[start:page.index("</a>", start)]
+
+
+def test_the_version_heat_map_counts_before_and_after_controls_with_band_words(approved, personas, client_for):
+    response = client_for(personas.teacher).get(reverse("riskassess:version-heatmap", args=[approved.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    inherent = _cell(page, "inherent", 2, 2)
+    assert "Medium" in inherent and '<span class="count">6</span>' in inherent
+    residual = _cell(page, "residual", 1, 2)
+    assert "Low" in residual and '<span class="count">1</span>' in residual
+    assert '<span class="count">0</span>' in _cell(page, "inherent", 3, 3)
+    assert "5 without residual scores not shown" in page
+    assert '<th scope="col">Severe <span class="score">(3)</span></th>' in page
+    assert '<th scope="row">Probable <span class="score">(3)</span></th>' in page
+
+
+def test_choosing_a_cell_lists_its_hazards(approved, personas, client_for):
+    url = reverse("riskassess:version-heatmap", args=[approved.pk])
+    page = client_for(personas.teacher).get(url, {"kind": "residual", "likelihood": 1, "severity": 2})
+    page = page.content.decode()
+    assert 'id="cell-hazards"' in page
+    assert "Pupils sharing inappropriate content" in page.split('id="cell-hazards"')[1]
+    assert "A leaked link reaches others" not in page.split('id="cell-hazards"')[1]
+    # An off-matrix or unknown choice lists nothing rather than failing.
+    page = client_for(personas.teacher).get(url, {"kind": "residual", "likelihood": 9, "severity": "x"})
+    assert page.status_code == 200 and 'id="cell-hazards"' not in page.content.decode()
+
+
+def test_the_school_heat_map_counts_current_approved_versions_only(approved, personas, client_for):
+    _assessment(personas.school, personas.headteacher)  # a draft: not counted
+    _approve(_assessment(None, personas.org_admin, organisation=personas.organisation).versions.get(),
+             personas.org_admin)
+    _approve(_assessment(personas.other_school, personas.other_headteacher).versions.get(),
+             personas.other_headteacher)
+    page = client_for(personas.office).get(
+        reverse("riskassess:school-heatmap", args=[personas.school.pk]), {"kind": "inherent", "likelihood": 2,
+                                                                          "severity": 2}).content.decode()
+    assert '<span class="count">12</span>' in _cell(page, "inherent", 2, 2)
+    assert "2 current approved risk assessments" in page
+    assert "organisation-wide" in page.split('id="cell-hazards"')[1]
+
+
+def test_the_school_heat_map_takes_a_constant_number_of_queries(personas, client_for):
+    client = client_for(personas.teacher)
+    url = reverse("riskassess:school-heatmap", args=[personas.school.pk])
+    _approve(_assessment(personas.school, personas.headteacher).versions.get(), personas.headteacher)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            response = client.get(url, {"kind": "inherent", "likelihood": 2, "severity": 2})
+        assert response.status_code == 200
+        return len(context.captured_queries)
+
+    one = queries()
+    for _ in range(4):
+        _approve(_assessment(personas.school, personas.headteacher).versions.get(), personas.headteacher)
+    assert queries() == one
+    assert client.get(url, {"kind": "inherent", "likelihood": 2, "severity": 2}).content.decode().count(
+        "Pupils sharing inappropriate content") == 5
+
+
+def test_the_version_heat_map_takes_a_constant_number_of_queries(personas, client_for):
+    version = _assessment(personas.school, personas.headteacher).versions.get()
+    client = client_for(personas.teacher)
+    url = reverse("riskassess:version-heatmap", args=[version.pk])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            client.get(url, {"kind": "inherent", "likelihood": 2, "severity": 2})
+        return len(context.captured_queries)
+
+    one = queries()
+    for index in range(10):
+        hazard_save(version=version, actor=personas.headteacher, activity_element="Assembly",
+                    hazard=f"Hazard {index}", likelihood=2, severity=2)
+    assert queries() == one
