@@ -184,3 +184,39 @@ def test_marking_done_is_for_the_owner_or_the_headteacher_and_audited(action, pe
     # Only the done date changed: the approved snapshot still verifies.
     assert done.version.hash_verifies()
     assert Assessment.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_send_each_reminder_once(personas, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    from outbox import services
+
+    monkeypatch.setattr(services, "_send_after_commit", lambda pk: None)  # only the rows matter
+    with time_machine.travel(at("2026-06-01"), tick=False):
+        for _ in range(5):
+            approved_assessment(personas.school, personas.headteacher, owner=personas.teacher,
+                                due_on=dt.date(2026, 6, 5), review_on=dt.date(2026, 6, 3))
+    barrier = threading.Barrier(2)
+    results: list[dict] = []
+
+    def run_once():
+        try:
+            barrier.wait(timeout=10)
+            results.append(reminders_send(now=at("2026-06-10")))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 2
+    assert sum(r["action_overdue"] for r in results) == 5
+    assert sum(r["review_overdue"] for r in results) == 5
+    assert OutboxMessage.objects.filter(template="risk-action-reminder").count() == 5
+    assert OutboxMessage.objects.filter(template="risk-review-reminder").count() == 5
