@@ -282,14 +282,21 @@ def cell_hazards(hazards: QuerySet, *, kind: str, likelihood: int, severity: int
         "version__assessment__title", "position", "id")
 
 
-def school_current_hazards(school) -> tuple[QuerySet, int]:
+def school_current_hazards(school, matrix: Matrix) -> tuple[QuerySet, int, int]:
     """Hazards of every current approved version that applies to the school (its own assessments and the
-    organisation-wide ones), and how many such versions there are."""
+    organisation-wide ones) and was scored on `matrix` (the organisation's current one), how many such
+    versions there are, and how many approved versions are left out because they keep another matrix."""
     approved = AssessmentVersion.objects.filter(status=Status.APPROVED).filter(
         Q(assessment__school=school)
         | Q(assessment__school__isnull=True, assessment__organisation=school.organisation_id)
     )
-    return Hazard.objects.filter(version__in=approved), approved.count()
+    same, other = [], 0
+    for pk, definition in approved.values_list("pk", "matrix"):
+        if Matrix.from_dict(definition) == matrix:
+            same.append(pk)
+        else:
+            other += 1
+    return Hazard.objects.filter(version_id__in=same), len(same), other
 
 
 def school_matrix(school) -> Matrix:

@@ -120,7 +120,8 @@ def version_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def school_heatmap(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=READ_ROLES)
-    hazards, versions = outputs.school_current_hazards(school)
-    return _heatmap(request, hazards=hazards, matrix=outputs.school_matrix(school), context={
-        "school": school, "version_count": versions,
+    matrix = outputs.school_matrix(school)
+    hazards, versions, other_matrix = outputs.school_current_hazards(school, matrix)
+    return _heatmap(request, hazards=hazards, matrix=matrix, context={
+        "school": school, "version_count": versions, "other_matrix_count": other_matrix,
     })

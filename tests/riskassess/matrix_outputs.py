@@ -9,11 +9,11 @@ import datetime as dt
 from tests.matrix import Row, everyone
 
 
-def _version(school, headteacher):
+def _version(school, headteacher, organisation=None):
     from riskassess.services import assessment_create_from_template
 
-    assessment = assessment_create_from_template(school=school, actor=headteacher, assessor_name="M Kelly",
-                                                 assessed_on=dt.date(2026, 11, 1))
+    assessment = assessment_create_from_template(school=school, organisation=organisation, actor=headteacher,
+                                                 assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1))
     return assessment.versions.get()
 
 
@@ -25,13 +25,19 @@ def _theirs(p) -> dict:
     return {"pk": _version(p.other_school, p.other_headteacher).pk}
 
 
+def _organisation_wide(p) -> dict:
+    return {"pk": _version(None, p.org_admin, organisation=p.organisation).pk}
+
+
 READERS = everyone(other_teacher=404)
 OTHER_SCHOOLS = everyone(404, other_teacher=200)
 
 ROWS: list[Row] = [
     Row("riskassess:version-pdf", READERS, kwargs=_ours),
     Row("riskassess:version-pdf", OTHER_SCHOOLS, kwargs=_theirs),
+    Row("riskassess:version-pdf", READERS, kwargs=_organisation_wide),
     Row("riskassess:version-heatmap", READERS, kwargs=_ours),
+    Row("riskassess:version-heatmap", READERS, kwargs=_organisation_wide),
     Row("riskassess:version-heatmap", OTHER_SCHOOLS, kwargs=_theirs),
     Row("riskassess:school-heatmap", READERS, kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("riskassess:school-heatmap", OTHER_SCHOOLS, kwargs=lambda p: {"school_pk": p.other_school.pk}),

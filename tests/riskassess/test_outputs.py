@@ -259,3 +259,18 @@ def test_the_version_heat_map_takes_a_constant_number_of_queries(personas, clien
         hazard_save(version=version, actor=personas.headteacher, activity_element="Assembly",
                     hazard=f"Hazard {index}", likelihood=2, severity=2)
     assert queries() == one
+
+
+def test_the_school_heat_map_leaves_out_versions_approved_on_another_matrix_and_says_so(
+        approved, personas, client_for):
+    from riskassess.matrix import STANDARD_5X5
+    from riskassess.models import RiskMatrix
+
+    RiskMatrix.objects.create(organisation=personas.organisation, definition=STANDARD_5X5.as_dict())
+    page = client_for(personas.teacher).get(
+        reverse("riskassess:school-heatmap", args=[personas.school.pk])).content.decode()
+    assert "1 approved assessment scored on an earlier matrix is not counted here" in page
+    assert "Catastrophic" in page and '<span class="count">6</span>' not in page
+    # Its own heat map still shows it on the matrix it was approved on.
+    page = client_for(personas.teacher).get(reverse("riskassess:version-heatmap", args=[approved.pk])).content.decode()
+    assert '<span class="count">6</span>' in _cell(page, "inherent", 2, 2)
