@@ -17,7 +17,7 @@ from schools.scope import scope_for, scoped_get_or_404, staff_required
 
 from .matrix_change import MATRICES, SCORE_MAPS, matrix_change, matrix_change_preview
 from .models import Assessment, AssessmentVersion, Hazard, matrix_for
-from .reminders import REVIEW_SOON_DAYS, action_mark_done
+from .reminders import ACTION_SOON_DAYS, REVIEW_SOON_DAYS, action_mark_done
 from .services import EDIT_ROLES
 
 Status = AssessmentVersion.Status
@@ -54,11 +54,11 @@ def reviews_due(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _overdue_actions(request: HttpRequest, today):
+def _open_actions(request: HttpRequest):
     return (
         scope_for(request).filter(Hazard.objects.all(), school_path="version__assessment__school",
                                   organisation_path="version__assessment__organisation")
-        .filter(version__status=Status.APPROVED, action_due_on__lt=today, action_done_on__isnull=True)
+        .filter(version__status=Status.APPROVED, action_due_on__isnull=False, action_done_on__isnull=True)
         .exclude(further_action="")
         .select_related("version__assessment__school", "version__assessment__organisation", "action_owner")
         .order_by("action_due_on", "version__assessment__title", "position", "pk")
@@ -77,13 +77,18 @@ def _may_mark_done(request: HttpRequest, hazard: Hazard) -> bool:
 
 @staff_required(ALL_ROLES)
 def actions_overdue(request: HttpRequest) -> HttpResponse:
+    """Open further actions past their due date (paginated), and below them those due within a week (the ones
+    the "due soon" reminder is about), so an owner can mark either done."""
     today = timezone.localdate()
-    page = _page(request, _overdue_actions(request, today))
-    for hazard in page:
-        hazard.days_overdue = (today - hazard.action_due_on).days
+    page = _page(request, _open_actions(request).filter(action_due_on__lt=today))
+    soon = list(_open_actions(request).filter(action_due_on__gte=today,
+                                             action_due_on__lte=today + timedelta(days=ACTION_SOON_DAYS))[:PER_PAGE])
+    for hazard in [*page, *soon]:
+        hazard.days = abs((hazard.action_due_on - today).days)
         hazard.may_mark_done = _may_mark_done(request, hazard)
     return render(request, "riskassess/reviews/actions_overdue.html", {
-        "page": page, "rows": page.object_list, "today": today, "active_nav": "risks",
+        "page": page, "rows": page.object_list, "soon": soon, "soon_days": ACTION_SOON_DAYS, "today": today,
+        "active_nav": "risks",
     })
 
 

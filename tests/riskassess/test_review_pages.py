@@ -73,16 +73,18 @@ def _action(personas, *, owner, due_in=-3, school=None, head=None):
 
 def test_actions_overdue_lists_open_past_actions_with_owner_and_assessment(client_for, personas):
     overdue = _action(personas, owner=personas.teacher)
-    _action(personas, owner=personas.teacher, due_in=2)  # not yet due
+    soon = _action(personas, owner=personas.teacher, due_in=2)  # not yet due: listed below, as due soon
+    _action(personas, owner=personas.teacher, due_in=9)  # beyond a week: not listed
     done = _action(personas, owner=personas.teacher, due_in=-10)
     Hazard.objects.filter(pk=done.pk).update(action_done_on=days(-1))
     _action(personas, owner=personas.other_teacher, school=personas.other_school, head=personas.other_headteacher)
 
     response = client_for(personas.office).get(reverse("riskassess:actions-overdue"))
     assert [h.pk for h in response.context["rows"]] == [overdue.pk]
+    assert [h.pk for h in response.context["soon"]] == [soon.pk]
     page = response.content.decode()
     assert personas.teacher.get_full_name() in page
-    assert "3 days late" in page
+    assert "3 days late" in page and "In 2 days" in page
     assert "Mark done</button>" not in page  # the office neither owns it nor heads the school
 
 
