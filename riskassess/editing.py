@@ -91,7 +91,9 @@ def hazards_reorder(*, version: AssessmentVersion, actor, order: list[int]) -> A
     with transaction.atomic():
         version = _open_version(version)
         _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
-        rows = {hazard.pk: hazard for hazard in version.hazards.select_for_update()}
+        # Ordered by id only: the default ordering joins through the assessment to its (nullable) school.
+        locked = Hazard.objects.filter(version=version).select_for_update().order_by("pk")
+        rows = {hazard.pk: hazard for hazard in locked}
         if sorted(order) != sorted(rows) or len(set(order)) != len(order):
             raise ValidationError("The rows changed meanwhile: reload the page and try again.")
         for position, pk in enumerate(order):

@@ -14,7 +14,12 @@ ORGANISATION_WIDE = "organisation"
 
 
 class DateInput(forms.DateInput):
+    """A browser date picker: its value must be ISO (YYYY-MM-DD) to show the initial date."""
+
     input_type = "date"
+
+    def __init__(self, attrs=None, format="%Y-%m-%d"):
+        super().__init__(attrs=attrs, format=format)
 
 
 class RegisterFilterForm(forms.Form):

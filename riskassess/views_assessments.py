@@ -6,6 +6,8 @@ organisation-wide ones. Teachers and the office read; the headteacher and the or
 approve; the DPO and SIRO read across the organisation; another school's assessment answers 404.
 """
 
+from datetime import date
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -187,6 +189,14 @@ def assessment_copy_view(request: HttpRequest) -> HttpResponse:
 
 def _rows(version: AssessmentVersion) -> list[dict]:
     """The version's rows as plain data: from the snapshot once frozen, otherwise from the live rows."""
+    rows = _plain_rows(version)
+    for row in rows:
+        due = row.get("action_due_on")
+        row["due_display"] = date.fromisoformat(due).strftime("%-d %b %Y") if due else ""
+    return rows
+
+
+def _plain_rows(version: AssessmentVersion) -> list[dict]:
     if version.is_frozen and version.snapshot:
         rows = [dict(row, id=None) for row in version.snapshot["hazards"]]
         bands = {band["label"]: band["key"] for band in version.snapshot["matrix"]["bands"]}
