@@ -205,6 +205,7 @@ def test_the_matrix_page_previews_then_confirms(draft, personas, client_for):
     preview = client.get(url, {"size": "5"}).content.decode()
     assert "Preview: nothing has changed yet" in preview
     assert "3 × 1 = 3 Medium" in preview and "5 × 1 = 5 Medium" in preview
+    assert "1 × 3 = 3 Low" in preview and "band changes" not in preview  # residual 1 × 2 = 2 Low: still Low
     assert not RiskMatrix.objects.exists()
     response = client.post(url, {"size": "5"}, follow=True)
     assert "now uses the 5×5 matrix" in response.content.decode()
@@ -221,3 +222,20 @@ def test_staff_read_the_matrix_without_the_change_form(personas, client_for):
     text = page.content.decode()
     assert "Current matrix: 3×3" in text and "Remote" in text and "Severe" in text
     assert "Only the organisation admin can change the matrix" in text
+
+
+def test_the_preview_back_to_three_by_three_folds_scores_and_shows_band_changes(personas, client_for):
+    RiskMatrix.objects.create(organisation=personas.organisation, definition=STANDARD_5X5.as_dict())
+    organisation = Organisation.objects.get(pk=personas.organisation.pk)
+    assessment = assessment_create_from_template(school=personas.school, actor=personas.headteacher,
+                                                 assessor_name="M Kelly", assessed_on=days(0))
+    version = assessment.versions.get()
+    first = version.hazards.order_by("position", "id").first()
+    hazard_save(version=version, actor=personas.headteacher, row=first, likelihood=5, severity=4,
+                residual_likelihood=2, residual_severity=4)
+    preview = matrix_change_preview(organisation=organisation, size=3)
+    row = next(r for r in preview[0].rows if r.hazard.pk == first.pk)
+    assert (row.likelihood, row.severity, row.rating, row.old_band, row.band) == (3, 3, 9, "Very high", "High")
+    assert (row.residual_likelihood, row.residual_severity, row.residual_rating) == (1, 3, 3)
+    page = client_for(personas.org_admin).get(reverse("riskassess:matrix", args=[organisation.pk]), {"size": "3"})
+    assert "band changes" in page.content.decode()
