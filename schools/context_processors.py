@@ -18,6 +18,8 @@ def gatehouse(request):
             "audit": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             # Every member of staff reads the notices parents are asked to agree to.
             "notices": bool(roles),
+            # Everyone reads the risk register; the headteacher writes and approves.
+            "risks": bool(roles),
             "rights": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.DPO, Role.ORG_ADMIN}),
             "retention": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),
