@@ -434,6 +434,9 @@ def version_list(request: HttpRequest, pk: int) -> HttpResponse:
 def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _version(request, pk)
     context = _version_context(request, version)
+    # "Edit (new version)" only from the current approved version, and only when no draft is open already.
+    context["may_revise"] = context["may_revise"] and version.status == Status.APPROVED and not (
+        version.assessment.versions.filter(status__in=OPEN).exists())
     return render(request, "riskassess/assessments/detail.html", context)
 
 

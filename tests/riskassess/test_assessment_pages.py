@@ -396,6 +396,7 @@ def test_an_old_version_is_shown_from_its_snapshot(client_for, personas):
     html = client_for(personas.teacher).get(reverse("riskassess:version", kwargs={"pk": old.pk})).content.decode()
     assert "tampered" not in html and "Pupils sharing inappropriate content" in html
     assert "You are looking at version 1" in html
+    assert "Edit (new version)" not in html  # version 2 is already open
 
 
 def test_compare_lists_rows_added_removed_and_changed_field_by_field_escaped(client_for, personas):
