@@ -267,16 +267,26 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
         if open_version is not None:
             return open_version
         base = assessment.versions.order_by("-number").first()
+        # The new draft is scored on the organisation's matrix as it is now: if it changed since the base was
+        # approved, the copied scores are re-mapped explicitly, as a matrix change re-maps open drafts.
+        matrix = matrix_for(assessment.organisation)
+        old_size = base.get_matrix().size
         draft = AssessmentVersion.objects.create(
             assessment=assessment, number=base.number + 1, assessor_name=base.assessor_name,
             assessed_on=timezone.localdate(), review_on=None, review_interval_months=base.review_interval_months,
-            matrix=base.matrix,
+            matrix=matrix.as_dict(),
         )
-        Hazard.objects.bulk_create([
-            Hazard(version=draft, **{name: getattr(h, name) for name in (*HAZARD_FIELDS, "position", "rating",
-                                                                          "residual_rating")})
-            for h in base.hazards.all()
-        ])
+        from .matrix_change import score_map
+
+        remap = score_map(old_size, matrix.size)
+        rows = []
+        for hazard in base.hazards.all():
+            values = {name: getattr(hazard, name) for name in (*HAZARD_FIELDS, "position")}
+            for name in ("likelihood", "severity", "residual_likelihood", "residual_severity"):
+                if values[name] is not None:
+                    values[name] = remap[values[name]]
+            rows.append(Hazard(version=draft, **_scored(matrix, values)))
+        Hazard.objects.bulk_create(rows)
         audit_log(actor=actor, action="risk.revision_started", obj=assessment, school=assessment.school,
                   organisation=assessment.organisation, data={"version": draft.number, "from": base.number})
     return draft

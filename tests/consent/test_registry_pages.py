@@ -364,8 +364,8 @@ def test_an_archived_guardian_and_pupil_say_why_their_details_are_gone(client, p
 
 
 @pytest.mark.parametrize(("persona", "shown", "hidden"), [
-    ("teacher", [b">Notices<", b">Risk register<"], [b"Parents' requests", b">Retention<", b"Consent requests", b"Import from MIS",
-                                 b"Spreadsheet (CSV)"]),
+    ("teacher", [b">Notices<", b">Risk register<"],
+     [b"Parents' requests", b">Retention<", b"Consent requests", b"Import from MIS", b"Spreadsheet (CSV)"]),
     ("office", [b">Notices<", b"Parents' requests", b"Consent requests", b"Import from MIS",
                 b"Spreadsheet (CSV)"], [b">Retention<"]),
     ("headteacher", [b">Notices<", b"Parents' requests", b">Retention<", b"Consent requests",

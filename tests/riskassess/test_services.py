@@ -170,3 +170,13 @@ def test_an_incident_flags_the_assessment_until_it_is_approved_again(assessment,
     _approve(draft, personas)
     assert video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1)).ok
     assert AuditEntry.objects.filter(action="risk.flagged_for_review").exists()
+
+
+def test_a_new_version_after_a_matrix_change_is_scored_on_the_new_matrix(assessment, personas):
+    approved = _approve(_draft(assessment), personas)
+    RiskMatrix.objects.create(organisation=personas.organisation, definition=STANDARD_5X5.as_dict())
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    assert draft.get_matrix().size == 5
+    assert {(h.likelihood, h.severity, h.rating) for h in draft.hazards.all()} == {(3, 3, 9)}
+    approved.refresh_from_db()
+    assert approved.get_matrix().size == 3 and approved.hash_verifies()
