@@ -113,3 +113,26 @@ def hazard_move(*, hazard: Hazard, actor, up: bool) -> AssessmentVersion:
     if 0 <= other < len(order):
         order[index], order[other] = order[other], order[index]
     return hazards_reorder(version=hazard.version, actor=actor, order=order)
+
+
+def version_details_save(
+    *, version: AssessmentVersion, actor, assessor_name: str, assessed_on: date, review_on: date | None,
+    review_interval_months: int | None,
+) -> AssessmentVersion:
+    """The header of a draft: who assessed, when, and the review date or interval (a new version starts
+    without a review date: the next review is decided with it)."""
+    with transaction.atomic():
+        version = _open_version(version)
+        _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
+        if bool(review_on) == bool(review_interval_months):
+            raise ValidationError("Give a review date or a review interval, one of the two.")
+        fields = {"assessor_name": assessor_name.strip(), "assessed_on": assessed_on, "review_on": review_on,
+                  "review_interval_months": review_interval_months}
+        changed = sorted(name for name, value in fields.items() if getattr(version, name) != value)
+        for name, value in fields.items():
+            setattr(version, name, value)
+        version.save(update_fields=list(fields))
+        audit_log(actor=actor, action="risk.version_details_saved", obj=version.assessment,
+                  school=version.assessment.school, organisation=version.assessment.organisation,
+                  data={"version": version.number, "changed": changed})
+    return version

@@ -51,6 +51,10 @@ class _ReviewFields(forms.Form):
         return data
 
 
+class VersionDetailsForm(_ReviewFields):
+    """The header of a draft."""
+
+
 class NewFromTemplateForm(_ReviewFields):
     field_order = ["where", "assessor_name", "assessed_on", "review_on", "review_interval_months"]
     where = forms.ChoiceField(label="For")

@@ -23,8 +23,8 @@ from accounts.reauth import confirm_page_url, identity_confirmation_consume, ide
 from schools.models import Organisation, Role, School
 from schools.scope import scope_for, scoped_get_or_404, staff_required
 
-from .editing import assessment_copy, assessment_start, hazard_move
-from .forms import CopyForm, HazardForm, NewFromTemplateForm, RegisterFilterForm
+from .editing import assessment_copy, assessment_start, hazard_move, version_details_save
+from .forms import CopyForm, HazardForm, NewFromTemplateForm, RegisterFilterForm, VersionDetailsForm
 from .models import Assessment, AssessmentVersion, Hazard
 from .services import (
     APPROVE_ROLES,
@@ -501,4 +501,27 @@ def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "riskassess/assessments/compare.html", {
         "active_nav": NAV, "assessment": assessment, "where": _where(assessment), "numbers": numbers,
         "old_number": old_number, "new_number": new_number, "comparison": comparison, "errors": errors,
+    })
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def version_details(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change the header of a draft: assessor, date, and the review date or interval."""
+    version = _version(request, pk, EDIT_ROLES)
+    if version.is_frozen:
+        return _frozen_message(request, version)
+    initial = {name: getattr(version, name)
+               for name in ("assessor_name", "assessed_on", "review_on", "review_interval_months")}
+    form = VersionDetailsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version_details_save(version=version, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Assessment details saved.")
+            return redirect("riskassess:assessment", pk=version.assessment_id)
+    return render(request, "riskassess/assessments/details.html", {
+        "active_nav": NAV, "assessment": version.assessment, "version": version, "form": form,
     })

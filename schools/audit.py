@@ -79,6 +79,7 @@ ACTION_LABELS: dict[str, str] = {
     "risk.submitted": "submitted a risk assessment for approval",
     "risk.approved": "approved a risk assessment",
     "risk.revision_started": "started a new version of a risk assessment",
+    "risk.version_details_saved": "changed the assessor, date or review date of a draft risk assessment",
     "risk.flagged_for_review": "flagged a risk assessment for review",
     "risk.copied": "copied a risk assessment from another school",
     "risk.hazards_reordered": "reordered the hazard rows of a risk assessment",

@@ -180,3 +180,31 @@ def test_a_new_version_after_a_matrix_change_is_scored_on_the_new_matrix(assessm
     assert {(h.likelihood, h.severity, h.rating) for h in draft.hazards.all()} == {(3, 3, 9)}
     approved.refresh_from_db()
     assert approved.get_matrix().size == 3 and approved.hash_verifies()
+
+
+def test_a_drafts_details_are_edited_on_their_page_and_a_new_version_gets_its_review_date(client, assessment,
+                                                                                          personas):
+    from django.urls import reverse
+
+    from tests.conftest import sign_in
+
+    approved = _approve(_draft(assessment), personas)
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    assert draft.review_on is None
+    sign_in(client, personas.headteacher)
+    url = reverse("riskassess:version-details", kwargs={"pk": draft.pk})
+    both = client.post(url, {"assessor_name": "M Kelly", "assessed_on": "2026-11-20", "review_on": "2027-11-20",
+                             "review_interval_months": "12"})
+    assert both.status_code == 200 and "not both" in both.content.decode()
+    response = client.post(url, {"assessor_name": "M Kelly", "assessed_on": "2026-11-20",
+                                 "review_on": "2027-11-20"})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.review_on == dt.date(2027, 11, 20)
+    assert AuditEntry.objects.filter(action="risk.version_details_saved").exists()
+    # An approved version's details never change.
+    frozen = client.post(reverse("riskassess:version-details", kwargs={"pk": approved.pk}),
+                         {"assessor_name": "X", "assessed_on": "2026-11-20", "review_on": "2027-11-20"})
+    assert frozen.status_code == 302
+    approved.refresh_from_db()
+    assert approved.assessor_name == "M Kelly" and approved.hash_verifies()
