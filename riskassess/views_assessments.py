@@ -114,9 +114,16 @@ def assessment_list(request: HttpRequest) -> HttpResponse:
             "overdue": bool(approved and approved.review_on and approved.review_on < today),
         })
     may_write = bool(scope.roles & EDIT_ROLES)
+    # The register's tools: per school its heat map and CSV; per organisation its matrix, and its whole
+    # register for those who read across it.
+    organisations = [
+        {"organisation": o, "may_export": bool(scope.roles_by_organisation.get(o.pk, frozenset())
+                                             & {Role.DPO, Role.SIRO, Role.ORG_ADMIN})}
+        for o in Organisation.objects.filter(pk__in=scope.organisation_ids).order_by("name")
+    ]
     return render(request, "riskassess/assessments/list.html", {
         "active_nav": NAV, "rows": rows, "page": page, "form": form, "filtered": chosen is not None,
-        "may_write": may_write,
+        "may_write": may_write, "tool_schools": schools, "tool_organisations": organisations,
     })
 
 

@@ -208,3 +208,21 @@ def test_a_drafts_details_are_edited_on_their_page_and_a_new_version_gets_its_re
     assert frozen.status_code == 302
     approved.refresh_from_db()
     assert approved.assessor_name == "M Kelly" and approved.hash_verifies()
+
+
+def test_the_register_links_its_tools_by_role(client, personas, assessment):
+    from django.urls import reverse
+
+    from tests.conftest import sign_in
+
+    sign_in(client, personas.teacher)
+    page = client.get(reverse("riskassess:assessments")).content.decode()
+    assert reverse("riskassess:reviews-due") in page
+    assert reverse("riskassess:school-heatmap", kwargs={"school_pk": personas.school.pk}) in page
+    org_csv = reverse("riskassess:organisation-register-csv", kwargs={"organisation_pk": personas.organisation.pk})
+    assert org_csv not in page
+    client.logout()
+    sign_in(client, personas.dpo)
+    assert org_csv in client.get(reverse("riskassess:assessments")).content.decode()
+    detail = client.get(reverse("riskassess:assessment", kwargs={"pk": assessment.pk})).content.decode()
+    assert "Draft PDF" in detail and "Heat map" in detail
