@@ -29,6 +29,7 @@ from schools.audit import audit_log
 
 from .matrix import Matrix
 from .models import Assessment, AssessmentVersion, Hazard, matrix_for
+from .services import snapshot_of
 
 Status = AssessmentVersion.Status
 PDF_TEMPLATE = "riskassess/pdf/version.html"
@@ -40,31 +41,7 @@ OPEN_STATUSES = (Status.DRAFT, Status.SUBMITTED)
 
 def _live_data(version: AssessmentVersion) -> dict:
     """A draft's content in the snapshot's shape, so one template prints both."""
-    assessment = version.assessment
-    matrix = version.get_matrix()
-    rows = []
-    for hazard in version.hazards.select_related("action_owner").order_by("position", "id"):
-        rows.append({
-            "position": hazard.position, "activity_element": hazard.activity_element, "hazard": hazard.hazard,
-            "who_affected": hazard.who_affected, "likelihood": hazard.likelihood, "severity": hazard.severity,
-            "rating": hazard.rating, "band": matrix.band(hazard.rating).label, "controls": hazard.controls,
-            "residual_likelihood": hazard.residual_likelihood, "residual_severity": hazard.residual_severity,
-            "residual_rating": hazard.residual_rating,
-            "residual_band": matrix.band(hazard.residual_rating).label if hazard.residual_rating else "",
-            "further_action": hazard.further_action,
-            "action_owner": hazard.action_owner.get_full_name() if hazard.action_owner else "",
-            "action_due_on": hazard.action_due_on.isoformat() if hazard.action_due_on else "",
-            "initials": hazard.initials,
-        })
-    return {
-        "assessment": {"id": assessment.pk, "title": assessment.title, "topic": assessment.topic,
-                       "school": assessment.school.name if assessment.school else "",
-                       "organisation": assessment.organisation.name},
-        "version": version.number, "assessor": version.assessor_name,
-        "assessed_on": version.assessed_on.isoformat(),
-        "review_on": version.review_on.isoformat() if version.review_on else "",
-        "matrix": version.matrix, "hazards": rows, "approved_by": "", "approved_at": "",
-    }
+    return snapshot_of(version)
 
 
 def _band_key(matrix: Matrix, rating: int | None) -> str:

@@ -162,7 +162,8 @@ def hazard_remove(*, hazard: Hazard, actor) -> None:
 
 
 def snapshot_of(version: AssessmentVersion) -> dict:
-    """Everything the approved version says, as plain data: what its SHA-256 covers and the PDF shows."""
+    """Everything the version says, as plain data: for an approved version, what its SHA-256 covers; for
+    any version, what its PDF prints."""
     assessment = version.assessment
     matrix = version.get_matrix()
     rows = []
@@ -196,8 +197,10 @@ def snapshot_of(version: AssessmentVersion) -> dict:
         "review_on": version.review_on.isoformat() if version.review_on else "",
         "matrix": version.matrix,
         "hazards": rows,
-        "approved_by": version.approved_by.get_full_name() or version.approved_by.get_username(),
-        "approved_at": version.approved_at.isoformat(),
+        # Empty for a version not approved (yet): a draft's PDF prints from the same shape.
+        "approved_by": (version.approved_by.get_full_name() or version.approved_by.get_username())
+        if version.approved_by else "",
+        "approved_at": version.approved_at.isoformat() if version.approved_at else "",
     }
 
 
