@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from consent import exports, views_exports
 from consent.models import ConsentEvent, Guardianship
-from consent.services import consent_give, consent_record_by_staff, consent_refuse, consent_withdraw
+from consent.services import consent_give, consent_record_by_staff, consent_refuse
 from lib.csvsafe import FORMULA_PREFIXES
 from schools.models import AuditEntry
 from tests.conftest import sign_in
 from tests.factories import GroupFactory, GuardianFactory, GuardianshipFactory
 
-from .consent_setup import guardian_of, publish, pupil_at, purpose_for
+from .consent_setup import five_pupil_registry, guardian_of, publish, pupil_at, purpose_for
 
 pytestmark = pytest.mark.django_db
 
@@ -60,28 +60,7 @@ def family(personas, notice):
 
 @pytest.fixture
 def registry(personas, notice):
-    """Five pupils in two groups, one per status, and one leaver (as in test_registry_pages)."""
-    school = personas.school
-    owls, foxes = GroupFactory(school=school, name="Owls"), GroupFactory(school=school, name="Foxes")
-    pupils = {}
-    for mis_id, name, group in [
-        ("P1", "Ada Given", owls), ("P2", "Ben Refused", owls), ("P3", "Cy Withdrawn", foxes),
-        ("P4", "Di Silent", foxes), ("P5", "Ed Renewal", owls),
-    ]:
-        first, last = name.split()
-        pupils[mis_id] = pupil_at(school, mis_id=mis_id, first_name=first, last_name=last)
-        group.pupils.add(pupils[mis_id])
-    guardians = {mis_id: guardian_of(pupil) for mis_id, pupil in pupils.items()}
-    consent_give(guardian=guardians["P1"], pupil=pupils["P1"], notice=notice, attestation=True)
-    consent_refuse(guardian=guardians["P2"], pupil=pupils["P2"], notice=notice)
-    consent_give(guardian=guardians["P3"], pupil=pupils["P3"], notice=notice, attestation=True)
-    consent_withdraw(guardian=guardians["P3"], pupil=pupils["P3"], notice=notice)
-    consent_give(guardian=guardians["P5"], pupil=pupils["P5"], notice=notice, attestation=True)
-    leaver = pupil_at(school, mis_id="P9", first_name="Flo", last_name="Left", left_on=_today(school))
-    owls.pupils.add(leaver)
-    newer = publish(notice.purpose, material_change=True, renewal_deadline=_today(school) + dt.timedelta(days=30))
-    consent_give(guardian=guardians["P1"], pupil=pupils["P1"], notice=newer, attestation=True)
-    return {"pupils": pupils, "owls": owls, "foxes": foxes, "notice": newer}
+    return five_pupil_registry(personas.school, notice)
 
 
 def _get(client, user, name, school, **params):

@@ -16,7 +16,6 @@ from consent.services import (
     consent_lapse_due,
     consent_record_by_staff,
     consent_refuse,
-    consent_withdraw,
     pupils_consent_states,
 )
 from consent.views_staff import with_effective_state
@@ -24,7 +23,7 @@ from schools.models import AuditEntry
 from tests.conftest import sign_in
 from tests.factories import GroupFactory
 
-from .consent_setup import counts, decided_family, guardian_of, publish, pupil_at, purpose_for
+from .consent_setup import counts, decided_family, five_pupil_registry, guardian_of, publish, pupil_at, purpose_for
 
 pytestmark = pytest.mark.django_db
 
@@ -48,29 +47,7 @@ def _badges(response) -> dict[str, str]:
 
 @pytest.fixture
 def registry(personas, notice):
-    """Five pupils in two groups, one per status, and one leaver."""
-    school = personas.school
-    owls, foxes = GroupFactory(school=school, name="Owls"), GroupFactory(school=school, name="Foxes")
-    pupils = {}
-    for mis_id, name, group in [
-        ("P1", "Ada Given", owls), ("P2", "Ben Refused", owls), ("P3", "Cy Withdrawn", foxes),
-        ("P4", "Di Silent", foxes), ("P5", "Ed Renewal", owls),
-    ]:
-        first, last = name.split()
-        pupils[mis_id] = pupil_at(school, mis_id=mis_id, first_name=first, last_name=last)
-        group.pupils.add(pupils[mis_id])
-    guardians = {mis_id: guardian_of(pupil) for mis_id, pupil in pupils.items()}
-    consent_give(guardian=guardians["P1"], pupil=pupils["P1"], notice=notice, attestation=True)
-    consent_refuse(guardian=guardians["P2"], pupil=pupils["P2"], notice=notice)
-    consent_give(guardian=guardians["P3"], pupil=pupils["P3"], notice=notice, attestation=True)
-    consent_withdraw(guardian=guardians["P3"], pupil=pupils["P3"], notice=notice)
-    consent_give(guardian=guardians["P5"], pupil=pupils["P5"], notice=notice, attestation=True)
-    leaver = pupil_at(school, mis_id="P9", first_name="Flo", last_name="Left", left_on=_today(school))
-    owls.pupils.add(leaver)
-    # A material change asks everyone who consented to renew; P1 renews, P5 does not.
-    newer = publish(notice.purpose, material_change=True, renewal_deadline=_today(school) + dt.timedelta(days=30))
-    consent_give(guardian=guardians["P1"], pupil=pupils["P1"], notice=newer, attestation=True)
-    return {"pupils": pupils, "guardians": guardians, "owls": owls, "foxes": foxes, "notice": newer}
+    return five_pupil_registry(personas.school, notice)
 
 
 def _list(client, personas, **params):
