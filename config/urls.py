@@ -18,6 +18,7 @@ urlpatterns = [
     path("p/", include("consent.urls_parent")),
     path("registry/", include("consent.urls")),
     path("risks/", include("riskassess.urls")),
+    path("pia/", include("pia.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).
     path("favicon.ico", favicon),

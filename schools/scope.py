@@ -61,6 +61,17 @@ class StaffScope:
                 held |= self.roles_by_school[school_id]
         return frozenset(held)
 
+    def roles_for_whole_organisation(self, organisation_id: int) -> frozenset[str]:
+        """Roles to act on an organisation-wide object (approve a trust-wide assessment, decide on a
+        federation's PIA): the organisation-wide roles, and a school role only when held at every school of
+        the organisation (an executive headteacher), never the headteacher of one school among several.
+        Reading stays with `roles_in_organisation`."""
+        held = set(self.roles_by_organisation.get(organisation_id, frozenset()))
+        school_ids = list(School.objects.filter(organisation_id=organisation_id).values_list("pk", flat=True))
+        if school_ids:
+            held |= frozenset.intersection(*(self.roles_at_school(pk) for pk in school_ids))
+        return frozenset(held)
+
     def schools_where(self, roles: Iterable[str]) -> frozenset[int]:
         wanted = frozenset(roles)
         return frozenset(sid for sid, held in self.roles_by_school.items() if held & wanted)

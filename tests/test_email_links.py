@@ -67,6 +67,11 @@ def every_email(client, personas):
     approved_assessment(school, personas.headteacher, owner=personas.teacher,
                         review_on=timezone.localdate() - timedelta(days=1))
     assert reminders_send(now=timezone.now())["action_overdue"] == 1
+    # The PIA's notifications (something waits for you) and its action plan reminders.
+    from tests.pia import emails_reminders, emails_workflow
+
+    emails_workflow.produce(personas)
+    emails_reminders.produce(personas)
     return OutboxMessage.objects.all()
 
 

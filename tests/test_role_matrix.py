@@ -12,6 +12,9 @@ from .conftest import sign_in
 from .consent import matrix_exports, matrix_imports, matrix_notices, matrix_requests, matrix_rights
 from .consent.consent_setup import decided_family, guardian_of, pupil_at
 from .matrix import AUDIT_READERS, PERSONAS, REGISTRY_EDITORS, Row, everyone
+from .pia import matrix_outputs as pia_matrix_outputs
+from .pia import matrix_steps as pia_matrix_steps
+from .pia import matrix_workflow as pia_matrix_workflow
 from .riskassess import matrix_assessments, matrix_outputs, matrix_reviews
 
 
@@ -78,6 +81,7 @@ MATRIX = [
 MATRIX += (
     matrix_imports.ROWS + matrix_notices.ROWS + matrix_requests.ROWS + matrix_exports.ROWS + matrix_rights.ROWS
     + matrix_assessments.ROWS + matrix_outputs.ROWS + matrix_reviews.ROWS
+    + pia_matrix_steps.ROWS + pia_matrix_workflow.ROWS + pia_matrix_outputs.ROWS
 )
 
 
@@ -115,7 +119,7 @@ NOT_IN_MATRIX = {
     "outbox:demo-message": "demo mailbox, one message (tests/outbox)",
     "outbox:demo-message-html": "demo mailbox, one message (tests/outbox)",
 }
-STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent", "riskassess")
+STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent", "riskassess", "pia")
 
 
 def _url_names(resolver=None, namespace=""):

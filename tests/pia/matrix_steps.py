@@ -1,0 +1,5 @@
+"""Rows of the role matrix for the PIA steps pages, gathered by tests/test_role_matrix.py."""
+
+from tests.matrix import Row
+
+ROWS: list[Row] = []
