@@ -302,7 +302,7 @@ def notification_send(*, version: PiaVersion, stage: str, round: int) -> int:
                 context={
                     "recipient": user, "pia": pia, "version": version, "stage": stage,
                     "waiting": STAGE_WAITING.get(stage, ""), "link_path": _link_path(version, stage),
-                    "comments": comments, "step_comments": step_comments,
+                    "comments": comments, "step_comments": step_comments, "round": round,
                 },
             )
         _audit(None, "pia.notification_sent", version, stage=stage, round=round,
