@@ -20,6 +20,8 @@ def gatehouse(request):
             "notices": bool(roles),
             # Everyone reads the risk register; the headteacher writes and approves.
             "risks": bool(roles),
+            # Everyone reads the PIAs (teachers only signed ones); the headteacher and the office author them.
+            "pia": bool(roles),
             "rights": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.DPO, Role.ORG_ADMIN}),
             "retention": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),
