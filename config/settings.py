@@ -295,6 +295,7 @@ CELERY_BEAT_SCHEDULE = {
     "consent-reminders": {"task": "consent.tasks.consent_reminders", "schedule": 3600.0},
     "consent-retention": {"task": "consent.tasks.retention", "schedule": 3600.0},
     "risk-reminders": {"task": "riskassess.tasks.risk_reminders", "schedule": 3600.0},
+    "pia-reminders": {"task": "pia.tasks.pia_reminders", "schedule": 3600.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.
