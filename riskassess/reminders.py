@@ -12,11 +12,13 @@ then sends the email after the commit.
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -34,12 +36,29 @@ ACTION_SOON_DAYS = 7
 REVIEW_SOON_DAYS = 30
 
 
-def _tz(assessment: Assessment) -> ZoneInfo:
+def assessment_tz(assessment: Assessment) -> ZoneInfo:
+    """Where an assessment's days begin and end: its school's time zone; the organisation's for an
+    organisation-wide one. The reminders and the "reviews due" and "actions overdue" pages all count with it."""
     return ZoneInfo(assessment.school.time_zone if assessment.school_id else assessment.organisation.time_zone)
 
 
-def _today(assessment: Assessment, now: datetime) -> date:
-    return timezone.localdate(now, _tz(assessment))
+def assessment_today(assessment: Assessment, now: datetime) -> date:
+    return timezone.localdate(now, assessment_tz(assessment))
+
+
+def local_date_filter(*, assessment_path: str, lookup: str, zones: Iterable[str], now: datetime,
+                      days: int = 0) -> Q:
+    """A filter comparing a date with "today + days" in each row's own time zone (as `assessment_tz` decides),
+    so a list page can filter and paginate in the database: one branch per time zone in `zones` (the few
+    zones of the schools and organisations in view). `lookup` is relative to the row, e.g. "action_due_on__lt";
+    `assessment_path` leads from the row to its assessment ("" when the rows are assessments)."""
+    prefix = f"{assessment_path}__" if assessment_path else ""
+    branches = Q(pk__in=[])
+    for name in sorted(set(zones)):
+        today = timezone.localdate(now, ZoneInfo(name)) + timedelta(days=days)
+        branches |= Q(**{f"{prefix}school__time_zone": name, lookup: today})
+        branches |= Q(**{f"{prefix}school__isnull": True, f"{prefix}organisation__time_zone": name, lookup: today})
+    return branches
 
 
 def action_stage(due_on: date, today: date) -> str | None:
@@ -114,7 +133,7 @@ def reminders_send(*, now: datetime) -> dict[str, int]:
 
     for hazard in _open_actions(utc_today + timedelta(days=ACTION_SOON_DAYS + 2)):
         assessment = hazard.version.assessment
-        today = _today(assessment, now)
+        today = assessment_today(assessment, now)
         stage = action_stage(hazard.action_due_on, today)
         if stage is None:
             continue
@@ -137,7 +156,7 @@ def reminders_send(*, now: datetime) -> dict[str, int]:
 
     for version in _reviews(utc_today + timedelta(days=REVIEW_SOON_DAYS + 2)):
         assessment = version.assessment
-        today = _today(assessment, now)
+        today = assessment_today(assessment, now)
         stage = review_stage(version.review_on, today)
         if stage is None:
             continue
@@ -185,7 +204,7 @@ def action_mark_done(*, hazard: Hazard, actor, done_on: date | None = None) -> H
             raise ValidationError("Mark actions done on the approved version; a draft is edited row by row.")
         if hazard.action_done_on is not None:
             raise ValidationError(f"This action was already marked done on {hazard.action_done_on:%-d %B %Y}.")
-        hazard.action_done_on = done_on or _today(assessment, timezone.now())
+        hazard.action_done_on = done_on or assessment_today(assessment, timezone.now())
         hazard.save(update_fields=["action_done_on"])
         audit_log(actor=actor, action="risk.action_done", obj=assessment, school=assessment.school,
                   organisation=assessment.organisation,

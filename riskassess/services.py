@@ -24,8 +24,10 @@ from .models import Assessment, AssessmentVersion, Hazard, matrix_for
 
 Status = AssessmentVersion.Status
 
-# Who writes and who approves: the headteacher (for an organisation-wide assessment, the organisation admin
-# too). Teachers and the office read; the DPO reads across the organisation.
+# Who writes and who approves: the headteacher of the school; for an organisation-wide assessment, the
+# organisation admin or a headteacher of every school of the organisation (an executive headteacher), never the
+# headteacher of one school among several (who reads it). Teachers and the office read; the DPO reads across
+# the organisation.
 EDIT_ROLES = frozenset({Role.HEADTEACHER, Role.ORG_ADMIN})
 APPROVE_ROLES = frozenset({Role.HEADTEACHER, Role.ORG_ADMIN})
 
@@ -36,15 +38,24 @@ HAZARD_FIELDS = (
 
 
 def _roles(actor, assessment: Assessment) -> frozenset[str]:
-    scope = build_scope(actor)
+    """The roles `actor` may act with on `assessment` (to edit, approve, mark done), not only read it."""
+    return acting_roles(build_scope(actor), assessment)
+
+
+def acting_roles(scope, assessment: Assessment) -> frozenset[str]:
+    """A school's assessment: the roles held at that school. An organisation-wide one: the organisation-wide
+    roles and a school role held at every school of the organisation (`roles_for_whole_organisation`)."""
     if assessment.school_id:
         return scope.roles_at_school(assessment.school_id)
-    return scope.roles_in_organisation(assessment.organisation_id)
+    return scope.roles_for_whole_organisation(assessment.organisation_id)
 
 
 def _require(actor, assessment: Assessment, roles: frozenset[str], what: str) -> None:
     if not _roles(actor, assessment) & roles:
-        raise PermissionDenied(f"Only the headteacher or the organisation admin can {what}.")
+        if assessment.school_id:
+            raise PermissionDenied(f"Only the headteacher or the organisation admin can {what}.")
+        raise PermissionDenied(f"Only the organisation admin, or a headteacher of every school of the organisation, "
+                               f"can {what} that covers the whole organisation.")
 
 
 def _scale(score: int, matrix: Matrix) -> int:

@@ -30,6 +30,22 @@ def approved_assessment(school, headteacher, *, review_on=None, owner=None, due_
     return version_approve(version=version, actor=headteacher)
 
 
+def matrix_post(matrix, action: str = "preview", **overrides) -> dict:
+    """The matrix page's form, filled in for `matrix` (a 5×5 fills every label and band field; a 3×3 only
+    chooses the size), with `overrides` applied."""
+    data = {"size": str(matrix.size), "action": action}
+    if matrix.size == 5:
+        for level in range(1, 6):
+            data[f"likelihood_{level}"] = matrix.likelihood_labels[level - 1]
+            data[f"severity_{level}"] = matrix.severity_labels[level - 1]
+        for slot in range(1, 6):
+            band = matrix.bands[slot - 1] if slot <= len(matrix.bands) else None
+            data[f"band_label_{slot}"] = band.label if band else ""
+            data[f"band_upper_{slot}"] = str(band.upper) if band else ""
+    data.update(overrides)
+    return data
+
+
 def overdue_action(personas, *, other: bool = False) -> Hazard:
     school, head = (personas.other_school, personas.other_headteacher) if other else (personas.school,
                                                                                       personas.headteacher)

@@ -11,7 +11,7 @@ from riskassess.matrix_change import matrix_change, matrix_change_preview
 from riskassess.models import Assessment, AssessmentVersion, Hazard, RiskMatrix, matrix_for
 from riskassess.services import assessment_create_from_template, assessment_flag_for_review, hazard_save
 from schools.models import AuditEntry, Organisation
-from tests.riskassess.matrix_reviews import approved_assessment
+from tests.riskassess.matrix_reviews import approved_assessment, matrix_post
 
 pytestmark = pytest.mark.django_db
 
@@ -140,8 +140,8 @@ def draft(personas):
 
 def test_the_preview_maps_three_by_three_scores_to_five_by_five_and_changes_nothing(draft, personas):
     before = list(Hazard.objects.values_list("likelihood", "severity", "rating"))
-    preview = matrix_change_preview(organisation=personas.organisation, size=5)
-    rows = {(r.hazard.likelihood, r.hazard.severity): r for r in preview[0].rows}
+    preview = matrix_change_preview(organisation=personas.organisation, matrix=STANDARD_5X5)
+    rows = {(r.hazard.likelihood, r.hazard.severity): r for r in preview.versions[0].rows}
     assert (rows[(3, 1)].likelihood, rows[(3, 1)].severity, rows[(3, 1)].rating, rows[(3, 1)].band) == (
         5, 1, 5, "Medium")
     assert (rows[(3, 1)].residual_likelihood, rows[(3, 1)].residual_severity, rows[(3, 1)].residual_rating) == (
@@ -154,7 +154,7 @@ def test_the_preview_maps_three_by_three_scores_to_five_by_five_and_changes_noth
 def test_confirming_remaps_open_drafts_and_leaves_approved_versions_frozen(draft, personas):
     approved = approved_assessment(personas.school, personas.headteacher)
     frozen = list(approved.hazards.values_list("likelihood", "severity", "rating"))
-    matrix_change(organisation=personas.organisation, size=5, actor=personas.org_admin)
+    matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.org_admin)
 
     assert matrix_for(personas.organisation) == STANDARD_5X5
     draft.refresh_from_db()
@@ -172,7 +172,7 @@ def test_confirming_remaps_open_drafts_and_leaves_approved_versions_frozen(draft
     assert entry.data["versions_remapped"] == [draft.pk]
 
     # And back: 1, 2 -> 1; 3 -> 2; 4, 5 -> 3.
-    matrix_change(organisation=personas.organisation, size=3, actor=personas.org_admin)
+    matrix_change(organisation=personas.organisation, matrix=SEED_3X3, actor=personas.org_admin)
     changed.refresh_from_db()
     assert (changed.likelihood, changed.severity, changed.rating) == (3, 1, 3)
     assert (changed.residual_likelihood, changed.residual_severity, changed.residual_rating) == (1, 2, 2)
@@ -181,7 +181,7 @@ def test_confirming_remaps_open_drafts_and_leaves_approved_versions_frozen(draft
 
 def test_a_submitted_version_is_remapped_too(draft, personas):
     AssessmentVersion.objects.filter(pk=draft.pk).update(status="submitted")
-    matrix_change(organisation=personas.organisation, size=5, actor=personas.org_admin)
+    matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.org_admin)
     draft.refresh_from_db()
     assert draft.get_matrix().size == 5
 
@@ -190,9 +190,9 @@ def test_only_the_organisation_admin_changes_the_matrix(draft, personas, client_
     from django.core.exceptions import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        matrix_change(organisation=personas.organisation, size=5, actor=personas.headteacher)
+        matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.headteacher)
     response = client_for(personas.headteacher).post(
-        reverse("riskassess:matrix", args=[personas.organisation.pk]), {"size": "5"})
+        reverse("riskassess:matrix", args=[personas.organisation.pk]), matrix_post(STANDARD_5X5, "confirm"))
     assert response.status_code == 403
     assert not RiskMatrix.objects.exists()
 
@@ -201,19 +201,21 @@ def test_the_matrix_page_previews_then_confirms(draft, personas, client_for):
     client = client_for(personas.org_admin)
     url = reverse("riskassess:matrix", args=[personas.organisation.pk])
     page = client.get(url).content.decode()
-    assert "Current matrix: 3×3" in page and "Preview the 5×5 matrix" in page
-    preview = client.get(url, {"size": "5"}).content.decode()
+    assert "Current matrix: 3×3" in page and "Preview the change" in page
+    preview = client.post(url, matrix_post(STANDARD_5X5)).content.decode()
     assert "Preview: nothing has changed yet" in preview
     assert "3 × 1 = 3 Medium" in preview and "5 × 1 = 5 Medium" in preview
     assert "1 × 3 = 3 Low" in preview and "band changes" not in preview  # residual 1 × 2 = 2 Low: still Low
     assert not RiskMatrix.objects.exists()
-    response = client.post(url, {"size": "5"}, follow=True)
+    fingerprint = matrix_change_preview(organisation=personas.organisation, matrix=STANDARD_5X5).fingerprint
+    assert f'value="{fingerprint}"' in preview
+    response = client.post(url, matrix_post(STANDARD_5X5, "confirm", fingerprint=fingerprint), follow=True)
     assert "now uses the 5×5 matrix" in response.content.decode()
     assert "Current matrix: 5×5" in response.content.decode()
-    again = client.post(url, {"size": "5"}, follow=True)
-    assert "already uses the 5×5 matrix" in again.content.decode()
-    bad = client.post(url, {"size": "4"})
-    assert "Nothing was changed" in bad.content.decode()
+    again = client.post(url, matrix_post(STANDARD_5X5, "confirm", fingerprint=fingerprint), follow=True)
+    assert "already uses" in again.content.decode()
+    bad = client.post(url, matrix_post(STANDARD_5X5, "confirm", size="4"))
+    assert "Choose the 3×3 or the 5×5 matrix" in bad.content.decode()
     assert AuditEntry.objects.filter(action="risk.matrix_changed").count() == 1
 
 
@@ -233,9 +235,10 @@ def test_the_preview_back_to_three_by_three_folds_scores_and_shows_band_changes(
     first = version.hazards.order_by("position", "id").first()
     hazard_save(version=version, actor=personas.headteacher, row=first, likelihood=5, severity=4,
                 residual_likelihood=2, residual_severity=4)
-    preview = matrix_change_preview(organisation=organisation, size=3)
-    row = next(r for r in preview[0].rows if r.hazard.pk == first.pk)
+    preview = matrix_change_preview(organisation=organisation, matrix=SEED_3X3)
+    row = next(r for r in preview.versions[0].rows if r.hazard.pk == first.pk)
     assert (row.likelihood, row.severity, row.rating, row.old_band, row.band) == (3, 3, 9, "Very high", "High")
     assert (row.residual_likelihood, row.residual_severity, row.residual_rating) == (1, 3, 3)
-    page = client_for(personas.org_admin).get(reverse("riskassess:matrix", args=[organisation.pk]), {"size": "3"})
+    page = client_for(personas.org_admin).post(reverse("riskassess:matrix", args=[organisation.pk]),
+                                               matrix_post(SEED_3X3))
     assert "band changes" in page.content.decode()

@@ -226,3 +226,75 @@ def test_the_register_links_its_tools_by_role(client, personas, assessment):
     assert org_csv in client.get(reverse("riskassess:assessments")).content.decode()
     detail = client.get(reverse("riskassess:assessment", kwargs={"pk": assessment.pk})).content.decode()
     assert "Draft PDF" in detail and "Heat map" in detail
+
+
+# --- Organisation-wide assessments: an organisation-wide role, or the headteacher of every school --------
+
+
+@pytest.fixture
+def federation(personas):
+    """The test federation with a second school: `personas.headteacher` heads Laxey only; an executive
+    headteacher heads both schools."""
+    from schools.models import Role
+    from tests.factories import MembershipFactory, SchoolFactory, TOTPDeviceFactory, UserFactory
+
+    second = SchoolFactory(organisation=personas.organisation, name="Dhoon Test School", slug="dhoon")
+    executive = UserFactory()
+    TOTPDeviceFactory(user=executive)
+    for school in (personas.school, second):
+        MembershipFactory(user=executive, role=Role.HEADTEACHER, school=school, organisation=personas.organisation)
+    assessment = assessment_create_from_template(school=None, organisation=personas.organisation,
+                                                 actor=personas.org_admin, assessor_name="Trust board",
+                                                 assessed_on=dt.date(2026, 11, 1))
+    version = _draft(assessment)
+    version_submit(version=version, actor=personas.org_admin)
+    return {"second": second, "executive": executive, "assessment": assessment, "version": version}
+
+
+def test_a_headteacher_of_one_school_among_several_cannot_edit_or_approve_an_organisation_wide_assessment(
+        federation, personas):
+    version = federation["version"]
+    with pytest.raises(PermissionDenied, match="headteacher of every school"):
+        version_approve(version=version, actor=personas.headteacher)
+    with pytest.raises(PermissionDenied, match="headteacher of every school"):
+        hazard_save(version=version, actor=personas.headteacher, row=version.hazards.first(), likelihood=1)
+    with pytest.raises(PermissionDenied):
+        assessment_create_from_template(school=None, organisation=personas.organisation, actor=personas.headteacher,
+                                        assessor_name="M Kelly", assessed_on=dt.date(2026, 11, 1))
+    version.refresh_from_db()
+    assert version.status == Status.SUBMITTED
+    assert not AuditEntry.objects.filter(action="risk.approved").exists()
+
+
+def test_an_executive_headteacher_of_every_school_approves_an_organisation_wide_assessment(federation):
+    version = version_approve(version=federation["version"], actor=federation["executive"])
+    assert version.status == Status.APPROVED and version.approved_by == federation["executive"]
+    revised = version_revise(assessment=federation["assessment"], actor=federation["executive"])
+    hazard_save(version=revised, actor=federation["executive"], row=revised.hazards.first(), likelihood=1)
+    assert revised.hazards.first().likelihood == 1
+
+
+def test_the_organisation_admin_approves_an_organisation_wide_assessment(federation, personas):
+    assert version_approve(version=federation["version"], actor=personas.org_admin).status == Status.APPROVED
+
+
+def test_only_the_owner_or_an_executive_head_marks_an_organisation_wide_action_done(federation, personas,
+                                                                                   client_for):
+    from django.urls import reverse
+
+    from riskassess.reminders import action_mark_done
+
+    version = version_approve(version=federation["version"], actor=personas.org_admin)
+    row = version.hazards.order_by("position", "id").first()
+    Hazard.objects.filter(pk=row.pk).update(further_action="Brief the staff", action_owner=personas.teacher,
+                                            action_due_on=dt.date(2026, 1, 1))
+    with pytest.raises(PermissionDenied):
+        action_mark_done(hazard=row, actor=personas.headteacher)
+    page = client_for(personas.headteacher).get(reverse("riskassess:actions-overdue")).content.decode()
+    assert "Brief the staff" in page and "Mark done</button>" not in page
+    assert client_for(personas.headteacher).post(reverse("riskassess:action-done", args=[row.pk])).status_code == 403
+    page = client_for(federation["executive"]).get(reverse("riskassess:actions-overdue")).content.decode()
+    assert "Mark done</button>" in page
+    action_mark_done(hazard=row, actor=federation["executive"])
+    row.refresh_from_db()
+    assert row.action_done_on is not None
