@@ -65,8 +65,9 @@ class DecideForm(forms.Form):
 class CompareForm(forms.Form):
     """Two version numbers of one PIA."""
 
-    a = forms.TypedChoiceField(label="Compare version", coerce=int)
-    b = forms.TypedChoiceField(label="with version", coerce=int)
+    a = forms.TypedChoiceField(label="Compare version", coerce=int, widget=forms.Select(attrs={"class": "form-select"}))
+    b = forms.TypedChoiceField(label="with version", coerce=int, widget=forms.Select(attrs={"class": "form-select"}))
+    unchanged = forms.BooleanField(label="Show the unchanged fields too", required=False)
 
     def __init__(self, *args, numbers: list[int], **kwargs):
         super().__init__(*args, **kwargs)

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -26,7 +27,7 @@ from schools.scope import scope_for, scoped_get_or_404, staff_required
 from . import services
 from .forms_workflow import ACCEPT, ADVISE, AdviseForm, CompareForm, DecideForm
 from .models import Decision, Pia, PiaVersion, SeenSnapshot
-from .questions import STEPS
+from .questions import PRINCIPLE_QUESTIONS, SCREENING, STEPS
 from .snapshot import STEP_FIELDS, content_of, snapshot_of, steps_changed
 
 Status = PiaVersion.Status
@@ -108,13 +109,27 @@ SOLUTION_LABELS = {"privacy_issue": "Risk", "solution": "Solution", "result": "R
                    "evaluation": "Justified, compliant and proportionate"}
 
 
+def _date(value: str) -> str:
+    """An ISO date of a snapshot as people read it ("6 Dec 2027"); anything else as it is."""
+    try:
+        return date_format(dt.date.fromisoformat(value), "j M Y")
+    except (TypeError, ValueError):
+        return value or ""
+
+
+def _in_order(answers: dict | None, questions) -> list[dict]:
+    # In the form's order: a stored snapshot (JSONB) does not keep the order of its keys.
+    answers = answers or {}
+    return [answers[q.key] for q in questions if q.key in answers]
+
+
 def _field(snapshot: dict, name: str, step: str) -> list[Field]:
     value = snapshot.get(name)
     if name == "screening":
         return [Field(q["question"], f"{(q['answer'] or 'not answered').capitalize()}"
-                      + (f" — {q['note']}" if q.get("note") else "")) for q in (value or {}).values()]
+                      + (f" — {q['note']}" if q.get("note") else "")) for q in _in_order(value, SCREENING)]
     if name == "principles":
-        return [Field(q["question"], q["answer"] or "—") for q in (value or {}).values()]
+        return [Field(q["question"], q["answer"] or "—") for q in _in_order(value, PRINCIPLE_QUESTIONS)]
     if name == "number_affected":
         return [Field("Number of individuals affected", (value or {}).get("text", ""))]
     if name == "data_items":
@@ -122,14 +137,16 @@ def _field(snapshot: dict, name: str, step: str) -> list[Field]:
         return [Field(f"Data item {i}", _lines(item, labels)) for i, item in enumerate(value or [], start=1)]
     if name == "consultations":
         labels = {"kind": "Kind", "held_on": "Date", "description": "Description"}
-        return [Field(f"Consultation {i}", _lines(item, labels)) for i, item in enumerate(value or [], start=1)]
+        return [Field(f"Consultation {i}", _lines({**item, "held_on": _date(item.get("held_on"))}, labels))
+                for i, item in enumerate(value or [], start=1)]
     if name == "risks":
         labels = RISK_LABELS if step == "risks" else SOLUTION_LABELS
         return [Field(f"Risk {i}", _lines(item, labels)) for i, item in enumerate(value or [], start=1)]
     if name == "actions":
         labels = {"action": "Action", "due_on": "Date for completion", "due_note": "Or when",
                   "responsibility": "Responsibility"}
-        return [Field(f"Action {i}", _lines(item, labels)) for i, item in enumerate(value or [], start=1)]
+        return [Field(f"Action {i}", _lines({**item, "due_on": _date(item.get("due_on"))}, labels))
+                for i, item in enumerate(value or [], start=1)]
     if name == "decisions":
         return [Field(f"{dict(Decision.Kind.choices).get(d['kind'], d['kind'])}",
                       f"{d['name']} ({d['role']}), {d['decided_at'][:16].replace('T', ' ')}"
@@ -143,7 +160,7 @@ def sections_of(snapshot: dict, *, with_decisions: bool = True) -> list[Section]
     header = Section("header", "About this PIA", (
         Field("School / division / team", snapshot.get("division", "")),
         Field("Lead / contact officer", snapshot.get("lead_officer", "")),
-        Field("Review date", snapshot.get("review_on", "")),
+        Field("Review date", _date(snapshot.get("review_on", ""))),
     ))
     sections = [header]
     for step in STEPS:
@@ -170,8 +187,10 @@ class Difference:
 
 
 def compare_snapshots(old: dict, new: dict) -> list[tuple[str, list[Difference]]]:
-    """Every field of both snapshots, side by side, section by section."""
-    old_sections, new_sections = sections_of(old), sections_of(new)
+    """Every field of both snapshots' content, side by side, section by section (the decisions are each
+    version's own record, on the versions page, not a difference of content)."""
+    old_sections = sections_of(old, with_decisions=False)
+    new_sections = sections_of(new, with_decisions=False)
     result = []
     for before, after in zip(old_sections, new_sections, strict=True):
         before_fields = {f.label: f.text for f in before.fields}
@@ -402,9 +421,13 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
         old, new = readable[form.cleaned_data["a"]], readable[form.cleaned_data["b"]]
         sections = compare_snapshots(snapshot_for(old), snapshot_for(new))
     changed_count = sum(1 for _, rows in sections for row in rows if row.changed)
+    show_all = form.is_valid() and form.cleaned_data["unchanged"]
+    if not show_all:
+        sections = [(title, [row for row in rows if row.changed]) for title, rows in sections]
+        sections = [(title, rows) for title, rows in sections if rows]
     return render(request, "pia/workflow/compare.html", {
         "active_nav": NAV, "pia": pia, "where": _where(pia), "form": form, "sections": sections, "old": old,
-        "new": new, "changed_count": changed_count,
+        "new": new, "changed_count": changed_count, "show_all": show_all,
     })
 
 
