@@ -23,17 +23,15 @@ from django.utils import timezone
 
 from outbox.services import email_queue
 from schools.audit import audit_log
-from schools.models import Role
 from schools.scope import build_scope
 
+from .editing import author_roles
 from .models import Action, ActionCompletion, ActionReminder, Pia, PiaVersion
 
 Stage = ActionReminder.Stage
 Status = PiaVersion.Status
 
 ACTION_SOON_DAYS = 7
-# Who writes a PIA (and so may record its action plan's progress): the headteacher or the office.
-AUTHOR_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE})
 
 
 def pia_tz(pia: Pia) -> ZoneInfo:
@@ -44,13 +42,6 @@ def pia_tz(pia: Pia) -> ZoneInfo:
 
 def pia_today(pia: Pia, now: datetime | None = None) -> date:
     return timezone.localdate(now or timezone.now(), pia_tz(pia))
-
-
-def author_roles(scope, pia: Pia) -> frozenset[str]:
-    """The author roles `scope` holds for `pia`: at its school, or at any school of the organisation for an
-    organisation-wide PIA (the shared rule of who may author)."""
-    held = scope.roles_at_school(pia.school_id) if pia.school_id else scope.roles_in_organisation(pia.organisation_id)
-    return held & AUTHOR_ROLES
 
 
 def action_state(action: Action, today: date) -> str:
@@ -137,7 +128,7 @@ def reminders_send(*, now: datetime) -> dict[str, int]:
 
 
 def may_mark_done(scope, action: Action) -> bool:
-    """The person responsible for the action, or an author of its PIA."""
+    """The person responsible for the action, or an author of its PIA (`editing.author_roles`)."""
     return action.responsible_user_id == scope.user_id or bool(author_roles(scope, action.version.pia))
 
 

@@ -22,28 +22,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consent.models import Purpose
 from lib.http import as_download
-from schools.models import ALL_ROLES, Organisation, Role, School
+from schools.models import ALL_ROLES, Organisation, School
 from schools.scope import scope_for, scoped_get_or_404, staff_required
 
 from . import outputs, platforms
+from .editing import may_read_version
 from .forms_outputs import NoticeAdoptForm, PlatformForm
-from .models import Action, Pia, PiaVersion, Platform
+from .models import Action, PiaVersion, Platform
 from .reminders import ACTION_SOON_DAYS, action_mark_done, action_state, may_mark_done, pia_today
 
 Status = PiaVersion.Status
 PER_PAGE = 50
-# Roles that read a PIA whatever its status; a teacher reads only what has been signed.
-FULL_READ_ROLES = ALL_ROLES - {Role.TEACHER}
-
-
-def pia_roles(scope, pia: Pia) -> frozenset[str]:
-    """The roles that count for reading `pia`: at its school, or anywhere in the organisation for an
-    organisation-wide one."""
-    return scope.roles_at_school(pia.school_id) if pia.school_id else scope.roles_in_organisation(pia.organisation_id)
-
-
-def may_read_version(scope, version: PiaVersion) -> bool:
-    return version.is_frozen_for_good or bool(pia_roles(scope, version.pia) & FULL_READ_ROLES)
 
 
 def _version(request: HttpRequest, pk: int) -> PiaVersion:

@@ -1,5 +1,6 @@
-"""Rows of the role matrix for the PIA outputs pages, gathered by tests/test_role_matrix.py, and the signed PIA
-they (and the outputs tests) start from.
+"""Rows of the role matrix for the PIA outputs pages, gathered by tests/test_role_matrix.py, and the signed PIAs
+they (and the outputs tests) start from: ours through the real sign-off services, another organisation's
+through the ORM (it has no DPO or SIRO among the personas).
 
 Reading a version follows the PIA's rule: teachers read only signed versions (a draft answers 403), everyone
 else of the school or organisation reads every version; another organisation's versions answer 404. The
@@ -26,8 +27,8 @@ def sign_through_orm(version: PiaVersion, *, dpo, controller, siro, overrule_rea
                      at: dt.datetime | None = None) -> PiaVersion:
     """Sign a draft straight through the ORM, as the sign-off services would leave it: submitted, the DPO's
     advice, the controller's decision, the SIRO's signature (each with the hash of the content decided on),
-    then status signed with the snapshot and its SHA-256. For tests of the outputs that must not depend on
-    the workflow feature's services."""
+    then status signed with the snapshot and its SHA-256. For another organisation's PIA, whose people the
+    personas do not include."""
     at = at or timezone.now()
     submitter = version.created_by
     PiaVersion.objects.filter(pk=version.pk).update(status=PiaVersion.Status.SUBMITTED, submitted_at=at,
@@ -55,9 +56,12 @@ def sign_through_orm(version: PiaVersion, *, dpo, controller, siro, overrule_rea
 
 def signed_pia(personas, *, school="school", responsible=None, due_on=None, overrule_reasons="",
                **kwargs) -> PiaVersion:
-    """A signed PIA of the test federation by the office, advised by the DPO, accepted (or overruled) by the
-    headteacher and signed by the SIRO. `school=None` makes it organisation-wide; `responsible` and `due_on`
-    set its one action's person to remind and date, before it is signed."""
+    """A PIA of the test federation signed through the real sign-off services: written and submitted by the
+    office, advised on by the DPO, accepted (or overruled, with `overrule_reasons`) by the headteacher and signed
+    by the SIRO. `school=None` makes it organisation-wide; `responsible` and `due_on` set its one action's
+    person to remind and date while it is still a draft."""
+    from pia import services
+
     school = personas.school if school == "school" else school
     version = draft_pia(personas.organisation, personas.office, school=school, **kwargs)
     if responsible is not None or due_on is not None:
@@ -65,8 +69,13 @@ def signed_pia(personas, *, school="school", responsible=None, due_on=None, over
         action.responsible_user = responsible or action.responsible_user
         action.due_on = due_on or action.due_on
         action.save()
-    return sign_through_orm(version, dpo=personas.dpo, controller=personas.headteacher, siro=personas.siro,
-                            overrule_reasons=overrule_reasons)
+    services.version_submit(version=version, actor=personas.office)
+    services.version_advise(version=version, actor=personas.dpo,
+                            advice="Proceed: the risks are understood and proportionate.",
+                            step_comments={"risks": "Keep the China routing risk in the notice."})
+    services.version_decide(version=version, actor=personas.headteacher, accept=not overrule_reasons,
+                            reasons=overrule_reasons)
+    return services.version_sign(version=version, actor=personas.siro)
 
 
 def other_signed_pia(personas) -> PiaVersion:
