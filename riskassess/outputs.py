@@ -13,6 +13,7 @@ column, so the register shows both what is in force and what is being changed.
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -274,6 +275,40 @@ def school_current_hazards(school, matrix: Matrix) -> tuple[QuerySet, int, int]:
         else:
             other += 1
     return Hazard.objects.filter(version_id__in=same), len(same), other
+
+
+@dataclass(frozen=True)
+class HeatGroup:
+    """Current approved versions scored on one matrix: their hazards are counted on that matrix's grid only."""
+
+    key: str  # a short id of the matrix, for the links of its cells
+    matrix: Matrix
+    current: bool  # the organisation's current matrix
+    version_ids: tuple[int, ...]
+
+    @property
+    def hazards(self) -> QuerySet:
+        return Hazard.objects.filter(version_id__in=self.version_ids)
+
+
+def matrix_key(matrix: Matrix) -> str:
+    return hashlib.sha256(json.dumps(matrix.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def heat_groups(versions: QuerySet, current: Matrix) -> list[HeatGroup]:
+    """The versions grouped by the matrix they were scored on: the current matrix first, then earlier ones
+    (most versions first). Scores on different matrices are never added up in one grid."""
+    found: dict[str, tuple[Matrix, list[int]]] = {}
+    for pk, definition in versions.order_by("pk").values_list("pk", "matrix"):
+        matrix = Matrix.from_dict(definition)
+        found.setdefault(matrix_key(matrix), (matrix, []))[1].append(pk)
+    groups = [HeatGroup(key, matrix, matrix == current, tuple(ids)) for key, (matrix, ids) in found.items()]
+    return sorted(groups, key=lambda group: (not group.current, -len(group.version_ids), group.key))
+
+
+def organisation_current_versions(organisation) -> QuerySet:
+    """The current approved version of every assessment of the organisation: its schools' and its own."""
+    return AssessmentVersion.objects.filter(status=Status.APPROVED, assessment__organisation=organisation)
 
 
 def school_matrix(school) -> Matrix:

@@ -18,10 +18,12 @@ from schools.models import ALL_ROLES, Organisation, Role
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404
 
 from . import outputs
-from .models import Assessment, AssessmentVersion
+from .models import Assessment, AssessmentVersion, matrix_for
 
 READ_ROLES = ALL_ROLES
 ORGANISATION_EXPORT_ROLES = frozenset({Role.DPO, Role.SIRO, Role.ORG_ADMIN})
+# The organisation's heat map: those who look across it, and the headteachers of its schools.
+ORGANISATION_HEATMAP_ROLES = frozenset({Role.DPO, Role.SIRO, Role.ORG_ADMIN, Role.HEADTEACHER})
 
 
 def _version(request: HttpRequest, pk: int) -> AssessmentVersion:
@@ -89,21 +91,26 @@ def _selected_cell(request: HttpRequest, matrix) -> tuple[str, int, int] | None:
     return kind, likelihood, severity
 
 
-def _heatmap(request, *, hazards, matrix, context: dict, template="riskassess/outputs/heatmap.html"):
+def _cell(request: HttpRequest, hazards, matrix) -> dict | None:
+    """The clicked cell with its hazards, or None."""
     selected = _selected_cell(request, matrix)
-    cell = None
-    if selected:
-        kind, likelihood, severity = selected
-        rating = matrix.rating(likelihood, severity)
-        cell = {
-            "kind": kind, "kind_title": outputs.KINDS[kind], "likelihood": likelihood, "severity": severity,
-            "likelihood_label": matrix.likelihood_label(likelihood), "severity_label": matrix.severity_label(severity),
-            "band": matrix.band(rating), "rating": rating,
-            "hazards": list(outputs.cell_hazards(hazards, kind=kind, likelihood=likelihood, severity=severity)),
-        }
+    if not selected:
+        return None
+    kind, likelihood, severity = selected
+    rating = matrix.rating(likelihood, severity)
+    return {
+        "kind": kind, "kind_title": outputs.KINDS[kind], "likelihood": likelihood, "severity": severity,
+        "likelihood_label": matrix.likelihood_label(likelihood), "severity_label": matrix.severity_label(severity),
+        "band": matrix.band(rating), "rating": rating,
+        "hazards": list(outputs.cell_hazards(hazards, kind=kind, likelihood=likelihood, severity=severity)),
+    }
+
+
+def _heatmap(request, *, hazards, matrix, context: dict, template="riskassess/outputs/heatmap.html"):
     return render(request, template, {
         **context, "grids": outputs.heat_grids(hazards, matrix), "matrix": matrix,
-        "severity_labels": list(enumerate(matrix.severity_labels, start=1)), "cell": cell, "active_nav": "risks",
+        "severity_labels": list(enumerate(matrix.severity_labels, start=1)), "cell": _cell(request, hazards, matrix),
+        "active_nav": "risks",
     })
 
 
@@ -122,6 +129,39 @@ def school_heatmap(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=READ_ROLES)
     matrix = outputs.school_matrix(school)
     hazards, versions, other_matrix = outputs.school_current_hazards(school, matrix)
+    may_see_organisation = bool(scope_for(request).roles_in_organisation(school.organisation_id)
+                                & ORGANISATION_HEATMAP_ROLES)
     return _heatmap(request, hazards=hazards, matrix=matrix, context={
         "school": school, "version_count": versions, "other_matrix_count": other_matrix,
+        "organisation_heatmap": school.organisation if may_see_organisation else None,
+    })
+
+
+@login_required
+@require_GET
+def organisation_heatmap(request: HttpRequest, organisation_pk: int) -> HttpResponse:
+    """Every current approved version of the organisation (its schools' and its own), for those who look across
+    it. Versions approved on an earlier matrix are shown on their own grids, never added to the current one."""
+    scope = scope_for(request)
+    if organisation_pk not in scope.organisation_ids:
+        raise Http404
+    organisation = get_object_or_404(Organisation, pk=organisation_pk)
+    if not scope.roles_in_organisation(organisation.pk) & ORGANISATION_HEATMAP_ROLES:
+        raise PermissionDenied
+    current = matrix_for(organisation)
+    groups = outputs.heat_groups(outputs.organisation_current_versions(organisation), current)
+    chosen = request.GET.get("matrix") or (groups[0].key if groups else "")
+    shown = []
+    for group in groups:
+        hazards = group.hazards
+        shown.append({
+            "group": group, "grids": outputs.heat_grids(hazards, group.matrix),
+            "severity_labels": list(enumerate(group.matrix.severity_labels, start=1)),
+            "cell": _cell(request, hazards, group.matrix) if group.key == chosen else None,
+        })
+    cell = next((item["cell"] for item in shown if item["cell"]), None)
+    return render(request, "riskassess/outputs/organisation_heatmap.html", {
+        "organisation": organisation, "groups": shown, "current": current, "cell": cell,
+        "version_count": sum(len(group.version_ids) for group in groups),
+        "mixed": len(groups) > 1 or any(not group.current for group in groups), "active_nav": "risks",
     })

@@ -2,7 +2,8 @@
 # Rows of the role matrix, gathered by tests/test_role_matrix.py.
 # Everyone who reads the school's assessments reads their outputs (teachers and office included; the DPO,
 # the SIRO and the organisation admin across the organisation); another school's do not exist (404).
-# The organisation's whole register (CSV) is for the DPO, the SIRO and the organisation admin.
+# The organisation's whole register (CSV) is for the DPO, the SIRO and the organisation admin; its heat map for
+# them and the headteachers of its schools.
 
 import datetime as dt
 
@@ -41,6 +42,11 @@ ROWS: list[Row] = [
     Row("riskassess:version-heatmap", OTHER_SCHOOLS, kwargs=_theirs),
     Row("riskassess:school-heatmap", READERS, kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("riskassess:school-heatmap", OTHER_SCHOOLS, kwargs=lambda p: {"school_pk": p.other_school.pk}),
+    Row("riskassess:organisation-heatmap",
+        everyone(403, headteacher=200, dpo=200, siro=200, org_admin=200, other_teacher=404),
+        kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+    Row("riskassess:organisation-heatmap", everyone(404, other_teacher=403),
+        kwargs=lambda p: {"organisation_pk": p.other_school.organisation_id}),
     Row("riskassess:school-register-csv", READERS, kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("riskassess:school-register-csv", OTHER_SCHOOLS, kwargs=lambda p: {"school_pk": p.other_school.pk}),
     Row("riskassess:organisation-register-csv",

@@ -274,3 +274,101 @@ def test_the_school_heat_map_leaves_out_versions_approved_on_another_matrix_and_
     # Its own heat map still shows it on the matrix it was approved on.
     page = client_for(personas.teacher).get(reverse("riskassess:version-heatmap", args=[approved.pk])).content.decode()
     assert '<span class="count">6</span>' in _cell(page, "inherent", 2, 2)
+
+
+# --- The organisation's heat map -------------------------------------------------------------------------
+
+
+def _org_cell(page: str, key: str, kind: str, likelihood: int, severity: int) -> str:
+    marker = f"?matrix={key}&amp;kind={kind}&amp;likelihood={likelihood}&amp;severity={severity}#cell-hazards"
+    start = page.index(marker)
+    return page[start:page.index("</a>", start)]
+
+
+def _organisation_url(personas) -> str:
+    return reverse("riskassess:organisation-heatmap", args=[personas.organisation.pk])
+
+
+def test_the_organisation_heat_map_counts_every_schools_and_the_organisation_wide_current_versions(
+        approved, personas, client_for):
+    from riskassess.matrix import SEED_3X3
+    from riskassess.outputs import matrix_key
+    from tests.factories import SchoolFactory
+
+    dhoon = SchoolFactory(organisation=personas.organisation, name="Dhoon Test School", slug="dhoon")
+    _approve(_assessment(dhoon, personas.org_admin).versions.get(), personas.org_admin)
+    _approve(_assessment(None, personas.org_admin, organisation=personas.organisation).versions.get(),
+             personas.org_admin)
+    _assessment(personas.school, personas.headteacher)  # a draft: not counted
+    _approve(_assessment(personas.other_school, personas.other_headteacher).versions.get(),
+             personas.other_headteacher)  # another organisation's: not counted
+
+    key = matrix_key(SEED_3X3)
+    response = client_for(personas.dpo).get(_organisation_url(personas),
+                                            {"matrix": key, "kind": "inherent", "likelihood": 2, "severity": 2})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "3 current approved risk assessments of Test Federation" in page
+    assert "Not every assessment was scored on the same matrix" not in page
+    inherent = _org_cell(page, key, "inherent", 2, 2)
+    assert "Medium" in inherent and '<span class="count">18</span>' in inherent
+    residual = _org_cell(page, key, "residual", 1, 2)
+    assert "Low" in residual and '<span class="count">1</span>' in residual
+    listed = page.split('id="cell-hazards"')[1]
+    assert listed.count("Pupils sharing inappropriate content") == 3
+    assert "Laxey Test School" in listed and "Dhoon Test School" in listed and "organisation-wide" in listed
+    assert "Other School" not in listed
+
+
+def test_versions_approved_on_an_earlier_matrix_get_their_own_grids_and_the_page_says_so(
+        approved, personas, client_for):
+    from riskassess.matrix import SEED_3X3, STANDARD_5X5
+    from riskassess.matrix_change import matrix_change
+    from riskassess.outputs import matrix_key
+
+    matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.org_admin)
+    _approve(_assessment(personas.school, personas.headteacher).versions.get(), personas.headteacher)  # at 3 × 3
+    client = client_for(personas.org_admin)
+    page = client.get(_organisation_url(personas)).content.decode()
+    assert "Not every assessment was scored on the same matrix" in page
+    assert "1 on the current 5×5 matrix; 1 on an earlier 3×3 matrix" in page
+    assert page.index("On the current 5×5 matrix") < page.index("On an earlier 3×3 matrix")
+    current, earlier = matrix_key(STANDARD_5X5), matrix_key(SEED_3X3)
+    assert '<span class="count">6</span>' in _org_cell(page, current, "inherent", 3, 3)
+    assert '<span class="count">6</span>' in _org_cell(page, earlier, "inherent", 2, 2)
+    assert '<span class="count">0</span>' in _org_cell(page, current, "inherent", 2, 2)  # nothing mixed in
+    # Choosing a cell of the earlier matrix lists that version's hazards, on that matrix's labels.
+    page = client.get(_organisation_url(personas), {"matrix": earlier, "kind": "inherent", "likelihood": 2,
+                                                     "severity": 2}).content.decode()
+    listed = page.split('id="cell-hazards"')[1]
+    assert "likelihood possible (2) × severity serious (2) = 4, medium" in listed
+    assert f'href="{reverse("riskassess:version", args=[approved.pk])}"' in listed
+
+
+def test_the_organisation_heat_map_says_when_nothing_is_approved_yet(personas, client_for):
+    _assessment(personas.school, personas.headteacher)
+    page = client_for(personas.siro).get(_organisation_url(personas)).content.decode()
+    assert "No approved risk assessment yet" in page and "heat-cell" not in page
+
+
+def test_the_organisation_heat_map_takes_a_constant_number_of_queries(personas, client_for):
+    client = client_for(personas.headteacher)
+    _approve(_assessment(personas.school, personas.headteacher).versions.get(), personas.headteacher)
+    params = {"kind": "inherent", "likelihood": 2, "severity": 2}
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            assert client.get(_organisation_url(personas), params).status_code == 200
+        return len(context.captured_queries)
+
+    one = queries()
+    for _ in range(4):
+        _approve(_assessment(personas.school, personas.headteacher).versions.get(), personas.headteacher)
+    assert queries() == one
+
+
+def test_the_school_heat_map_links_the_organisations_for_those_who_may_see_it(personas, client_for):
+    url = reverse("riskassess:school-heatmap", args=[personas.school.pk])
+    link = _organisation_url(personas)
+    assert link in client_for(personas.headteacher).get(url).content.decode()
+    assert link not in client_for(personas.teacher).get(url).content.decode()
