@@ -87,6 +87,12 @@ class PiaVersionAdmin(ReadOnlyScopedAdmin):
     list_filter = ["status"]
     search_fields = ["pia__title"]
     inlines = [DataItemInline, ConsultationInline, PrivacyRiskInline, ActionInline, DecisionInline]
+    # Shown although not editable anywhere: what a reader of a signed version checks.
+    readonly_fields = ["created_at", "signed_at", "sha256", "snapshot_verifies", "pdf_sha256"]
+
+    @admin.display(boolean=True, description="hash verifies")
+    def snapshot_verifies(self, obj: PiaVersion) -> bool | None:
+        return obj.hash_verifies() if obj.snapshot else None
 
 
 @admin.register(Decision)
