@@ -45,7 +45,6 @@ def pia_workflow_panel(context, version: PiaVersion | None = None) -> dict:
         "version": version,
         "pia": pia,
         "decisions": list(version.decisions.order_by("decided_at", "id")),
-        "changes": services.changes_requested(version),
         "can_submit": version.is_editable and services.may_author(scope, pia),
         "can_advise": status == Status.SUBMITTED and not own and services.may_advise(scope, pia),
         "can_decide": status == Status.ADVISED and not own and services.may_decide(scope, pia),
