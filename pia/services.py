@@ -497,12 +497,3 @@ def changes_requested(version: PiaVersion) -> Decision | None:
     if version.status != Status.CHANGES_REQUESTED:
         return None
     return _latest(version, Kind.CHANGES_REQUESTED)
-
-
-def decision_verifies(decision: Decision) -> bool | None:
-    """For a signed version, whether the SIRO's decision hash matches the stored content (None: not signed)."""
-    version = decision.version
-    if not version.snapshot:
-        return None
-    return decision.sha256 == PiaVersion.hash_of(content_of(version.snapshot)) if (
-        decision.kind == Kind.SIRO_SIGNED) else None

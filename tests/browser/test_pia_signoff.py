@@ -88,7 +88,9 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     page.goto(live_server.url + reverse("pia:decide", kwargs={"pk": version.pk}))
     confirm_its_me(page, personas.headteacher)
     page.wait_for_url(f"**{reverse('pia:decide', kwargs={'pk': version.pk})}")
-    assert "Proceed: the solutions reduce the risks enough." in page.get_by_role("region", name="The DPO's advice").inner_text()
+    advice = page.get_by_role("region", name="The DPO's advice").inner_text()
+    assert "Proceed: the solutions reduce the risks enough." in advice
+    assert "Rate the disclosure risk higher." in advice
     page.get_by_label("Accept the DPO's advice").check()
     page.screenshot(path=artifacts / "pia-decide.png", full_page=True)
     page.get_by_role("button", name="Record my decision").click()

@@ -128,5 +128,7 @@ def test_the_signed_email_tells_the_author_the_review_date_and_links_to_the_vers
     message = emails("pia-signed").get()
     assert message.recipient == personas.office.email
     assert "due for review on 1 September 2027" in message.body_text
-    assert f"{settings.SITE_URL}{reverse('pia:version', kwargs={'pk': version.pk})}" in message.body_text
+    link = f"{settings.SITE_URL}{reverse('pia:version', kwargs={'pk': version.pk})}"
+    assert link in message.body_text and link in message.body_html
+    assert "due for review on 1 September 2027" in message.body_html
     assert message.related_type == "pia.pia" and message.related_id == str(version.pia_id)
