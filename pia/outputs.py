@@ -28,7 +28,7 @@ from schools.audit import audit_log
 from schools.scope import build_scope
 
 from .models import Decision, PiaVersion
-from .questions import PRINCIPLES, STEPS
+from .questions import PRINCIPLES, SCREENING, STEPS
 from .reminders import pia_tz
 from .snapshot import snapshot_of
 
@@ -76,8 +76,8 @@ def _decision_rows(decisions: list[dict], tz) -> list[dict]:
         moment = datetime.fromisoformat(d["decided_at"]).astimezone(tz)
         rows.append({
             **d, "label": labels.get(d["kind"], d["kind"]), "when": f"{moment:%-d %B %Y, %H:%M %Z}",
-            "step_comments_list": [(STEP_TITLES.get(key, key), text)
-                                   for key, text in (d.get("step_comments") or {}).items() if text],
+            "step_comments_list": [(STEP_TITLES[key], (d.get("step_comments") or {}).get(key))
+                                   for key in STEP_TITLES if (d.get("step_comments") or {}).get(key)],
         })
     return rows
 
@@ -103,8 +103,9 @@ def version_document(version: PiaVersion) -> dict:
         **data,
         "covers": data["pia"]["school"] or f"{data['pia']['organisation']} (every school)",
         "review_on_display": _long_date(data.get("review_on", "")) or "Not set",
+        # In the form's order: a snapshot read back from PostgreSQL's jsonb has its keys in another order.
         "screening_rows": [{**row, "answer_label": ANSWER_LABELS.get(row["answer"], row["answer"])}
-                           for row in data["screening"].values()],
+                           for row in (data["screening"].get(q.key) for q in SCREENING) if row],
         "consultations_display": [{**c, "held_on_display": _long_date(c["held_on"]),
                                    "kind_label": c["kind"].capitalize()} for c in data["consultations"]],
         "risks_display": [{**r, "band_key": matrix.band(r["rating"]).key if r["rating"] else "",
@@ -194,7 +195,7 @@ def version_pdf_bytes(*, version: PiaVersion, actor) -> bytes:
 
 # Words staff write in a PIA that parents should not have to decode.
 PLAIN_WORDS = (
-    (re.compile(r"\bpersonally identifiable information\b", re.IGNORECASE), "personal information"),
+    (re.compile(r"\bpersonally identifiable information(\s*\(PII\))?", re.IGNORECASE), "personal information"),
     (re.compile(r"\bPII\b"), "personal information"),
     (re.compile(r"\bDPA\b"), "data protection law"),
     (re.compile(r"\bDPO\b"), "data protection officer"),

@@ -131,8 +131,9 @@ def platform_save(*, organisation: Organisation, actor, name: str, kind: str, pi
         clash = Platform.objects.filter(organisation=organisation, name__iexact=name)
         if platform is not None:
             clash = clash.exclude(pk=platform.pk)
-        if clash.exists():
-            raise ValidationError({"name": f"{organisation} already has a platform called “{name}”."})
+        existing = clash.first()
+        if existing is not None:
+            raise ValidationError({"name": f"{organisation} already has a platform called “{existing.name}”."})
         created = platform is None
         if created:
             platform = Platform(organisation=organisation)

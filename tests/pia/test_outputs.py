@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from pia.models import PiaVersion
 from pia.outputs import version_pdf_store
+from pia.questions import SCREENING
 from schools.models import AuditEntry
 from tests.factories import PupilFactory
 from tests.pia.matrix_outputs import signed_pia
@@ -64,6 +65,9 @@ def test_a_signed_pias_pdf_has_every_step_the_risk_rows_and_the_sign_off_block(p
                     "Step six: Integrate the PIA outcomes back into the project plan",
                     "Linking the PIA to the GDPR principles", "Principle 6: Integrity and confidentiality"):
         assert heading in text, heading
+    # The screening in the form's order (the signed snapshot comes back from jsonb with its keys reordered).
+    positions = [text.index(" ".join(q.text.split()[:6])) for q in SCREENING]
+    assert positions == sorted(positions)
     # The header, and the risk row with its rating and band on the organisation's matrix.
     assert "Executive headteacher" in text and "Laxey Test School" in text
     assert "Disclosure of personal information" in text and "Fines and reputational damage" in text
