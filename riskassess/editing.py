@@ -1,9 +1,11 @@
 """Editing workflows of the assessment pages that riskassess/services.py does not have: starting from the
-template with a review interval, copying another school's approved assessment, and reordering rows.
+template with a review interval, copying another school's approved assessment, and saving the rows of a
+draft's editing table together (added, changed, removed and reordered).
 
 Each is keyword-only, runs in one transaction and is audited, like the services it sits beside.
 """
 
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -13,7 +15,16 @@ from schools.audit import audit_log
 from schools.models import School
 
 from .models import Assessment, AssessmentVersion, Hazard, matrix_for
-from .services import EDIT_ROLES, HAZARD_FIELDS, _open_version, _require, _scored, assessment_create_from_template
+from .services import (
+    EDIT_ROLES,
+    HAZARD_FIELDS,
+    _open_version,
+    _require,
+    _scored,
+    assessment_create_from_template,
+    hazard_remove,
+    hazard_save,
+)
 
 Status = AssessmentVersion.Status
 
@@ -105,14 +116,102 @@ def hazards_reorder(*, version: AssessmentVersion, actor, order: list[int]) -> A
     return version
 
 
-def hazard_move(*, hazard: Hazard, actor, up: bool) -> AssessmentVersion:
-    """Move one row up or down by one place (a no-op at either end)."""
-    order = list(hazard.version.hazards.order_by("position", "id").values_list("pk", flat=True))
-    index = order.index(hazard.pk)
-    other = index - 1 if up else index + 1
-    if 0 <= other < len(order):
-        order[index], order[other] = order[other], order[index]
-    return hazards_reorder(version=hazard.version, actor=actor, order=order)
+@dataclass(frozen=True)
+class RowChange:
+    """One row of the editing table as posted: an existing row (`hazard_id`) or a new one (None), to keep
+    with `values` (the row's HAZARD_FIELDS) or to remove; `form_index` says which form of the page it was."""
+
+    hazard_id: int | None
+    values: dict = field(default_factory=dict)
+    delete: bool = False
+    form_index: int | None = None
+
+
+@dataclass(frozen=True)
+class RowsSaved:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    reordered: bool = False
+    kept_from_others: int = 0  # rows someone else added meanwhile, kept after the ones on the page
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.added or self.changed or self.removed or self.reordered)
+
+
+class RowErrors(ValidationError):
+    """Rows the services refused: {form_index: ValidationError}. Nothing was saved."""
+
+    def __init__(self, rows: dict[int, ValidationError]):
+        self.rows = rows
+        super().__init__([message for error in rows.values() for message in error.messages])
+
+
+def _differs(hazard: Hazard, values: dict) -> bool:
+    for name, value in values.items():
+        current = hazard.action_owner_id if name == "action_owner" else getattr(hazard, name)
+        if name == "action_owner":
+            value = value.pk if value is not None else None
+        if current != value:
+            return True
+    return False
+
+
+def hazard_rows_save(*, version: AssessmentVersion, actor, rows: list[RowChange]) -> RowsSaved:
+    """Save the editing table of a draft in one go: remove, change and add rows, then put them in the
+    posted order, through `hazard_remove`, `hazard_save` and `hazards_reorder` (each audited as usual).
+
+    One transaction, the version locked first: if any row is refused nothing is saved (`RowErrors`), and
+    if the version was approved meanwhile or someone removed a row the page still shows, a
+    ValidationError says so. Rows someone else added meanwhile are kept, after the page's rows. A row
+    whose values did not change is not saved again (no audit entry for it).
+    """
+    ids = [row.hazard_id for row in rows if row.hazard_id is not None]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("A row appears twice on the page: reload it and try again.")
+    with transaction.atomic():
+        version = _open_version(version)
+        _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
+        # Ordered by id only: the default ordering joins through the assessment to its (nullable) school.
+        current = {hazard.pk: hazard for hazard in
+                   Hazard.objects.filter(version=version).select_for_update().order_by("pk")}
+        if any(row.hazard_id not in current for row in rows if row.hazard_id is not None and not row.delete):
+            raise ValidationError("Someone else removed a row of this assessment while you were editing: nothing "
+                                  "was saved. Reload the page to see the rows as they are now.")
+        before = sorted(current, key=lambda pk: (current[pk].position, pk))
+        errors: dict[int, ValidationError] = {}
+        added = changed = removed = 0
+        order: list[int] = []
+        for row in rows:
+            if row.delete:
+                if row.hazard_id in current:  # someone else may have removed it already: no conflict
+                    hazard_remove(hazard=current.pop(row.hazard_id), actor=actor)
+                    removed += 1
+                continue
+            hazard = current.get(row.hazard_id) if row.hazard_id is not None else None
+            try:
+                if hazard is None:
+                    hazard = hazard_save(version=version, actor=actor, **row.values)
+                    added += 1
+                elif _differs(hazard, row.values):
+                    hazard = hazard_save(version=version, actor=actor, row=hazard, **row.values)
+                    changed += 1
+            except ValidationError as error:
+                errors[row.form_index] = error
+                continue
+            order.append(hazard.pk)
+        if errors:
+            raise RowErrors(errors)  # leaves the transaction: everything above is rolled back
+        listed = {row.hazard_id for row in rows}
+        others = [pk for pk in before if pk in current and pk not in listed]
+        order += others
+        unchanged = [pk for pk in before if pk in current] + [pk for pk in order if pk not in before]
+        reordered = order != unchanged
+        if reordered:
+            hazards_reorder(version=version, actor=actor, order=order)
+    return RowsSaved(added=added, changed=changed, removed=removed, reordered=reordered,
+                     kept_from_others=len(others))
 
 
 def version_details_save(

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from schools.models import School
 
+from .editing import RowChange
 from .matrix import Matrix
 from .models import Assessment, AssessmentVersion
 
@@ -146,3 +147,131 @@ class HazardForm(forms.Form):
 
 class ConfirmForm(forms.Form):
     """A POST that only needs the CSRF token (remove, submit, approve)."""
+
+
+# --- The rows of a draft, edited together -------------------------------------------------------------
+
+# Fields of a row that are bookkeeping of the table rather than the row's content.
+TABLE_FIELDS = ("id", "ORDER", "DELETE")
+MAX_ROWS = 200
+
+
+class HazardRowForm(HazardForm):
+    """One row of the editing table: a hazard's fields, its id (empty for a new row), and, from the
+    formset, its ORDER and DELETE. Scores start blank on a new row, so an untouched blank row is empty."""
+
+    id = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, version: AssessmentVersion, **kwargs):
+        super().__init__(*args, version=version, **kwargs)
+        self.matrix: Matrix = version.get_matrix()
+        for name, labels in (("likelihood", self.matrix.likelihood_labels),
+                             ("severity", self.matrix.severity_labels)):
+            self.fields[name].choices = _score_choices(labels, blank="Choose")
+            self.fields[f"residual_{name}"].choices = _score_choices(labels, blank="Not judged")
+        self.fields["activity_element"].widget = forms.Textarea(attrs={"rows": 3, "maxlength": 300})
+        self.fields["hazard"].widget.attrs["rows"] = 3
+        self.fields["controls"].widget.attrs["rows"] = 5
+        self.fields["further_action"].widget.attrs["rows"] = 2
+        self.fields["initials"].widget.attrs["size"] = 4
+        self.fields["action_owner"].empty_label = "Nobody yet"
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.Select):
+                field.widget.attrs.setdefault("class", "form-select form-select-sm")
+            elif not isinstance(field.widget, forms.HiddenInput):
+                field.widget.attrs.setdefault("class", "form-control form-control-sm")
+
+    def add_error(self, field, error):
+        super().add_error(field, error)
+        # Mark the fields in error for the eye and for assistive technology (the message's id is in the template).
+        for name in self.errors:
+            if name in self.fields and not self.fields[name].widget.attrs.get("aria-describedby"):
+                attrs = self.fields[name].widget.attrs
+                attrs["class"] = f"{attrs.get('class', '')} is-invalid".strip()
+                attrs["aria-describedby"] = f"{self[name].auto_id}-error"
+
+    def has_changed(self) -> bool:
+        # A new row whose only change is its place in the table (renumbered by the page's script) is empty.
+        return any(name not in TABLE_FIELDS for name in self.changed_data)
+
+    def clean(self):
+        data = super().clean()
+        # Browsers post text areas with CRLF line ends: store what was typed, not a changed line end.
+        for name in ("activity_element", "hazard", "controls", "further_action"):
+            if isinstance(data.get(name), str):
+                data[name] = data[name].replace("\r\n", "\n").strip()
+        # The service says so too; saying it here reports it with the other rows' errors.
+        residual = {name: data.get(name) for name in ("residual_likelihood", "residual_severity")}
+        missing = [name for name, value in residual.items() if value is None and name not in self.errors]
+        if len(missing) == 1 and not self.errors:
+            self.add_error(missing[0], "Give both residual scores, or neither.")
+        return data
+
+    def _preview(self, likelihood: str, severity: str) -> dict | None:
+        """The rating and band the page shows before saving (the server computes them again on save)."""
+        try:
+            rating = self.matrix.rating(int(self[likelihood].value()), int(self[severity].value()))
+        except (TypeError, ValueError):
+            return None
+        band = self.matrix.band(rating)
+        return {"rating": rating, "label": band.label, "key": band.key}
+
+    @property
+    def rating_preview(self) -> dict | None:
+        return self._preview("likelihood", "severity")
+
+    @property
+    def residual_preview(self) -> dict | None:
+        return self._preview("residual_likelihood", "residual_severity")
+
+    @property
+    def is_new(self) -> bool:
+        return not self["id"].value()
+
+
+class BaseHazardRowFormSet(forms.BaseFormSet):
+    """Every row of a draft in one form: the rows posted in their ORDER, DELETE marks a row to remove."""
+
+    def __init__(self, *args, version: AssessmentVersion, row_ids: frozenset[int], **kwargs):
+        self.version = version
+        self.row_ids = row_ids
+        super().__init__(*args, form_kwargs={"version": version}, **kwargs)
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields["ORDER"].label = "Position"
+        form.fields["ORDER"].widget.attrs.update({"min": 1, "max": MAX_ROWS, "data-order": "",
+                                                  "class": "form-control form-control-sm risk-order-input"})
+        form.fields["DELETE"].label = "Remove"
+        form.fields["DELETE"].widget.attrs.update({"class": "form-check-input", "data-delete": ""})
+
+    def clean(self):
+        if any(self.errors):
+            return
+        seen = set()
+        for form in self.forms:
+            pk = form.cleaned_data.get("id")
+            if pk is None or (self._should_delete_form(form) and pk not in seen):
+                continue  # removing a row someone else removed already is no conflict
+            if pk in seen or pk not in self.row_ids:
+                raise forms.ValidationError(
+                    "The rows of this assessment changed while you were editing (someone else removed or "
+                    "changed a row): nothing was saved. Reload the page to see the rows as they are now.",
+                    code="rows_changed",
+                )
+            seen.add(pk)
+
+    def changes(self) -> list[RowChange]:
+        """What to save: the rows to remove, then every other non-empty row in its posted ORDER."""
+        removed = [RowChange(hazard_id=form.cleaned_data["id"], delete=True, form_index=self.forms.index(form))
+                   for form in self.deleted_forms if form.cleaned_data.get("id")]
+        kept = [RowChange(hazard_id=form.cleaned_data.get("id"), form_index=self.forms.index(form),
+                          values={name: form.cleaned_data[name] for name in form.fields if name not in TABLE_FIELDS})
+                for form in self.ordered_forms]
+        return removed + kept
+
+
+HazardRowFormSet = forms.formset_factory(
+    HazardRowForm, formset=BaseHazardRowFormSet, extra=1, can_order=True, can_delete=True, can_delete_extra=True,
+    max_num=MAX_ROWS, absolute_max=MAX_ROWS, validate_max=True,
+)

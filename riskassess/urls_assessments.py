@@ -13,11 +13,8 @@ urlpatterns = [
     path("<int:pk>/versions/", views.version_list, name="versions"),
     path("<int:pk>/compare/", views.version_compare, name="compare"),
     path("versions/<int:pk>/", views.version_detail, name="version"),
-    path("versions/<int:pk>/hazards/new/", views.hazard_add, name="hazard-add"),
+    path("versions/<int:pk>/rows/", views.version_rows, name="version-rows"),
     path("versions/<int:pk>/submit/", views.version_submit_view, name="version-submit"),
     path("versions/<int:pk>/details/", views.version_details, name="version-details"),
     path("versions/<int:pk>/approve/", views.version_approve_view, name="version-approve"),
-    path("hazards/<int:pk>/edit/", views.hazard_edit, name="hazard-edit"),
-    path("hazards/<int:pk>/remove/", views.hazard_remove_view, name="hazard-remove"),
-    path("hazards/<int:pk>/move/", views.hazard_move_view, name="hazard-move"),
 ]

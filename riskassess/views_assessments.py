@@ -6,10 +6,11 @@ organisation-wide ones. Teachers and the office read; the headteacher and the or
 approve; the DPO and SIRO read across the organisation; another school's assessment answers 404.
 """
 
+import json
 from datetime import date
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -23,15 +24,13 @@ from accounts.reauth import confirm_page_url, identity_confirmation_consume, ide
 from schools.models import Organisation, Role, School
 from schools.scope import scope_for, scoped_get_or_404, staff_required
 
-from .editing import assessment_copy, assessment_start, hazard_move, version_details_save
-from .forms import CopyForm, HazardForm, NewFromTemplateForm, RegisterFilterForm, VersionDetailsForm
-from .models import Assessment, AssessmentVersion, Hazard
+from .editing import RowErrors, RowsSaved, assessment_copy, assessment_start, hazard_rows_save, version_details_save
+from .forms import CopyForm, HazardRowFormSet, NewFromTemplateForm, RegisterFilterForm, VersionDetailsForm
+from .models import Assessment, AssessmentVersion
 from .services import (
     APPROVE_ROLES,
     EDIT_ROLES,
     HAZARD_FIELDS,
-    hazard_remove,
-    hazard_save,
     version_approve,
     version_revise,
     version_submit,
@@ -44,7 +43,6 @@ OPEN = (Status.DRAFT, Status.SUBMITTED)
 
 ASSESSMENT_PATHS = {"school_path": "school", "organisation_path": "organisation"}
 VERSION_PATHS = {"school_path": "assessment__school", "organisation_path": "assessment__organisation"}
-HAZARD_PATHS = {"school_path": "version__assessment__school", "organisation_path": "version__assessment__organisation"}
 
 # The columns of the seed's form, in its order, for the table and the comparison.
 COLUMNS = (
@@ -63,9 +61,11 @@ def _where(assessment: Assessment) -> str:
 
 
 def _may(request: HttpRequest, assessment: Assessment, roles) -> bool:
+    """May act (edit, approve) on the assessment: an organisation-wide one only with an organisation-wide role
+    or as a headteacher of every school of the organisation. Reading goes through the scope as usual."""
     scope = scope_for(request)
     held = (scope.roles_at_school(assessment.school_id) if assessment.school_id
-            else scope.roles_in_organisation(assessment.organisation_id))
+            else scope.roles_for_whole_organisation(assessment.organisation_id))
     return bool(held & frozenset(roles))
 
 
@@ -275,96 +275,107 @@ def assessment_revise(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("riskassess:assessment", pk=assessment.pk)
 
 
-# --- Hazard rows -------------------------------------------------------------------------------------------
+# --- Hazard rows: the editing table -------------------------------------------------------------------------
 
 
-def _frozen_message(request: HttpRequest, version: AssessmentVersion) -> HttpResponse:
-    messages.error(request, "This version is approved and never changes: use \u201cEdit (new version)\u201d to "
-                            "start the next one.")
+def _frozen_message(request: HttpRequest, version: AssessmentVersion, *, meanwhile: bool = False) -> HttpResponse:
+    if meanwhile:
+        messages.error(request, "This version was approved while you were editing: your changes were not saved. "
+                                "Use \u201cEdit (new version)\u201d to start the next one.")
+    else:
+        messages.error(request, "This version is approved and never changes: use \u201cEdit (new version)\u201d "
+                                "to start the next one.")
     return redirect("riskassess:assessment", pk=version.assessment_id)
 
 
-def _hazard_form_page(request: HttpRequest, version: AssessmentVersion, row: Hazard | None) -> HttpResponse:
-    initial = {}
-    if row is not None:
-        initial = {name: getattr(row, name) for name in HAZARD_FIELDS}
-    form = HazardForm(request.POST or None, version=version, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            hazard_save(version=version, actor=request.user, row=row, **form.cleaned_data)
-        except ValidationError as error:
-            if not hasattr(error, "error_dict") and version.__class__.objects.get(pk=version.pk).is_frozen:
-                return _frozen_message(request, version)
-            _add_errors(form, error)
-        else:
-            messages.success(request, "Row saved." if row else "Row added.")
-            return redirect(reverse("riskassess:assessment", kwargs={"pk": version.assessment_id}) + "#hazards")
-    matrix = version.get_matrix()
-    return render(request, "riskassess/assessments/hazard_form.html", {
-        "active_nav": NAV, "version": version, "assessment": version.assessment, "row": row, "form": form,
-        "where": _where(version.assessment),
-        "bands": [{"key": b.key, "label": b.label, "upper": b.upper} for b in matrix.bands],
-    })
+def _saved_message(saved: RowsSaved, status_changed: bool) -> str:
+    if saved.nothing:
+        text = "Nothing to save: the rows are as they were."
+    else:
+        parts = [f"{count} row{'s' if count != 1 else ''} {what}"
+                 for count, what in ((saved.added, "added"), (saved.changed, "changed"), (saved.removed, "removed"))
+                 if count]
+        if saved.reordered:
+            parts.append("the order saved")
+        text = "Saved: " + ", ".join(parts) + "."
+    if saved.kept_from_others:
+        text += (f" {saved.kept_from_others} row{'s' if saved.kept_from_others != 1 else ''} that someone else "
+                 "added meanwhile stay at the end.")
+    if status_changed:
+        text += " The version was submitted for approval meanwhile: your changes are part of it."
+    return text
+
+
+def _apply_row_errors(formset, error: RowErrors) -> None:
+    for index, row_error in error.rows.items():
+        form = formset.forms[index]
+        _add_errors(form, row_error)
 
 
 @staff_required()
 @require_http_methods(["GET", "POST"])
-def hazard_add(request: HttpRequest, pk: int) -> HttpResponse:
-    version = scoped_get_or_404(request, AssessmentVersion.objects.select_related("assessment__school",
-                                "assessment__organisation"), pk=pk, roles=EDIT_ROLES, **VERSION_PATHS)
+def version_rows(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every row of a draft in one table: add, change, remove and reorder, saved together. Works without
+    JavaScript (a blank row to fill in, Remove boxes, position numbers); risk-rows.js adds rows, hides
+    removed ones, moves rows and previews ratings from the version's matrix."""
+    version = _version(request, pk, EDIT_ROLES)
+    if not _may(request, version.assessment, EDIT_ROLES):
+        raise PermissionDenied
     if version.is_frozen:
-        return _frozen_message(request, version)
-    return _hazard_form_page(request, version, None)
-
-
-def _hazard(request: HttpRequest, pk: int) -> Hazard:
-    return scoped_get_or_404(
-        request, Hazard.objects.select_related("version__assessment__school", "version__assessment__organisation"),
-        pk=pk, roles=EDIT_ROLES, **HAZARD_PATHS,
-    )
-
-
-@staff_required()
-@require_http_methods(["GET", "POST"])
-def hazard_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    hazard = _hazard(request, pk)
-    if hazard.version.is_frozen:
-        return _frozen_message(request, hazard.version)
-    return _hazard_form_page(request, hazard.version, hazard)
-
-
-@staff_required()
-@require_http_methods(["GET", "POST"])
-def hazard_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
-    hazard = _hazard(request, pk)
-    version = hazard.version
-    if version.is_frozen:
-        return _frozen_message(request, version)
+        return _frozen_message(request, version, meanwhile=request.method == "POST")
+    hazards = list(version.hazards.select_related("action_owner").order_by("position", "id"))
+    row_ids = frozenset(h.pk for h in hazards)
+    conflict = ""
     if request.method == "POST":
-        try:
-            hazard_remove(hazard=hazard, actor=request.user)
-        except ValidationError as error:
-            messages.error(request, _error_text(error))
-        else:
-            messages.success(request, "Row removed.")
-        return redirect(reverse("riskassess:assessment", kwargs={"pk": version.assessment_id}) + "#hazards")
-    return render(request, "riskassess/assessments/hazard_remove.html", {
-        "active_nav": NAV, "hazard": hazard, "version": version, "assessment": version.assessment,
+        # No initial data when bound: the rows may have changed since the page was shown, and a posted row is
+        # matched to its hazard by its id, never by its place (the service saves only what differs).
+        formset = HazardRowFormSet(request.POST, prefix="rows", version=version, row_ids=row_ids)
+        if formset.is_valid():
+            try:
+                saved = hazard_rows_save(version=version, actor=request.user, rows=formset.changes())
+            except RowErrors as error:
+                _apply_row_errors(formset, error)
+            except ValidationError as error:
+                if AssessmentVersion.objects.get(pk=version.pk).is_frozen:
+                    return _frozen_message(request, version, meanwhile=True)
+                conflict = _error_text(error)
+            else:
+                status_now = AssessmentVersion.objects.values_list("status", flat=True).get(pk=version.pk)
+                messages.success(request, _saved_message(saved, request.POST.get("seen_status") not in
+                                                         (None, status_now)))
+                if request.POST.get("then") == "add":
+                    return redirect(reverse("riskassess:version-rows", kwargs={"pk": version.pk}) + "#new-row")
+                return redirect(reverse("riskassess:assessment", kwargs={"pk": version.assessment_id}) + "#hazards")
+    else:
+        initial = [{"id": h.pk, **{name: getattr(h, name) for name in HAZARD_FIELDS}} for h in hazards]
+        formset = HazardRowFormSet(prefix="rows", version=version, row_ids=row_ids, initial=initial)
+    # "Save and add another row" and the assessment page link to the first blank row.
+    first_new = next((form for form in formset.forms if form.is_new), None)
+    if first_new is not None:
+        first_new.anchor = "new-row"
+    matrix = version.get_matrix()
+    return render(request, "riskassess/assessments/rows.html", {
+        "active_nav": NAV, "version": version, "assessment": version.assessment, "where": _where(version.assessment),
+        "formset": formset, "matrix": matrix, "summary": _error_summary(formset), "conflict": conflict,
+        "bands_json": json.dumps([{"upper": b.upper, "key": b.key, "label": b.label} for b in matrix.bands]),
     })
 
 
-@staff_required()
-@require_POST
-def hazard_move_view(request: HttpRequest, pk: int) -> HttpResponse:
-    hazard = _hazard(request, pk)
-    if hazard.version.is_frozen:
-        return _frozen_message(request, hazard.version)
-    try:
-        hazard_move(hazard=hazard, actor=request.user, up=request.POST.get("direction") != "down")
-    except ValidationError as error:
-        messages.error(request, _error_text(error))
-    return redirect(reverse("riskassess:assessment", kwargs={"pk": hazard.version.assessment_id})
-                    + f"#hazard-{hazard.pk}")
+def _error_summary(formset) -> list[dict]:
+    """Per row with errors: its number on the page and each message, with the id of the field to jump to."""
+    if not formset.is_bound:
+        return []
+    summary = []
+    for number, form in enumerate(formset.forms, start=1):
+        if not form.errors or (formset.can_delete and formset._should_delete_form(form)):
+            continue
+        items = []
+        for name, errors in form.errors.items():
+            field = form.fields.get(name)
+            items += [{"label": field.label if field else "", "message": message,
+                       "anchor": form[name].auto_id if field else f"row-{form.prefix}"} for message in errors]
+        summary.append({"number": number, "anchor": f"row-{form.prefix}", "items": items})
+    return summary
 
 
 # --- Submit and approve ----------------------------------------------------------------------------------

@@ -41,10 +41,6 @@ def _version(p, **kwargs) -> AssessmentVersion:
     return _assessment(p, **kwargs).versions.get()
 
 
-def _hazard(p, **kwargs):
-    return _version(p, **kwargs).hazards.order_by("position").last()
-
-
 ROWS: list[Row] = [
     Row("riskassess:assessments", everyone()),
     Row("riskassess:assessment-new", WRITERS),
@@ -68,20 +64,16 @@ ROWS: list[Row] = [
     Row("riskassess:version-details", EDITORS, kwargs=lambda p: {"pk": _version(p).pk}),
     Row("riskassess:version-details", EDITORS, method="post", kwargs=lambda p: {"pk": _version(p).pk}),
     Row("riskassess:version-details", ELSEWHERE, kwargs=lambda p: {"pk": _version(p, other=True).pk}),
-    Row("riskassess:hazard-add", EDITORS, kwargs=lambda p: {"pk": _version(p).pk}),
-    Row("riskassess:hazard-add", EDITORS, method="post", kwargs=lambda p: {"pk": _version(p).pk}),
-    Row("riskassess:hazard-add", ELSEWHERE, kwargs=lambda p: {"pk": _version(p, other=True).pk}),
-    Row("riskassess:hazard-add", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _version(p, other=True).pk}),
-    Row("riskassess:hazard-edit", EDITORS, kwargs=lambda p: {"pk": _hazard(p).pk}),
-    Row("riskassess:hazard-edit", EDITORS, method="post", kwargs=lambda p: {"pk": _hazard(p).pk}),
-    Row("riskassess:hazard-edit", ELSEWHERE, kwargs=lambda p: {"pk": _hazard(p, other=True).pk}),
-    Row("riskassess:hazard-edit", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _hazard(p, other=True).pk}),
-    Row("riskassess:hazard-remove", EDITORS, kwargs=lambda p: {"pk": _hazard(p).pk}),
-    Row("riskassess:hazard-remove", EDITORS_REDIRECTED, method="post", kwargs=lambda p: {"pk": _hazard(p).pk}),
-    Row("riskassess:hazard-remove", ELSEWHERE, kwargs=lambda p: {"pk": _hazard(p, other=True).pk}),
-    Row("riskassess:hazard-remove", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _hazard(p, other=True).pk}),
-    Row("riskassess:hazard-move", EDITORS_REDIRECTED, method="post", kwargs=lambda p: {"pk": _hazard(p).pk}),
-    Row("riskassess:hazard-move", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _hazard(p, other=True).pk}),
+    # The editing table of a draft (an empty POST: the form again with its errors, nothing saved).
+    Row("riskassess:version-rows", EDITORS, kwargs=lambda p: {"pk": _version(p).pk}),
+    Row("riskassess:version-rows", EDITORS, method="post", kwargs=lambda p: {"pk": _version(p).pk}),
+    Row("riskassess:version-rows", ELSEWHERE, kwargs=lambda p: {"pk": _version(p, other=True).pk}),
+    Row("riskassess:version-rows", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _version(p, other=True).pk}),
+    # Organisation-wide: the organisation admin, and the headteacher of the federation's only school (so of
+    # every school of it); the others read it but do not edit it.
+    Row("riskassess:version-rows", EDITORS, kwargs=lambda p: {"pk": _version(p, organisation_wide=True).pk}),
+    # An approved version has no editing table: back to the assessment with a message.
+    Row("riskassess:version-rows", EDITORS_REDIRECTED, kwargs=lambda p: {"pk": _version(p, status="approved").pk}),
     Row("riskassess:version-submit", EDITORS_REDIRECTED, method="post", kwargs=lambda p: {"pk": _version(p).pk}),
     Row("riskassess:version-submit", ELSEWHERE, method="post", kwargs=lambda p: {"pk": _version(p, other=True).pk}),
     # Approving: "confirm it's you" first (a redirect), for those who may approve.
