@@ -152,10 +152,17 @@ def organisation_heatmap(request: HttpRequest, organisation_pk: int) -> HttpResp
     groups = outputs.heat_groups(outputs.organisation_current_versions(organisation), current)
     chosen = request.GET.get("matrix") or (groups[0].key if groups else "")
     shown = []
+    earlier = [group for group in groups if not group.current]
     for group in groups:
         hazards = group.hazards
+        size = f"{group.matrix.size}×{group.matrix.size}"
+        if group.current:
+            label = f"the current {size} matrix"
+        else:
+            label = f"an earlier {size} matrix" + (f" ({earlier.index(group) + 1} of {len(earlier)})"
+                                                    if len(earlier) > 1 else "")
         shown.append({
-            "group": group, "grids": outputs.heat_grids(hazards, group.matrix),
+            "group": group, "label": label, "grids": outputs.heat_grids(hazards, group.matrix),
             "severity_labels": list(enumerate(group.matrix.severity_labels, start=1)),
             "cell": _cell(request, hazards, group.matrix) if group.key == chosen else None,
         })
