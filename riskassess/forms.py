@@ -267,8 +267,22 @@ class BaseHazardRowFormSet(forms.BaseFormSet):
                    for form in self.deleted_forms if form.cleaned_data.get("id")]
         kept = [RowChange(hazard_id=form.cleaned_data.get("id"), form_index=self.forms.index(form),
                           values={name: form.cleaned_data[name] for name in form.fields if name not in TABLE_FIELDS})
-                for form in self.ordered_forms]
+                for form in self._forms_in_order()]
         return removed + kept
+
+    def _forms_in_order(self) -> list:
+        """The rows to keep by their position numbers, those without one last. Two rows given the same number
+        (typing 1 for a new row, without JavaScript) put the row whose number changed first: it was moved there."""
+        forms = []
+        for index, form in enumerate(self.forms):
+            if index >= self.initial_form_count() and not form.has_changed():
+                continue  # a blank row left blank
+            if self._should_delete_form(form):
+                continue
+            position = form.cleaned_data.get("ORDER")
+            moved = position != (index + 1 if index < self.initial_form_count() else None)
+            forms.append(((position is None, position or 0, not moved, index), form))
+        return [form for _key, form in sorted(forms, key=lambda item: item[0])]
 
 
 HazardRowFormSet = forms.formset_factory(

@@ -126,6 +126,17 @@ def test_add_remove_and_reorder_in_one_submit(client_for, personas):
     assert sorted(actions) == ["risk.hazard_removed", "risk.hazard_saved", "risk.hazards_reordered"]
 
 
+def test_a_row_given_a_taken_position_goes_before_the_row_that_kept_it(client_for, personas):
+    version = _draft(personas.school, personas.headteacher)
+    ids = _ids(version)
+    client = client_for(personas.headteacher)
+    data = _row(_page_data(client, version), 6, ORDER=1, **NEW_ROW)  # without JavaScript: "1" typed
+    _row(data, 4, ORDER=2)  # the fifth row moved to second place; the second keeps its number 2
+    client.post(_url(version), data)
+    new = version.hazards.get(hazard=NEW_ROW["hazard"]).pk
+    assert _ids(version) == [new, ids[0], ids[4], ids[1], ids[2], ids[3], ids[5]]
+
+
 def test_a_blank_row_that_was_only_renumbered_is_not_a_row(client_for, personas):
     version = _draft(personas.school, personas.headteacher)
     client = client_for(personas.headteacher)
@@ -327,3 +338,50 @@ def test_a_headteacher_elsewhere_in_the_organisation_cannot_open_our_table(clien
     TOTPDeviceFactory(user=head)
     version = _draft(personas.school, personas.headteacher)
     assert client_for(head).get(_url(version)).status_code == 404
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_save_waiting_on_an_approval_finds_the_version_frozen_and_changes_nothing(personas):
+    import threading
+    import time
+
+    from django.core.exceptions import ValidationError
+    from django.db import connection, transaction
+
+    version = _draft(personas.school, personas.headteacher)
+    version_submit(version=version, actor=personas.headteacher)
+    first = version.hazards.order_by("position").first()
+    approving = threading.Event()
+    outcome: list = []
+
+    def approve():
+        try:
+            with transaction.atomic():  # the approval's locks are held until this commits
+                version_approve(version=version, actor=personas.headteacher)
+                approving.set()
+                time.sleep(0.5)
+        finally:
+            connection.close()
+
+    def save():
+        try:
+            approving.wait(timeout=10)
+            hazard_rows_save(version=version, actor=personas.headteacher,
+                             rows=[RowChange(hazard_id=first.pk, values={"likelihood": 3}, form_index=0)])
+            outcome.append("saved")
+        except ValidationError as error:
+            outcome.append(" ".join(error.messages))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve), threading.Thread(target=save)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome == ["This version is approved and never changes: start a new version to edit."]
+    version.refresh_from_db()
+    assert version.status == Status.APPROVED and version.hash_verifies()
+    first.refresh_from_db()
+    assert first.likelihood == 2
