@@ -13,4 +13,12 @@ def pia_column(bound_field) -> str:
         return "col-12 col-md-6 col-xl-4"
     if isinstance(widget, (forms.Select, forms.DateInput)):
         return "col-6 col-md-3 col-xl-2"
-    return "col-12 col-md-6 col-xl-3"
+    if (getattr(bound_field.field, "max_length", None) or 0) >= 300:
+        return "col-12 col-md-6"
+    return "col-6 col-md-3 col-xl-2"
+
+
+@register.filter
+def pia_complete_count(progress) -> int:
+    """How many steps of `pia.editing.steps_progress` are complete."""
+    return sum(1 for state in progress if state.complete)
