@@ -212,3 +212,24 @@ def test_two_first_downloads_at_once_store_one_pdf(personas):
         thread.join(timeout=120)
     assert len(names) == 2 and names[0] == names[1]
     assert AuditEntry.objects.filter(action="pia.pdf_stored").count() == 1
+
+
+def test_the_version_page_links_the_pdf_the_notice_and_shows_the_platforms_it_approves(personas, client_for):
+    from pia.models import Platform
+
+    version = signed_pia(personas)
+    Platform.objects.create(organisation=personas.organisation, name="Zoom Rooms", kind="zoom", pia=version.pia)
+    page = client_for(personas.teacher).get(reverse("pia:version", args=[version.pk])).content.decode()
+    assert _pdf_url(version) in page and reverse("pia:notice", args=[version.pk]) in page
+    assert "Zoom Rooms" in page and "Approved" in page
+    assert "to adopt as a consent notice draft" not in page  # teachers do not edit consent notices
+    page = client_for(personas.headteacher).get(reverse("pia:version", args=[version.pk])).content.decode()
+    assert "to adopt as a consent notice draft" in page
+
+
+def test_a_drafts_page_links_only_its_draft_pdf(personas, client_for):
+    version = draft_pia(personas.organisation, personas.office, school=personas.school)
+    page = client_for(personas.office).get(reverse("pia:version", args=[version.pk])).content.decode()
+    assert _pdf_url(version) in page and "a DRAFT copy" in page
+    assert reverse("pia:notice", args=[version.pk]) not in page
+    assert "No platform names this PIA yet." in page
