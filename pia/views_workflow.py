@@ -117,6 +117,14 @@ def _date(value: str) -> str:
         return value or ""
 
 
+def _datetime(value: str) -> str:
+    """An ISO time of a snapshot in the local time zone ("6 Dec 2026 14:05")."""
+    try:
+        return date_format(timezone.localtime(dt.datetime.fromisoformat(value)), "j M Y H:i")
+    except (TypeError, ValueError):
+        return value or ""
+
+
 def _in_order(answers: dict | None, questions) -> list[dict]:
     # In the form's order: a stored snapshot (JSONB) does not keep the order of its keys.
     answers = answers or {}
@@ -149,7 +157,7 @@ def _field(snapshot: dict, name: str, step: str) -> list[Field]:
                 for i, item in enumerate(value or [], start=1)]
     if name == "decisions":
         return [Field(f"{dict(Decision.Kind.choices).get(d['kind'], d['kind'])}",
-                      f"{d['name']} ({d['role']}), {d['decided_at'][:16].replace('T', ' ')}"
+                      f"{d['name']} ({d['role']}), {_datetime(d['decided_at'])}"
                       + (f"\n{d['comments']}" if d.get("comments") else "") + f"\nSHA-256 {d['sha256'][:12]}…")
                 for d in value or []]
     return [Field(_label(name), value or "")]

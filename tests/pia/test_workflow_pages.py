@@ -296,3 +296,17 @@ def test_compare_refuses_an_unknown_version_number_with_a_message(client, person
     as_user(client, personas.headteacher, confirmed=False)
     response = client.get(reverse("pia:compare", kwargs={"pk": first.pia_id}), {"a": 7, "b": 1})
     assert response.status_code == 200 and "Choose two versions" in response.content.decode()
+
+
+def test_the_steps_read_in_the_forms_order_whatever_order_the_stored_snapshot_keeps():
+    from pia.questions import SCREENING
+    from pia.views_workflow import sections_of
+
+    snapshot = {"screening": {q.key: {"question": q.text, "answer": "no", "note": ""} for q in reversed(SCREENING)},
+                "review_on": "2027-09-01", "decisions": [
+                    {"kind": "dpo_advice", "name": "A DPO", "role": "Data Protection Officer", "comments": "Go.",
+                     "step_comments": {}, "decided_at": "2026-11-02T09:30:00+00:00", "sha256": "ab" * 32}]}
+    sections = {section.key: section for section in sections_of(snapshot)}
+    assert [f.label for f in sections["screening"].fields] == [q.text for q in SCREENING]
+    assert sections["header"].fields[2].text == "1 Sep 2027"
+    assert "A DPO (Data Protection Officer), 2 Nov 2026 09:30" in sections["signoff"].fields[0].text
