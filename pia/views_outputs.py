@@ -71,7 +71,7 @@ def notice(request: HttpRequest, pk: int) -> HttpResponse:
     may_adopt = version.is_frozen_for_good and outputs.may_adopt_notice(scope_for(request), version)
     form = None
     if may_adopt:
-        form = NoticeAdoptForm(request.POST or None, organisation=pia.organisation)
+        form = NoticeAdoptForm(request.POST if request.method == "POST" else None, organisation=pia.organisation)
     if request.method == "POST":
         if not may_adopt:
             if not version.is_frozen_for_good:
@@ -127,7 +127,8 @@ def _organisation(request: HttpRequest, organisation_pk: int) -> Organisation:
 
 def _platform_form_page(request: HttpRequest, organisation: Organisation, platform: Platform | None):
     initial = {"name": platform.name, "kind": platform.kind, "pia": platform.pia_id} if platform else None
-    form = PlatformForm(request.POST or None, initial=initial, organisation=organisation)
+    form = PlatformForm(request.POST if request.method == "POST" else None, initial=initial,
+                        organisation=organisation)
     if request.method == "POST" and form.is_valid():
         try:
             saved = platforms.platform_save(organisation=organisation, actor=request.user, platform=platform,

@@ -153,3 +153,10 @@ def test_a_draft_pia_cannot_be_adopted(personas, purpose):
 def test_another_organisations_notice_page_is_not_found(personas, client_for):
     theirs = other_signed_pia(personas)
     assert client_for(personas.headteacher).get(reverse("pia:notice", args=[theirs.pk])).status_code == 404
+
+
+def test_an_empty_adopt_form_says_what_is_missing_and_changes_nothing(personas, client_for, purpose):
+    version = signed_pia(personas)
+    response = client_for(personas.headteacher).post(reverse("pia:notice", args=[version.pk]), {})
+    assert response.status_code == 200 and "This field is required." in response.content.decode()
+    assert notice_draft(purpose) is None

@@ -228,3 +228,10 @@ def test_editing_and_removing_a_platform_from_its_pages(personas, client_for):
     response = client.post(reverse("pia:platform-remove", args=[platform.pk]), follow=True)
     assert "Zoom Pro is no longer on the list of platforms." in response.content.decode()
     assert not Platform.objects.exists()
+
+
+def test_an_empty_platform_form_says_what_is_missing(personas, client_for):
+    response = client_for(personas.headteacher).post(reverse("pia:platform-new", args=[personas.organisation.pk]),
+                                                     {})
+    assert response.status_code == 200 and "This field is required." in response.content.decode()
+    assert not Platform.objects.exists()
