@@ -162,9 +162,12 @@ class HazardRowForm(HazardForm):
 
     id = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, version: AssessmentVersion, **kwargs):
+    def __init__(self, *args, version: AssessmentVersion, owner_choices: list | None = None, **kwargs):
         super().__init__(*args, version=version, **kwargs)
         self.matrix: Matrix = version.get_matrix()
+        if owner_choices is not None:
+            # The staff list, read once for the whole table (validation still checks against the queryset).
+            self.fields["action_owner"].widget.choices = owner_choices
         for name, labels in (("likelihood", self.matrix.likelihood_labels),
                              ("severity", self.matrix.severity_labels)):
             self.fields[name].choices = _score_choices(labels, blank="Choose")
@@ -235,7 +238,9 @@ class BaseHazardRowFormSet(forms.BaseFormSet):
     def __init__(self, *args, version: AssessmentVersion, row_ids: frozenset[int], **kwargs):
         self.version = version
         self.row_ids = row_ids
-        super().__init__(*args, form_kwargs={"version": version}, **kwargs)
+        owners = HazardForm(version=version).fields["action_owner"]
+        owners.empty_label = "Nobody yet"
+        super().__init__(*args, form_kwargs={"version": version, "owner_choices": list(owners.choices)}, **kwargs)
 
     def add_fields(self, form, index):
         super().add_fields(form, index)

@@ -385,3 +385,30 @@ def test_a_save_waiting_on_an_approval_finds_the_version_frozen_and_changes_noth
     assert version.status == Status.APPROVED and version.hash_verifies()
     first.refresh_from_db()
     assert first.likelihood == 2
+
+
+def test_the_table_takes_as_many_queries_for_six_rows_as_for_twenty(client_for, personas,
+                                                                   django_assert_max_num_queries):
+    version = _draft(personas.school, personas.headteacher)
+    client = client_for(personas.headteacher)
+    with django_assert_max_num_queries(40) as few:
+        client.get(_url(version))
+    for _ in range(14):
+        hazard_save(version=version, actor=personas.headteacher, **NEW_ROW)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(_url(version))
+    assert len(response.context["formset"].forms) == 21
+    assert response.content.decode().count(f'<option value="{personas.headteacher.pk}">') == 22
+
+
+def test_an_action_owner_is_one_of_the_schools_staff(client_for, personas):
+    version = _draft(personas.school, personas.headteacher)
+    client = client_for(personas.headteacher)
+    data = _row(_page_data(client, version), 0, action_owner=personas.other_teacher.pk)
+    response = client.post(_url(version), data)
+    assert response.status_code == 200
+    assert set(response.context["formset"].forms[0].errors) == {"action_owner"}
+    data = _row(data, 0, action_owner=personas.teacher.pk, action_due_on="2026-03-01")
+    assert client.post(_url(version), data).status_code == 302
+    first = version.hazards.order_by("position").first()
+    assert (first.action_owner, first.action_due_on) == (personas.teacher, dt.date(2026, 3, 1))
