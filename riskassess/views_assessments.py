@@ -367,8 +367,8 @@ def _error_summary(formset) -> list[dict]:
         return []
     summary = []
     for number, form in enumerate(formset.forms, start=1):
-        if not form.errors or (formset.can_delete and formset._should_delete_form(form)):
-            continue
+        if not form.errors or form.cleaned_data.get("DELETE"):
+            continue  # a row marked for removal is not checked
         items = []
         for name, errors in form.errors.items():
             field = form.fields.get(name)
