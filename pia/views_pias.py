@@ -272,7 +272,10 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _common(request, version)
     context.update(_content(version))
     context["steps"] = STEPS
-    context["other_versions"] = list(version.pia.versions.exclude(pk=version.pk).order_by("-number"))
+    context["other_versions"] = [
+        other for other in version.pia.versions.exclude(pk=version.pk).order_by("-number")
+        if may_read_version(context["scope"], other)
+    ]
     return render(request, "pia/steps/version.html", context)
 
 

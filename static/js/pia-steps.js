@@ -1,5 +1,5 @@
 // Progressive enhancement of a PIA step's table: preview a risk's rating (likelihood × severity, on the
-// version's matrix) as the scores change, and grey out a row marked for removal. The server computes and
+// version's matrix) as the scores change, and mark a row ticked for removal. The server computes and
 // stores the rating; the page works the same without this script.
 (function () {
   "use strict";
@@ -26,7 +26,11 @@
     });
     form.querySelectorAll("input[data-delete]").forEach(function (box) {
       var card = box.closest("[data-row]");
-      function update() { if (card) { card.classList.toggle("opacity-50", box.checked); } }
+      function update() {
+        if (!card) { return; }
+        card.classList.toggle("border-danger", box.checked);
+        card.classList.toggle("bg-danger-subtle", box.checked);
+      }
       box.addEventListener("change", update);
       update();
     });
