@@ -165,6 +165,21 @@ def test_a_draft_changed_since_the_preview_stops_the_confirmation_and_shows_a_ne
     assert (row.likelihood, row.severity) == (3, 3)
 
 
+def test_a_preview_made_before_another_admins_change_cannot_be_confirmed(personas):
+    _draft, row = draft_at(personas, 2, 2)
+    seen_by_first = matrix_change_preview(organisation=personas.organisation, matrix=STANDARD_5X5).fingerprint
+    seen_by_second = matrix_change_preview(organisation=personas.organisation, matrix=TWO_BANDS).fingerprint
+    matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.org_admin,
+                  fingerprint=seen_by_first)
+    with pytest.raises(ValidationError, match="changed since your preview"):
+        matrix_change(organisation=personas.organisation, matrix=TWO_BANDS, actor=personas.org_admin,
+                      fingerprint=seen_by_second)
+    assert RiskMatrix.objects.get().matrix() == STANDARD_5X5
+    row.refresh_from_db()
+    assert (row.likelihood, row.severity, row.rating) == (3, 3, 9)
+    assert AuditEntry.objects.filter(action="risk.matrix_changed").count() == 1
+
+
 # --- PIA drafts are scored on the organisation's matrix too --------------------------------------------------
 
 
