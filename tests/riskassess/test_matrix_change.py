@@ -221,3 +221,40 @@ def test_the_preview_counts_rows_whose_band_changes(personas):
     assert preview.row_count == Hazard.objects.count()
     moved = [row for row in preview.versions[0].rows if row.band_changes]
     assert moved and preview.band_changes == len(moved)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_confirming_at_once_change_the_matrix_once(personas):
+    import threading
+
+    from django.db import connection
+
+    _draft, row = draft_at(personas, 2, 2)
+    seen = {matrix: matrix_change_preview(organisation=personas.organisation, matrix=matrix).fingerprint
+            for matrix in (STANDARD_5X5, TWO_BANDS)}
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def confirm(matrix):
+        try:
+            barrier.wait(timeout=10)
+            organisation = Organisation.objects.get(pk=personas.organisation.pk)
+            matrix_change(organisation=organisation, matrix=matrix, actor=personas.org_admin, fingerprint=seen[matrix])
+            outcomes.append("changed")
+        except ValidationError as error:
+            outcomes.append(" ".join(error.messages))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm, args=(matrix,)) for matrix in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == 2 and outcomes.count("changed") == 1
+    refused = next(outcome for outcome in outcomes if outcome != "changed")
+    assert "changed since your preview" in refused  # the second saw the first's matrix once it had the lock
+    assert AuditEntry.objects.filter(action="risk.matrix_changed").count() == 1
+    row.refresh_from_db()
+    assert (row.likelihood, row.severity, row.rating) == (3, 3, 9)  # 2 × 2 on the 3×3 is 3 × 3 on a 5×5
