@@ -1,9 +1,9 @@
 // Progressive enhancement of a draft's editing table (templates/riskassess/assessments/rows.html).
 // Without this script the same form works: a blank row to fill in, "Remove" boxes and position numbers.
 // With it: "Add a row" clones the empty form (TOTAL_FORMS follows), "Remove" marks the row's DELETE box
-// and hides it until saved (with Undo), ↑/↓ move a row and renumber every ORDER field, and each row
-// previews its ratings and bands from the version's matrix (the bands come from the server in
-// data-bands). The server computes and stores the ratings; this only previews them.
+// and hides it until saved (with Undo), ↑/↓ or dragging a row by its number cell move it and renumber
+// every ORDER field, and each row previews its ratings and bands from the version's matrix (the bands
+// come from the server in data-bands). The server computes and stores the ratings; this only previews them.
 (function () {
   "use strict";
   var form = document.querySelector("form.risk-rows-form");
@@ -82,6 +82,31 @@
     announce(row.querySelector("[data-row-number]").textContent + ": moved " + (up ? "up" : "down") + ".");
   }
 
+  // Dragging a row by its number cell (the ↑/↓ buttons do the same from the keyboard).
+  var dragged = null;
+  function dragStart(event) {
+    dragged = event.currentTarget.closest("tbody[data-row]");
+    dragged.classList.add("risk-row-dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", dragged.id);
+  }
+  function dragOver(event) {
+    var over = event.currentTarget;
+    if (!dragged || over === dragged) { return; }
+    event.preventDefault();
+    var box = over.getBoundingClientRect();
+    table.insertBefore(dragged, event.clientY < box.top + box.height / 2 ? over : over.nextElementSibling);
+  }
+  function dragEnd() {
+    if (!dragged) { return; }
+    dragged.classList.remove("risk-row-dragging");
+    renumber();
+    rows().forEach(function (r) { r.classList.remove("risk-row-moved"); });
+    dragged.classList.add("risk-row-moved");
+    announce(dragged.querySelector("[data-row-number]").textContent + ": moved.");
+    dragged = null;
+  }
+
   // --- Removing, with undo until saved ----------------------------------------------------------
   function remove(row) {
     row.querySelector("input[data-delete]").checked = true;
@@ -117,6 +142,12 @@
     row.querySelector("[data-move-down]").addEventListener("click", function () { move(row, false); });
     row.querySelector("[data-remove]").addEventListener("click", function () { remove(row); });
     row.querySelector("[data-undo-button]").addEventListener("click", function () { restore(row); });
+    var handle = row.querySelector(".risk-cell-order");
+    handle.draggable = true;
+    handle.addEventListener("dragstart", dragStart);
+    handle.addEventListener("dragend", dragEnd);
+    row.addEventListener("dragover", dragOver);
+    row.addEventListener("drop", function (event) { event.preventDefault(); });
     if (row.querySelector("input[data-delete]").checked) { remove(row); }
     updateRatings(row);
   }
