@@ -1,6 +1,7 @@
 // Progressive enhancement of a PIA step's table: preview a risk's rating (likelihood × severity, on the
-// version's matrix) as the scores change, and mark a row ticked for removal. The server computes and
-// stores the rating; the page works the same without this script.
+// version's matrix) as the scores change, mark a row ticked for removal, and move rows up or down with
+// buttons (renumbering the position fields the server orders by). The server computes and stores the rating;
+// the page works the same without this script (the position numbers are typed instead).
 (function () {
   "use strict";
   document.querySelectorAll("form.pia-step-form").forEach(function (form) {
@@ -33,6 +34,31 @@
       }
       box.addEventListener("change", update);
       update();
+    });
+    var list = form.querySelector("[data-rows]");
+    if (!list) { return; }
+    function renumber() {
+      list.querySelectorAll("[data-row] input[data-order]").forEach(function (input, index) {
+        input.value = index + 1;
+      });
+    }
+    list.querySelectorAll("[data-row]").forEach(function (card) {
+      var tools = card.querySelector(".pia-row-tools");
+      if (!tools || !card.querySelector("input[data-order]")) { return; }
+      [["up", "\u2191 Move up"], ["down", "\u2193 Move down"]].forEach(function (pair) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "btn btn-sm btn-outline-dark";
+        button.textContent = pair[1];
+        button.addEventListener("click", function () {
+          var other = pair[0] === "up" ? card.previousElementSibling : card.nextElementSibling;
+          if (!other || !other.matches("[data-row]")) { return; }
+          if (pair[0] === "up") { list.insertBefore(card, other); } else { list.insertBefore(other, card); }
+          renumber();
+          button.focus();
+        });
+        tools.appendChild(button);
+      });
     });
   });
 })();

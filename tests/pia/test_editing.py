@@ -464,3 +464,16 @@ def test_an_organisation_wide_pia_is_authored_from_any_school_of_the_organisatio
 
     version.refresh_from_db()
     assert version.aims == "From the sister school"
+
+
+def test_a_step_whose_table_fails_keeps_its_texts_unchanged_too(personas):
+    version = draft_pia(personas.organisation, personas.headteacher, school=personas.school)
+    before = _state(version)
+    item = version.data_items.get()
+
+    with pytest.raises(ValidationError, match="Data inventory row 2"):
+        pia_step_save(version=version, actor=personas.headteacher, step="need", data={
+            "aims": "New aims", "rows": [{"id": item.pk}, {"id": None, "data_type": ""}],
+        })
+    assert _state(version) == before
+    assert not AuditEntry.objects.filter(action="pia.step_saved").exists()

@@ -1,6 +1,6 @@
 """In a browser: the office answers the screening (the page says a PIA is recommended as soon as one answer is
 yes), starts from the template, and edits step three: the rating follows the scores before saving, a risk is
-added and one removed, all saved in one go. Screenshots at desktop and phone widths, and an axe-core scan."""
+added and moved up, one removed, all saved in one go. Screenshots at desktop and phone widths, and an axe-core scan."""
 
 import pytest
 from django.urls import reverse
@@ -65,13 +65,15 @@ def test_office_screens_starts_from_the_template_and_edits_the_risks(
     new.get_by_label("Likelihood").select_option("1")
     new.get_by_label("Severity").select_option("2")
     expect(new.locator("output")).to_have_text("2 Low")
+    new.get_by_role("button", name="Move up").click()  # above Zoombombing, the last of the template's risks
     assert blocking_violations(page) == []
     page.get_by_role("button", name="Save", exact=True).click()
 
     expect(page.locator(".alert-success")).to_contain_text("Saved")
     risks = list(version.risks.order_by("position"))
     assert len(risks) == 6
-    assert (risks[0].rating, risks[-1].privacy_issue, risks[-1].rating) == (9, "Chat logs kept by the platform", 2)
+    assert (risks[0].rating, risks[-2].privacy_issue, risks[-2].rating) == (9, "Chat logs kept by the platform", 2)
+    assert risks[-1].privacy_issue.startswith("Zoombombing")
     assert not any(risk.privacy_issue.startswith("Data breach") for risk in risks)
 
     page.set_viewport_size(PHONE)
