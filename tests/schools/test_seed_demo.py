@@ -88,3 +88,22 @@ def test_demo_data_refuses_to_run_outside_demo_mode(settings):
     with pytest.raises(CommandError, match="GATEHOUSE_DEMO"):
         call_command("seed_demo")
     assert School.objects.count() == 0
+
+
+def test_demo_data_has_the_federations_signed_pia_and_approved_risk_assessment(settings):
+    from pia.models import PiaVersion, Platform
+    from pia.platforms import platform_status
+    from riskassess.services import video_lessons_assessment_status
+
+    settings.DEMO_MODE = True
+    call_command("seed_demo")
+    call_command("seed_demo")
+
+    laxey = School.objects.get(slug="laxey")
+    assert video_lessons_assessment_status(school=laxey).ok
+    zoom = Platform.objects.get(organisation=laxey.organisation)
+    status = platform_status(platform=zoom)
+    assert status.ok and status.version.number == 1 and status.version.hash_verifies()
+    # The second version waits for the DPO's advice, so the DPO's queue has something in it.
+    assert list(PiaVersion.objects.values_list("number", "status")) == [(2, "submitted"), (1, "signed")]
+    assert status.version.snapshot["number_affected"]["total"] == 272

@@ -111,6 +111,7 @@ class Command(BaseCommand):
             office = User.objects.get(username="office")
             self._replies(schools["laxey"], notice, office=office)
             self._requests(schools["laxey"], notice, office=office)
+            self._governance(organisation, office=office)
             if created:
                 audit_log(actor=None, action="demo.seeded", obj=organisation,
                           data={"schools": [s.name for s in schools.values()]})
@@ -246,6 +247,47 @@ class Command(BaseCommand):
             guardian=guardian, kind=RightsRequest.Kind.CORRECTION, purpose=notice.purpose,
             details="Demo: my daughter's year group is wrong, she is in Year 3, not Year 2.",
         )
+
+    def _governance(self, organisation: Organisation, *, office: User) -> None:
+        """The federation's paperwork, through the real services: the video-lessons risk assessment
+        approved by the executive headteacher; the Zoom PIA signed by the DPO, the headteacher and the SIRO,
+        with Zoom registered as the platform it approves; and its second version waiting for the DPO."""
+        from pia import editing as pia_editing
+        from pia import services as pia_services
+        from pia.models import Pia
+        from pia.platforms import platform_save
+        from pia.seed_template import SCREENING
+        from riskassess import services as risk_services
+        from riskassess.models import Assessment
+
+        head, dpo, siro = (User.objects.get(username=name) for name in ("head", "dpo", "siro"))
+        today = timezone.localdate()
+        if not Assessment.objects.filter(organisation=organisation, topic=Assessment.Topic.VIDEO_LESSONS).exists():
+            assessment = risk_services.assessment_create_from_template(
+                school=None, organisation=organisation, actor=head, assessor_name=head.get_full_name(),
+                assessed_on=today, review_on=today.replace(year=today.year + 1),
+            )
+            version = assessment.versions.get()
+            risk_services.version_submit(version=version, actor=head)
+            risk_services.version_approve(version=version, actor=head)
+        if Pia.objects.filter(organisation=organisation, title="Zoom").exists():
+            return
+        version = pia_editing.pia_create(organisation=organisation, school=None, actor=office, title="Zoom",
+                                         from_template=True, screening=SCREENING)
+        pia_editing.pia_step_save(version=version, actor=office, step="details",
+                                  data={"review_on": today.replace(year=today.year + 1)})
+        pia_services.version_submit(version=version, actor=office)
+        pia_services.version_advise(version=version, actor=dpo, advice=(
+            "The risks are identified and the solutions proportionate. Keep the privacy notice in step with "
+            "the platform's own notice."))
+        pia_services.version_decide(version=version, actor=head, accept=True)
+        signed = pia_services.version_sign(version=version, actor=siro)
+        platform_save(organisation=organisation, actor=head, name="Zoom", kind="zoom", pia=signed.pia)
+        draft = pia_services.version_revise(pia=signed.pia, actor=office)
+        pia_editing.pia_step_save(version=draft, actor=office, step="flows", data={
+            "deletion": "Recordings are never made. Data held by the school about the sessions is deleted in "
+                        "the August following a pupil's leaving school, if not before."})
+        pia_services.version_submit(version=draft, actor=office)
 
     def _print(self, organisation, schools, logins) -> None:
         out = self.stdout
