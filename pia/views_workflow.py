@@ -453,6 +453,11 @@ class QueueItem:
     def review_on(self) -> dt.date | None:
         return self.signed.review_on if self.signed else None
 
+    @property
+    def revision(self) -> PiaVersion | None:
+        """The version open after the signed one (a review under way), if any."""
+        return self.version if self.signed and self.version.pk != self.signed.pk else None
+
 
 TABS = (
     ("advice", "Waiting for your advice"),

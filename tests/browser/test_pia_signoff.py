@@ -93,6 +93,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     assert "Rate the disclosure risk higher." in advice
     page.get_by_label("Accept the DPO's advice").check()
     page.screenshot(path=artifacts / "pia-decide.png", full_page=True)
+    assert not blocking_violations(page), "the decision page has serious or critical accessibility violations"
     page.get_by_role("button", name="Record my decision").click()
     page.wait_for_url(f"**{reverse('pia:version', kwargs={'pk': version.pk})}")
 
@@ -103,6 +104,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     confirm_its_me(page, personas.siro)
     page.wait_for_url(f"**{reverse('pia:sign', kwargs={'pk': version.pk})}")
     page.screenshot(path=artifacts / "pia-sign.png", full_page=True)
+    assert not blocking_violations(page), "the signing page has serious or critical accessibility violations"
     page.get_by_role("button", name="Sign version 1").click()
     page.wait_for_url(f"**{reverse('pia:version', kwargs={'pk': version.pk})}")
     page.screenshot(path=artifacts / "pia-signed-version.png", full_page=True)
@@ -124,6 +126,8 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     PiaVersion.objects.filter(pk=draft.pk).update(aims="Live lessons for whole classes, recorded for absent pupils.")
     page.reload()
     page.screenshot(path=artifacts / "pia-versions.png", full_page=True)
+    assert not blocking_violations(page), "the versions page has serious or critical accessibility violations"
     page.get_by_role("link", name="Compare versions").click()
     assert page.locator("tr.table-warning").filter(has_text="recorded for absent pupils").is_visible()
     page.screenshot(path=artifacts / "pia-compare.png", full_page=True)
+    assert not blocking_violations(page), "the comparison has serious or critical accessibility violations"

@@ -129,3 +129,13 @@ def test_an_unknown_tab_shows_the_advice_tab(client, personas):
 def test_an_empty_queue_says_so(client, personas):
     as_user(client, personas.dpo, confirmed=False)
     assert "No PIA waits for your advice." in tab(client, "advice")
+
+
+def test_the_signed_tab_shows_the_signed_version_and_any_revision_under_way(client, personas):
+    signed = signed_pia(personas, title="Revised PIA")
+    services.version_revise(pia=signed.pia, actor=personas.office)
+    as_user(client, personas.dpo, confirmed=False)
+    page = tab(client, "signed")
+    assert "Version 1</a>" in page and "— signed" in page
+    assert "version 2 under way: draft" in page
+    assert "Revised PIA" in tab(client, "others")
