@@ -108,7 +108,7 @@
   }
 
   // --- Removing, with undo until saved ----------------------------------------------------------
-  function remove(row) {
+  function remove(row, quiet) {
     row.querySelector("input[data-delete]").checked = true;
     row.classList.add("risk-row-removed");
     row.querySelectorAll("tr[data-row-line]").forEach(function (line) { line.hidden = true; });
@@ -117,8 +117,9 @@
     undo.querySelector("[data-undo-text]").textContent =
       (name ? "\u201c" + name.slice(0, 80) + "\u201d" : "This row") + " will be removed when you save.";
     undo.hidden = false;
-    undo.querySelector("[data-undo-button]").focus();
     renumber();
+    if (quiet) { return; }
+    undo.querySelector("[data-undo-button]").focus();
     announce("Row marked for removal. Undo is next to it until you save.");
   }
   function restore(row) {
@@ -140,7 +141,7 @@
     });
     row.querySelector("[data-move-up]").addEventListener("click", function () { move(row, true); });
     row.querySelector("[data-move-down]").addEventListener("click", function () { move(row, false); });
-    row.querySelector("[data-remove]").addEventListener("click", function () { remove(row); });
+    row.querySelector("[data-remove]").addEventListener("click", function () { remove(row, false); });
     row.querySelector("[data-undo-button]").addEventListener("click", function () { restore(row); });
     var handle = row.querySelector(".risk-cell-order");
     handle.draggable = true;
@@ -148,7 +149,7 @@
     handle.addEventListener("dragend", dragEnd);
     row.addEventListener("dragover", dragOver);
     row.addEventListener("drop", function (event) { event.preventDefault(); });
-    if (row.querySelector("input[data-delete]").checked) { remove(row); }
+    if (row.querySelector("input[data-delete]").checked) { remove(row, true); }  // as posted, after an error
     updateRatings(row);
   }
   function addRow() {

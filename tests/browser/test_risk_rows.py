@@ -134,6 +134,7 @@ def test_the_table_shows_errors_per_row_and_field_on_a_desktop_and_a_phone(
     page.locator("#row-rows-1").get_by_label("Potential hazard").fill("")
     page.locator("#row-rows-3").get_by_label("Residual likelihood", exact=True).select_option("2")
     page.locator("#row-rows-0").get_by_label("Likelihood (L)", exact=True).select_option("3")
+    page.locator("#row-rows-4").get_by_role("button", name="Remove").click()
     page.get_by_role("button", name="Save the rows").click()
     page.wait_for_load_state()
 
@@ -144,6 +145,7 @@ def test_the_table_shows_errors_per_row_and_field_on_a_desktop_and_a_phone(
     expect(page.locator("#id_rows-3-residual_severity-error")).to_have_text("Give both residual scores, or neither.")
     # What was typed stays on the page, and its rating is previewed from it.
     expect(page.locator("#row-rows-0 output").first).to_have_text("6 High")
+    expect(page.locator("#row-rows-4").get_by_text("will be removed when you save")).to_be_visible()
     page.screenshot(path=artifacts / "risk-rows-error-desktop.png", full_page=True)
     assert blocking_violations(page) == []
     assert version.hazards.get(pk=ids[0]).likelihood == 2  # nothing saved
