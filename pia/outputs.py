@@ -278,8 +278,10 @@ def notice_text(version: PiaVersion) -> str:
 
 
 def may_adopt_notice(scope, version: PiaVersion) -> bool:
-    """Who may turn the text into a consent notice draft: whoever edits the organisation's consent notices."""
-    return bool(scope.roles_in_organisation(version.pia.organisation_id) & NOTICE_EDITOR_ROLES)
+    """Who may turn the text of the current signed version into a consent notice draft: whoever edits the
+    organisation's consent notices."""
+    return version.status == Status.SIGNED and bool(
+        scope.roles_in_organisation(version.pia.organisation_id) & NOTICE_EDITOR_ROLES)
 
 
 def notice_adopt(*, version: PiaVersion, purpose: Purpose, actor, replace_draft: bool = False) -> Notice:
@@ -287,8 +289,9 @@ def notice_adopt(*, version: PiaVersion, purpose: Purpose, actor, replace_draft:
     the letter and protocol of the purpose's current notice, or, if the purpose already has a draft and
     `replace_draft` says so, that draft with only its privacy notice replaced. Publishing stays with the
     consent notices' own workflow."""
-    if not version.is_frozen_for_good:
-        raise ValidationError("Only a signed PIA's privacy notice can be adopted.")
+    if version.status != Status.SIGNED:
+        raise ValidationError("Only the current signed version's privacy notice can be adopted: a draft has not "
+                              "been agreed, and a superseded version no longer is.")
     if purpose.organisation_id != version.pia.organisation_id:
         raise ValidationError("Choose a consent purpose of this PIA's organisation.")
     text = notice_text(version)

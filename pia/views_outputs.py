@@ -68,14 +68,14 @@ def notice(request: HttpRequest, pk: int) -> HttpResponse:
     consent notice" for those who edit consent notices."""
     version = _version(request, pk)
     pia = version.pia
-    may_adopt = version.is_frozen_for_good and outputs.may_adopt_notice(scope_for(request), version)
+    may_adopt = outputs.may_adopt_notice(scope_for(request), version)
     form = None
     if may_adopt:
         form = NoticeAdoptForm(request.POST if request.method == "POST" else None, organisation=pia.organisation)
     if request.method == "POST":
         if not may_adopt:
-            if not version.is_frozen_for_good:
-                messages.error(request, "The privacy notice is generated from a signed version only.")
+            if version.status != PiaVersion.Status.SIGNED:
+                messages.error(request, "Only the current signed version's privacy notice can be adopted.")
                 return redirect("pia:notice", pk=version.pk)
             raise PermissionDenied
         if form.is_valid():

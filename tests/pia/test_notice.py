@@ -146,7 +146,7 @@ def test_another_organisations_purpose_is_neither_offered_nor_accepted(personas,
 
 def test_a_draft_pia_cannot_be_adopted(personas, purpose):
     version = draft_pia(personas.organisation, personas.office, school=personas.school)
-    with pytest.raises(ValidationError, match="signed PIA"):
+    with pytest.raises(ValidationError, match="current signed version"):
         notice_adopt(version=version, purpose=purpose, actor=personas.headteacher)
 
 
@@ -159,4 +159,20 @@ def test_an_empty_adopt_form_says_what_is_missing_and_changes_nothing(personas, 
     version = signed_pia(personas)
     response = client_for(personas.headteacher).post(reverse("pia:notice", args=[version.pk]), {})
     assert response.status_code == 200 and "This field is required." in response.content.decode()
+    assert notice_draft(purpose) is None
+
+
+def test_a_superseded_versions_text_is_shown_but_not_adopted(personas, client_for, purpose):
+    version = signed_pia(personas)
+    version.status = PiaVersion.Status.SUPERSEDED
+    version.save(update_fields=["status"])
+    url = reverse("pia:notice", args=[version.pk])
+    client = client_for(personas.headteacher)
+    page = client.get(url).content.decode()
+    assert "There is no obligation to do so" in page and 'name="purpose"' not in page
+    assert "adopt the privacy notice from the current signed version" in page
+    response = client.post(url, {"purpose": purpose.pk}, follow=True)
+    assert "Only the current signed version&#x27;s privacy notice can be adopted." in response.content.decode()
+    with pytest.raises(ValidationError, match="superseded version no longer is"):
+        notice_adopt(version=version, purpose=purpose, actor=personas.headteacher)
     assert notice_draft(purpose) is None
