@@ -235,7 +235,13 @@ def _clean_principles(answers: dict) -> dict:
     return {q.key: _clean_text(answers.get(q.key), q.text) for q in PRINCIPLE_QUESTIONS}
 
 
+DETAIL_FIELDS = ("title", "division", "lead_officer", "review_on")
+
+
 def _apply_details(version: PiaVersion, data: dict) -> list[str]:
+    unknown = set(data) - set(DETAIL_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown fields for the details: {', '.join(sorted(unknown))}.")
     changed = []
     pia = version.pia
     if "title" in data:
@@ -282,12 +288,12 @@ def pia_step_save(*, version: PiaVersion, actor, step: str, data: dict) -> PiaVe
         if step == "details":
             changed = _apply_details(version, data)
         elif step == "screening":
-            screening = clean_screening(data.get("screening", data))
+            screening = clean_screening(data["screening"] if set(data) == {"screening"} else data)
             if screening != version.screening:
                 version.screening = screening
                 changed.append("screening")
         elif step == "principles":
-            principles = _clean_principles(data.get("principles", data))
+            principles = _clean_principles(data["principles"] if set(data) == {"principles"} else data)
             changed = [key for key, value in principles.items() if version.principles.get(key, "") != value]
             version.principles = principles
         else:

@@ -8,10 +8,10 @@ from playwright.sync_api import expect
 
 from pia.models import PiaVersion
 from schools.models import Role
-from tests.browser.conftest import artifacts, browser, page  # noqa: F401 (the browser fixtures, shared)
-from tests.browser.test_parent_journey import PHONE
-from tests.browser.test_staff_sign_in import blocking_violations
 from tests.factories import PASSWORD, MembershipFactory, SchoolFactory, UserFactory
+
+from .test_parent_journey import PHONE
+from .test_staff_sign_in import blocking_violations
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def office(transactional_db):
     return user
 
 
-def _sign_in(page, live_server) -> None:  # noqa: F811 (the page fixture's name)
+def _sign_in(page, live_server) -> None:
     page.goto(live_server.url + reverse("accounts:login"))
     page.fill("input[name=username]", "office")
     page.fill("input[name=password]", PASSWORD)
@@ -35,7 +35,7 @@ def _sign_in(page, live_server) -> None:  # noqa: F811 (the page fixture's name)
 
 
 def test_office_screens_starts_from_the_template_and_edits_the_risks(
-    live_server, office, browser, page, artifacts  # noqa: F811
+    live_server, office, browser, page, artifacts
 ):
     _sign_in(page, live_server)
     page.goto(live_server.url + reverse("pia:new"))
