@@ -477,3 +477,18 @@ def test_a_step_whose_table_fails_keeps_its_texts_unchanged_too(personas):
         })
     assert _state(version) == before
     assert not AuditEntry.objects.filter(action="pia.step_saved").exists()
+
+
+@pytest.mark.parametrize(("step", "data"), [
+    ("details", {"title": "Zoom", "status": "signed"}),
+    ("screening", {**ALL_NO, "extra_question": {"answer": "yes"}}),
+    ("principles", {"p1_purpose": "Yes.", "p9_invented": "No."}),
+    ("need", {"aims": "Aims", "created_by": 1}),
+])
+def test_a_step_refuses_fields_it_does_not_have_and_changes_nothing(personas, step, data):
+    version = draft_pia(personas.organisation, personas.headteacher, school=personas.school)
+    before = _state(version)
+
+    with pytest.raises(ValidationError, match="Unknown"):
+        pia_step_save(version=version, actor=personas.headteacher, step=step, data=data)
+    assert _state(version) == before

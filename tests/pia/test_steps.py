@@ -540,3 +540,22 @@ def test_a_risk_added_on_the_page_gets_its_solution_row(client_for, personas):
 
     assert PrivacyRisk.objects.filter(version=version).count() == 2
     assert "Risk 2: Chat logs" in page
+
+
+def test_a_signed_version_shows_the_figures_and_advice_it_was_signed_with(client_for, personas):
+    from tests.pia.pia_signed import signed_pia
+
+    PupilFactory.create_batch(2, school=personas.school)
+    version = signed_pia(personas)
+    PupilFactory.create_batch(5, school=personas.school)  # joined after signing
+    client = client_for(personas.teacher)
+
+    page = client.get(reverse("pia:version", kwargs={"pk": version.pk})).content.decode()
+    flows = client.get(_step_url(version, "flows")).content.decode()
+    signoff = client.get(_step_url(version, "signoff")).content.decode()
+
+    assert "2 children" in page and "as counted when the version was signed" in page and "7 children" not in page
+    risks = page[page.index('id="step-risks"'):page.index('id="step-solutions"')]
+    assert "The ratings are reasonable." in risks
+    assert "2 children" in flows and "read-only" in flows
+    assert "Signed by the SIRO" in signoff and version.decisions.last().sha256 in signoff
