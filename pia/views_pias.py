@@ -104,7 +104,12 @@ def pia_list(request: HttpRequest) -> HttpResponse:
             pias = pias.filter(title__icontains=data["q"].strip())
             filtered = True
         if data["status"]:
-            pias = pias.filter(current_status=data["status"])
+            # A teacher sees a PIA they read only through its signed version as signed.
+            full = _full_reader_filter(scope)
+            condition = full & Q(current_status=data["status"])
+            if data["status"] == Status.SIGNED:
+                condition |= ~full & Q(readable=True)
+            pias = pias.filter(condition)
             filtered = True
         if data["school"]:
             chosen = next(s for s in schools if s.pk == data["school"])

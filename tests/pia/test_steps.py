@@ -559,3 +559,17 @@ def test_a_signed_version_shows_the_figures_and_advice_it_was_signed_with(client
     assert "The ratings are reasonable." in risks
     assert "2 children" in flows and "read-only" in flows
     assert "Signed by the SIRO" in signoff and version.decisions.last().sha256 in signoff
+
+
+def test_a_teacher_filtering_signed_pias_finds_one_whose_revision_is_under_way(client_for, personas):
+    signed = _set_status(draft_pia(personas.organisation, personas.headteacher, school=personas.school), "signed")
+    PiaVersion.objects.create(pia=signed.pia, number=2, created_by=personas.headteacher, matrix=signed.matrix)
+    federation = _set_status(draft_pia(personas.organisation, personas.headteacher, title="Federation"), "signed")
+    draft_pia(personas.organisation, personas.headteacher, title="Federation draft")
+
+    as_teacher = client_for(personas.teacher).get(reverse("pia:list"), {"status": "signed"}).content.decode()
+    as_head = client_for(personas.headteacher).get(reverse("pia:list"), {"status": "signed"}).content.decode()
+
+    assert f'data-pia="{signed.pia_id}"' in as_teacher and f'data-pia="{federation.pia_id}"' in as_teacher
+    assert "Federation draft" not in as_teacher
+    assert f'data-pia="{signed.pia_id}"' not in as_head  # the headteacher sees its current version, a draft
