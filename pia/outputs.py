@@ -1,9 +1,10 @@
 """A PIA's outputs: the PDF a DPO retains, and the plain-language privacy notice text for parents.
 
-A signed (or later superseded) version's PDF is rendered from its snapshot once, stored in `PiaVersion.pdf`
-with its SHA-256, audited, and then always served as stored: the document someone filed is the document
-anyone downloads later. A draft, or a version still in sign-off, renders live with a DRAFT watermark and is
-never stored.
+A signed version's PDF is rendered from its snapshot once (on its first download), stored in `PiaVersion.pdf`
+with its SHA-256, audited, and then always served as stored, superseded or not: the document someone filed is
+the document anyone downloads later. (A version superseded before anyone downloaded it is never written again,
+so it renders from its signed snapshot each time.) A draft, or a version still in sign-off, renders live with a
+DRAFT watermark and is never stored.
 
 The privacy notice text is generated from a signed version's snapshot (what the platform is, that there is
 no obligation, each risk in plain words with what the school does about it, and the platform's data table),
@@ -156,10 +157,10 @@ def version_pdf_store(*, version: PiaVersion, actor) -> PiaVersion:
     with transaction.atomic():
         version = PiaVersion.objects.select_for_update(of=("self",)).select_related(
             "pia__school", "pia__organisation").get(pk=version.pk)
-        if not version.is_frozen_for_good:
-            raise ValueError("Only a signed version's PDF is stored; a draft renders live.")
         if version.pdf:
             return version
+        if version.status != Status.SIGNED:
+            raise ValueError("Only a signed version's PDF is stored; a draft renders live.")
         content = version_pdf_render(version)
         version.pdf_sha256 = hashlib.sha256(content).hexdigest()
         version.pdf.save(f"pia-{version.pia_id}-v{version.number}.pdf", ContentFile(content), save=False)
@@ -183,11 +184,12 @@ def stored_pdf_bytes(version: PiaVersion) -> bytes:
 
 def version_pdf_bytes(*, version: PiaVersion, actor) -> bytes:
     """What a download serves: the stored PDF of a signed version (stored on its first download), or a
-    draft's live rendering."""
-    if version.is_frozen_for_good:
-        if not version.pdf:
-            version = version_pdf_store(version=version, actor=actor)
+    draft's live rendering. A version superseded before anyone downloaded it keeps no file (a superseded version
+    is never written again): it renders from its signed snapshot each time, without the DRAFT mark."""
+    if version.pdf:
         return stored_pdf_bytes(version)
+    if version.status == Status.SIGNED:
+        return stored_pdf_bytes(version_pdf_store(version=version, actor=actor))
     return version_pdf_render(version)
 
 

@@ -233,3 +233,17 @@ def test_a_drafts_page_links_only_its_draft_pdf(personas, client_for):
     assert _pdf_url(version) in page and "a DRAFT copy" in page
     assert reverse("pia:notice", args=[version.pk]) not in page
     assert "No platform names this PIA yet." in page
+
+
+def test_a_version_superseded_before_its_first_download_renders_from_its_snapshot_unmarked(personas, client_for,
+                                                                                        tmp_path):
+    version = signed_pia(personas)
+    version.status = Status.SUPERSEDED
+    version.save(update_fields=["status"])
+    response = client_for(personas.teacher).get(_pdf_url(version))
+    assert response.status_code == 200 and "pia-zoom-v1.pdf" in response["Content-Disposition"]
+    version.refresh_from_db()
+    assert not version.pdf
+    if shutil.which("pdftotext"):
+        text = _text(_content(response), tmp_path)
+        assert "DRAFT" not in text and "superseded by a later signed version" in text
