@@ -73,3 +73,9 @@ def test_the_organisation_admin_defines_a_five_by_five_matrix_and_reads_the_orga
     assert page.locator("#cell-hazards").get_by_text("Pupils sharing inappropriate content").first.is_visible()
     page.screenshot(path=str(artifacts / "risk-organisation-heatmap.png"), full_page=True)
     assert not blocking_violations(page)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the grids stack, nothing is cut off
+    page.screenshot(path=str(artifacts / "risk-organisation-heatmap-phone.png"), full_page=True)
+    # Wide grids scroll sideways inside their own frame; nothing else runs off the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(live_server.url + reverse("riskassess:matrix", args=[personas.organisation.pk]))
+    page.screenshot(path=str(artifacts / "risk-matrix-phone.png"), full_page=True)
