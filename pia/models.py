@@ -46,6 +46,20 @@ class Pia(models.Model):
         return self.title
 
 
+class VersionQuerySet(models.QuerySet):
+    # Bulk writes bypass save() and delete(): a signed or superseded version in the set refuses them, and only
+    # drafts never submitted are deleted (as `PiaVersion.delete` says).
+    def update(self, **kwargs):
+        if self.filter(status__in=PiaVersion.FROZEN_FOR_GOOD).exists():
+            raise FrozenError("A signed PIA never changes: revise it to start a new version.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.exclude(status=PiaVersion.Status.DRAFT).exists():
+            raise FrozenError("Only a draft that was never submitted can be deleted.")
+        return super().delete()
+
+
 class PiaVersion(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -59,6 +73,9 @@ class PiaVersion(models.Model):
     # The author edits these; every other status is frozen for sign-off or for good.
     EDITABLE = (Status.DRAFT, Status.CHANGES_REQUESTED)
     OPEN = (Status.DRAFT, Status.SUBMITTED, Status.CHANGES_REQUESTED, Status.ADVISED, Status.DECIDED)
+    FROZEN_FOR_GOOD = (Status.SIGNED, Status.SUPERSEDED)
+    # What the chain writes on a version in sign-off (`PiaVersion.save` refuses anything else).
+    SIGN_OFF_FIELDS = frozenset({"status", "submitted_at", "submitted_by", "signed_at", "snapshot", "sha256"})
 
     pia = models.ForeignKey(Pia, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -116,6 +133,11 @@ class PiaVersion(models.Model):
     # The signed version's PDF, rendered once and kept as it was, with its own hash.
     pdf = models.FileField(upload_to="pia/pdf/%Y/", blank=True, editable=False)
     pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
+    # {step key: SHA-256 of the step's content}, taken at submission (the content is frozen from then on), so the
+    # DPO's queue tells what changed without rebuilding every snapshot.
+    step_hashes = models.JSONField(default=dict, blank=True, editable=False)
+
+    objects = VersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["pia", "-number"]
@@ -133,13 +155,31 @@ class PiaVersion(models.Model):
         return f"{self.pia} — version {self.number} ({self.get_status_display()})"
 
     def save(self, *args, **kwargs):
-        # A signed or superseded version is never written again, except the one move signing makes
-        # (signed → superseded) and storing its PDF once; both go through `update_fields`.
-        if self.pk and not kwargs.get("update_fields"):
-            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            if stored in (self.Status.SIGNED, self.Status.SUPERSEDED):
-                raise FrozenError("A signed PIA never changes: revise it to start a new version.")
+        if self.pk:
+            self._check_write(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
+
+    def _check_write(self, update_fields) -> None:
+        """Let through only the writes the sign-off makes once a version left the author's hands.
+
+        In sign-off (submitted, advised, decided) only the moves of the chain: its status, and at signing the
+        time, the snapshot and its hash. Once signed: signed → superseded, and storing the PDF once. Superseded:
+        nothing."""
+        stored = type(self).objects.filter(pk=self.pk).values("status", "pdf").first()
+        if stored is None or stored["status"] in self.EDITABLE:
+            return
+        fields = set(update_fields or ())
+        status = stored["status"]
+        if status in (self.Status.SUBMITTED, self.Status.ADVISED, self.Status.DECIDED):
+            if fields and fields <= self.SIGN_OFF_FIELDS:
+                return
+            raise FrozenError("This version is in sign-off: its content cannot change.")
+        if status == self.Status.SIGNED:
+            if fields == {"status"} and self.status == self.Status.SUPERSEDED:
+                return
+            if fields and fields <= {"pdf", "pdf_sha256"} and not stored["pdf"]:
+                return
+        raise FrozenError("A signed PIA never changes: revise it to start a new version.")
 
     def delete(self, *args, **kwargs):
         if self.status != self.Status.DRAFT:
@@ -152,7 +192,7 @@ class PiaVersion(models.Model):
 
     @property
     def is_frozen_for_good(self) -> bool:
-        return self.status in (self.Status.SIGNED, self.Status.SUPERSEDED)
+        return self.status in self.FROZEN_FOR_GOOD
 
     def get_matrix(self):
         from riskassess.matrix import Matrix
@@ -184,6 +224,14 @@ class RowQuerySet(models.QuerySet):
     def delete(self):
         self._check_editable()
         return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        version_ids = {obj.version_id for obj in objs}
+        if version_ids and PiaVersion.objects.filter(pk__in=version_ids).exclude(
+                status__in=PiaVersion.EDITABLE).exists():
+            raise FrozenError("This version of the PIA is frozen: rows cannot be added to it.")
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class _VersionRow(models.Model):
@@ -279,7 +327,8 @@ class Action(_VersionRow):
     due_note = models.CharField("or when", max_length=100, blank=True, help_text='e.g. "On release", "Immediately"')
     responsibility = models.CharField("responsibility for action", max_length=200, blank=True)
     responsible_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="pia_actions",
+        # PROTECT: deleting the user must not rewrite a signed version's rows (deactivate them instead).
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="pia_actions",
         help_text="The member of staff reminded of this action.",
     )
 
@@ -298,6 +347,14 @@ class ActionCompletion(models.Model):
     def __str__(self) -> str:
         return f"{self.action} done on {self.done_on}"
 
+
+
+class DecisionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise FrozenError("A decision is a record and never changes.")
+
+    def delete(self):
+        raise FrozenError("A decision is a record and is never deleted.")
 
 
 class Decision(models.Model):
@@ -321,6 +378,8 @@ class Decision(models.Model):
     step_comments = models.JSONField(default=dict, blank=True)
     decided_at = models.DateTimeField(default=timezone.now)
     sha256 = models.CharField("SHA-256 of the snapshot decided on", max_length=64)
+
+    objects = DecisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["version", "decided_at", "id"]
