@@ -3,6 +3,9 @@
 from django import forms
 
 from .questions import STEPS
+from .services import TEXT_LIMIT  # the services check it again
+
+TOO_LONG = {"max_length": "Keep this to at most 20,000 characters (it has %(show_value)s)."}
 
 ADVISE, REQUEST_CHANGES = "advise", "request_changes"
 ACCEPT, OVERRULE = "accept", "overrule"
@@ -12,7 +15,8 @@ class AdviseForm(forms.Form):
     """The DPO's advice (or the changes they ask for), and an optional comment on each step of the form."""
 
     comments = forms.CharField(
-        label="Your advice", required=False, widget=forms.Textarea(attrs={"rows": 5}),
+        label="Your advice", required=False, widget=forms.Textarea(attrs={"rows": 5}), max_length=TEXT_LIMIT,
+        error_messages=TOO_LONG,
         help_text="For advice: what you advise the data controller, and why. For changes: what should change.",
     )
     decision = forms.ChoiceField(choices=[(ADVISE, "Give advice"), (REQUEST_CHANGES, "Request changes")],
@@ -23,6 +27,7 @@ class AdviseForm(forms.Form):
         for step in STEPS:
             self.fields[self.step_field(step.key)] = forms.CharField(
                 label=f"Comment on “{step.title}”", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                max_length=TEXT_LIMIT, error_messages=TOO_LONG,
             )
 
     @staticmethod
@@ -51,7 +56,8 @@ class DecideForm(forms.Form):
         choices=[(ACCEPT, "Accept the DPO's advice"), (OVERRULE, "Overrule the DPO's advice")],
     )
     reasons = forms.CharField(
-        label="Your reasons", required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        label="Your reasons", required=False, widget=forms.Textarea(attrs={"rows": 4}), max_length=TEXT_LIMIT,
+        error_messages=TOO_LONG,
         help_text="Needed when you overrule the advice; optional when you accept it.",
     )
 

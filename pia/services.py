@@ -4,7 +4,9 @@ the SIRO's signature, and the next version after a signed one.
 Each is a keyword-only function in one transaction that locks the version first, so two people acting on the
 same version at once queue up and the second sees the first's result. Every decision is a `Decision` row with
 the decider's name and role as they were, the time, and the SHA-256 of the content decided on
-(`content_of(snapshot_of(version))`). Nobody decides on a version they created or submitted. Each stage that
+(`content_of(snapshot_of(version))`). Nobody decides on a version they wrote (created, edited or submitted, as the
+audit trail shows), and the three signatures (advice, the controller's decision, the SIRO's) come from three
+different accounts. Each stage that
 leaves a version waiting for someone emails them once (`Notification`), from inside the same transaction
 through the outbox, so the email goes only if the stage really happened.
 
@@ -12,6 +14,7 @@ The pages ask the user to confirm it's them before each decision (`accounts.reau
 the roles again, since they are the only way a decision is recorded.
 """
 
+import zoneinfo
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
@@ -19,10 +22,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from outbox.services import email_queue
 from riskassess.models import matrix_for
-from schools.audit import audit_log
+from schools.audit import AuditEntry, audit_log
 from schools.models import Role
 from schools.scope import StaffScope, build_scope
 
@@ -38,7 +42,7 @@ from .models import (
     SeenSnapshot,
 )
 from .questions import PRINCIPLE_QUESTIONS, STEP_KEYS, STEPS, screening_complete
-from .snapshot import content_of, snapshot_of
+from .snapshot import STEP_FIELDS, content_of, snapshot_of
 
 Status = PiaVersion.Status
 Kind = Decision.Kind
@@ -61,6 +65,21 @@ ROW_FIELDS = {
     PrivacyRisk: ("position", "privacy_issue", "risk_to_individuals", "compliance_risk", "organisational_risk",
                   "likelihood", "severity", "solution", "result", "evaluation"),
     Action: ("position", "action", "due_on", "due_note", "responsibility", "responsible_user"),
+}
+
+# The longest text a decision takes (the advice, each step's comment, the controller's reasons).
+TEXT_LIMIT = 20_000
+
+# The audit actions by which someone writes a version: whoever did any of these is one of its authors.
+AUTHOR_ACTIONS = ("pia.created", "pia.step_saved", "pia.row_saved", "pia.row_removed", "pia.rows_reordered",
+                  "pia.submitted", "pia.revision_started")
+
+# The three signatures, each by its own account: the DPO's (advice, or changes requested, maybe over several
+# rounds), the data controller's and the SIRO's.
+SIGNATURES = {
+    "advice": (Kind.DPO_ADVICE, Kind.CHANGES_REQUESTED),
+    "controller": (Kind.CONTROLLER_ACCEPTED, Kind.CONTROLLER_OVERRULED),
+    "siro": (Kind.SIRO_SIGNED,),
 }
 
 # What the emails say each stage waits for.
@@ -105,13 +124,38 @@ def may_sign(scope: StaffScope, pia: Pia) -> bool:
     return bool(scope.roles_by_organisation.get(pia.organisation_id, frozenset()) & SIRO_ROLES)
 
 
+def version_authors(version: PiaVersion) -> set[int]:
+    """Everyone who wrote this version: who created it, edited a step or a row of it, or submitted it (in any
+    round), from the audit trail — the editing and sign-off services record the PIA as the object and the
+    version's number in the data — with its `created_by` and `submitted_by`. One query."""
+    actors = AuditEntry.objects.filter(
+        object_type=Pia._meta.label_lower, object_id=str(version.pia_id), data__version=version.number,
+        action__in=AUTHOR_ACTIONS, actor_kind=AuditEntry.ActorKind.STAFF,
+    ).values_list("actor_id", flat=True).distinct()
+    return ({*actors, version.created_by_id, version.submitted_by_id}) - {None}
+
+
 def is_own_version(user, version: PiaVersion) -> bool:
-    """The author (who created or submitted the version) never decides on it."""
-    return user.pk in (version.created_by_id, version.submitted_by_id)
+    """An author of the version (who created, edited or submitted it) never decides on it."""
+    return user.pk in version_authors(version)
 
 
-OWN_VERSION_MESSAGE = ("You created or submitted this version of the PIA: someone else must make this decision, "
-                       "so that nobody signs off their own assessment.")
+OWN_VERSION_MESSAGE = ("You created, edited or submitted this version of the PIA: someone else must make this "
+                       "decision, so that nobody signs off their own assessment.")
+SEPARATE_MESSAGE = ("You already made a decision on this version ({earlier}): the DPO's advice, the data "
+                    "controller's decision and the SIRO's signature must come from three different people.")
+
+
+def refusal_for(user, version: PiaVersion, signature: str) -> str | None:
+    """Why `user` may not make the `signature` ("advice", "controller" or "siro") on `version` even holding the
+    role — they wrote it, or they made one of its other two signatures — or None."""
+    if is_own_version(user, version):
+        return OWN_VERSION_MESSAGE
+    others = [kind for key, kinds in SIGNATURES.items() if key != signature for kind in kinds]
+    earlier = version.decisions.filter(user_id=user.pk, kind__in=others).order_by("decided_at", "id").first()
+    if earlier is not None:
+        return SEPARATE_MESSAGE.format(earlier=earlier.get_kind_display().lower())
+    return None
 
 
 def _require(allowed: bool, message: str) -> None:
@@ -119,9 +163,20 @@ def _require(allowed: bool, message: str) -> None:
         raise PermissionDenied(message)
 
 
-def _require_not_own(actor, version: PiaVersion) -> None:
-    if is_own_version(actor, version):
-        raise PermissionDenied(OWN_VERSION_MESSAGE)
+def _require_separate(actor, version: PiaVersion, signature: str) -> None:
+    refusal = refusal_for(actor, version, signature)
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
+def local_today(pia: Pia):
+    """Today in the PIA's school's time zone (its organisation's for an organisation-wide PIA)."""
+    zone = pia.school.time_zone if pia.school_id else pia.organisation.time_zone
+    return timezone.localtime(timezone.now(), zoneinfo.ZoneInfo(zone)).date()
+
+
+def _review_in_date(version: PiaVersion) -> bool:
+    return version.review_on is not None and version.review_on > local_today(version.pia)
 
 
 # --- Completeness ----------------------------------------------------------------------------------------------
@@ -134,6 +189,9 @@ def missing_for_submit(version: PiaVersion) -> list[str]:
         missing.append("The lead / contact officer is not named.")
     if version.review_on is None:
         missing.append("The review date is not set.")
+    elif not _review_in_date(version):
+        missing.append(f"The review date ({date_format(version.review_on, 'j M Y')}) must be after today: set the "
+                       "date of the next review.")
     if not screening_complete(version.screening):
         missing.append("Not every screening question is answered yes or no.")
     if not version.aims.strip():
@@ -189,12 +247,45 @@ def _content_hash(version: PiaVersion) -> str:
     return PiaVersion.hash_of(content_of(snapshot_of(version)))
 
 
+def _limited(text: str, label: str) -> str:
+    if len(text) > TEXT_LIMIT:
+        raise ValidationError(f"{label} can be at most {TEXT_LIMIT:,} characters (it has {len(text):,}).")
+    return text
+
+
 def _clean_step_comments(step_comments: dict | None) -> dict[str, str]:
     comments = {key: str(text).strip() for key, text in (step_comments or {}).items()}
     unknown = set(comments) - set(STEP_KEYS)
     if unknown:
         raise ValidationError(f"Unknown steps: {', '.join(sorted(unknown))}.")
-    return {key: comments[key] for key in STEP_KEYS if comments.get(key)}
+    titles = {step.key: step.title for step in STEPS}
+    return {key: _limited(comments[key], f"The comment on “{titles[key]}”") for key in STEP_KEYS
+            if comments.get(key)}
+
+
+# Left out of "what changed": the decisions are each version's own record, and the number of children affected
+# is counted from the registry, so it moves with every admission without anyone changing the PIA.
+UNCOMPARED = frozenset({"decisions", "number_affected"})
+
+
+def step_hashes_of(content: dict) -> dict[str, str]:
+    """{step key: SHA-256 of what the step says} for a snapshot's content (the DPO's "changed since")."""
+    return {step.key: PiaVersion.hash_of({name: content.get(name) for name in STEP_FIELDS[step.key]
+                                          if name not in UNCOMPARED})
+            for step in STEPS}
+
+
+def version_step_hashes(version: PiaVersion) -> dict[str, str]:
+    """The step hashes stored at submission (the content is frozen from then), else computed now."""
+    if version.step_hashes and not version.is_editable:
+        return version.step_hashes
+    return step_hashes_of(content_of(version.snapshot or snapshot_of(version)))
+
+
+def changed_steps(seen: dict, hashes: dict[str, str]) -> list[str]:
+    """The keys of the steps that differ between content seen earlier (a `SeenSnapshot.snapshot`) and `hashes`."""
+    before = step_hashes_of(seen)
+    return [key for key in STEP_KEYS if before.get(key) != hashes.get(key)]
 
 
 def _decide(version: PiaVersion, *, kind: str, actor, role: str, comments: str = "",
@@ -242,6 +333,7 @@ def _controllers(pia: Pia) -> list:
 
 
 def _authors(version: PiaVersion) -> list:
+    """Whom "changes requested" and "signed" go back to: who submitted the version and who created it."""
     return [version.submitted_by, version.created_by]
 
 
@@ -256,7 +348,10 @@ def recipients_for(version: PiaVersion, stage: str) -> list:
         users = _organisation_role_holders(pia, Role.SIRO)
     else:  # changes requested, signed: back to the author
         return _active(_authors(version))
-    return _active(user for user in users if not is_own_version(user, version))
+    excluded = version_authors(version)
+    if stage != Status.SUBMITTED:  # the DPO's round may come back to them; the later signatures may not
+        excluded |= set(version.decisions.values_list("user_id", flat=True))
+    return _active(user for user in users if user.pk not in excluded)
 
 
 def _link_path(version: PiaVersion, stage: str) -> str:
@@ -329,7 +424,9 @@ def version_submit(*, version: PiaVersion, actor) -> PiaVersion:
             raise ValidationError(["This PIA is not complete yet:", *missing])
         resubmitted = version.status == Status.CHANGES_REQUESTED
         version.status, version.submitted_at, version.submitted_by = Status.SUBMITTED, timezone.now(), actor
-        version.save(update_fields=["status", "submitted_at", "submitted_by"])
+        # Frozen from now: what each step says is hashed once, for the DPO's "what changed since".
+        version.step_hashes = step_hashes_of(content_of(snapshot_of(version)))
+        version.save(update_fields=["status", "submitted_at", "submitted_by", "step_hashes"])
         round_ = _round(version)
         _audit(actor, "pia.submitted", version, round=round_, resubmitted=resubmitted)
         notification_send(version=version, stage=Status.SUBMITTED, round=round_)
@@ -342,10 +439,11 @@ def version_advise(*, version: PiaVersion, actor, advice: str, step_comments: di
     with transaction.atomic():
         version = _locked(version)
         _require(may_advise(build_scope(actor), version.pia), "Only the organisation's DPO can advise on a PIA.")
-        _require_not_own(actor, version)
+        _require_separate(actor, version, "advice")
         _require_status(version, [Status.SUBMITTED], "Only a version waiting for the DPO can be advised on.")
         if not advice:
             raise ValidationError("Write your advice: the data controller decides on it.")
+        _limited(advice, "Your advice")
         comments = _clean_step_comments(step_comments)
         decision = _decide(version, kind=Kind.DPO_ADVICE, actor=actor, role=Role.DPO.label, comments=advice,
                            step_comments=comments)
@@ -365,8 +463,9 @@ def version_request_changes(*, version: PiaVersion, actor, comments: str,
         version = _locked(version)
         _require(may_advise(build_scope(actor), version.pia),
                  "Only the organisation's DPO can request changes to a PIA.")
-        _require_not_own(actor, version)
+        _require_separate(actor, version, "advice")
         _require_status(version, [Status.SUBMITTED], "Only a version waiting for the DPO can be sent back.")
+        _limited(comments, "Your comments")
         steps = _clean_step_comments(step_comments)
         if not comments and not steps:
             raise ValidationError("Say what should change: a comment, or a comment on a step.")
@@ -389,10 +488,11 @@ def version_decide(*, version: PiaVersion, actor, accept: bool, reasons: str = "
         _require(may_decide(build_scope(actor), version.pia),
                  "Only the headteacher of the school (for a PIA of the whole organisation, a headteacher of every "
                  "school) decides as data controller.")
-        _require_not_own(actor, version)
+        _require_separate(actor, version, "controller")
         _require_status(version, [Status.ADVISED], "Only a version with the DPO's advice can be decided on.")
         if not accept and not reasons:
             raise ValidationError("Overruling the DPO's advice needs your reasons in writing.")
+        _limited(reasons, "Your reasons")
         kind = Kind.CONTROLLER_ACCEPTED if accept else Kind.CONTROLLER_OVERRULED
         decision = _decide(version, kind=kind, actor=actor, role=f"{Role.HEADTEACHER.label} (data controller)",
                            comments=reasons)
@@ -411,8 +511,13 @@ def version_sign(*, version: PiaVersion, actor) -> PiaVersion:
         version = _locked(version)
         pia = version.pia
         _require(may_sign(build_scope(actor), pia), "Only the organisation's SIRO signs a PIA.")
-        _require_not_own(actor, version)
+        _require_separate(actor, version, "siro")
         _require_status(version, [Status.DECIDED], "Only a version the data controller decided on can be signed.")
+        # Out of date once its review day has passed (the day itself is still in date, as for the platforms).
+        if version.review_on is None or version.review_on < local_today(pia):
+            when = date_format(version.review_on, "j M Y") if version.review_on else "not set"
+            raise ValidationError(f"This version's review date ({when}) has passed: an out-of-date PIA cannot be "
+                                  "signed.")
         previous = (PiaVersion.objects.select_for_update().filter(pia=pia, status=Status.SIGNED)
                     .exclude(pk=version.pk).order_by("pk").first())
         if previous is not None:

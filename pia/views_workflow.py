@@ -2,8 +2,10 @@
 version, the versions and their comparison, and the DPO's queue across the organisation's schools.
 
 Each decision page checks the scope and the role first (404 outside, 403 without the role), then sends the user
-to "confirm it's you", and uses that confirmation up when it records the decision: one confirmation per
-signature, and a POST without a fresh one is refused.
+to "confirm it's you", and uses that confirmation up once the decision is recorded: one confirmation per
+signature, a POST without a fresh one is refused, and a decision the service refuses leaves it for a retry.
+Opening a page (an emailed link) never records anything: the DPO's "seen" marker is set by their decision or by
+"Mark as seen".
 """
 
 import datetime as dt
@@ -28,7 +30,7 @@ from . import services
 from .forms_workflow import ACCEPT, ADVISE, AdviseForm, CompareForm, DecideForm
 from .models import Decision, Pia, PiaVersion, SeenSnapshot
 from .questions import PRINCIPLE_QUESTIONS, SCREENING, STEPS
-from .snapshot import STEP_FIELDS, content_of, snapshot_of, steps_changed
+from .snapshot import STEP_FIELDS, content_of, snapshot_of
 
 Status = PiaVersion.Status
 NAV = "pia"
@@ -262,14 +264,17 @@ def revise(request: HttpRequest, pk: int) -> HttpResponse:
 # --- The three decisions -------------------------------------------------------------------------------------
 
 
-def _decision_page(request: HttpRequest, pk: int, *, allowed, status: str, url_name: str, waiting_text: str):
-    """Load the version for a decision: 404/403 by scope and role, a message and a redirect if it is the user's
-    own version or not at this stage, else None and the version after "confirm it's you"."""
+def _decision_page(request: HttpRequest, pk: int, *, allowed, signature: str, status: str, url_name: str,
+                   waiting_text: str):
+    """Load the version for a decision: 404/403 by scope and role, a message and a redirect if the user wrote it
+    or made another of its signatures, or it is not at this stage, else None and the version after "confirm it's
+    you"."""
     version = _version(request, pk)
     if not allowed(scope_for(request), version.pia):
         raise PermissionDenied
-    if services.is_own_version(request.user, version):
-        messages.error(request, services.OWN_VERSION_MESSAGE)
+    refusal = services.refusal_for(request.user, version, signature)
+    if refusal:
+        messages.error(request, refusal)
         return version, redirect(_back(version))
     if version.status != status:
         messages.info(request, f"Version {version.number} is not {waiting_text}: it is "
@@ -280,12 +285,19 @@ def _decision_page(request: HttpRequest, pk: int, *, allowed, status: str, url_n
     return version, None
 
 
-def _confirmation_used_up(request: HttpRequest, url_name: str, version: PiaVersion) -> HttpResponse | None:
-    """One confirmation per decision: refuse (back to "confirm it's you") if it expired or was used already."""
-    if identity_confirmation_consume(request):
+def _unconfirmed(request: HttpRequest, url_name: str, version: PiaVersion) -> HttpResponse | None:
+    """One confirmation per decision: refuse (back to "confirm it's you") if it expired or was used already.
+    The confirmation is used up only once the decision is recorded (`_recorded`)."""
+    if identity_recently_confirmed(request):
         return None
     messages.error(request, "Please confirm it's you again: each decision needs its own confirmation.")
     return redirect(confirm_page_url(reverse(url_name, kwargs={"pk": version.pk})))
+
+
+def _recorded(request: HttpRequest, message: str) -> None:
+    """The decision is recorded: its confirmation is spent, so the next signature needs a new one."""
+    identity_confirmation_consume(request)
+    messages.success(request, message)
 
 
 def _decision_context(version: PiaVersion) -> dict:
@@ -303,38 +315,41 @@ def _decision_context(version: PiaVersion) -> dict:
 @require_http_methods(["GET", "POST"])
 @never_cache
 def advise(request: HttpRequest, pk: int) -> HttpResponse:
-    version, refused = _decision_page(request, pk, allowed=services.may_advise, status=Status.SUBMITTED,
-                                      url_name="pia:advise", waiting_text="waiting for the DPO's advice")
+    version, refused = _decision_page(request, pk, allowed=services.may_advise, signature="advice",
+                                      status=Status.SUBMITTED, url_name="pia:advise",
+                                      waiting_text="waiting for the DPO's advice")
     if refused:
         return refused
     previous = SeenSnapshot.objects.filter(pia=version.pia, user=request.user).first()
     form = AdviseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        used_up = _confirmation_used_up(request, "pia:advise", version)
-        if used_up:
-            return used_up
+        unconfirmed = _unconfirmed(request, "pia:advise", version)
+        if unconfirmed:
+            return unconfirmed
         try:
             if form.cleaned_data["decision"] == ADVISE:
                 services.version_advise(version=version, actor=request.user, advice=form.cleaned_data["comments"],
                                         step_comments=form.step_comments())
-                messages.success(request, f"Advice given on “{version.pia.title}” version {version.number}: it "
-                                          "now waits for the data controller.")
+                done = (f"Advice given on “{version.pia.title}” version {version.number}: it now waits for the "
+                        "data controller.")
             else:
                 services.version_request_changes(version=version, actor=request.user,
                                                  comments=form.cleaned_data["comments"],
                                                  step_comments=form.step_comments())
-                messages.success(request, f"Changes requested on “{version.pia.title}” version {version.number}: "
-                                          "it is back with its author.")
+                done = (f"Changes requested on “{version.pia.title}” version {version.number}: it is back with its "
+                        "author.")
+        except PermissionDenied as error:
+            messages.error(request, str(error))
+            return redirect(_back(version))
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
+            # Deciding is the DPO having read the PIA: the queue's "changed since" starts from here.
             services.seen_record(version=version, user=request.user)
+            _recorded(request, done)
             return redirect("pia:dpo-queue")
-    elif request.method == "GET":
-        # Opening the advice page is the DPO reading the PIA: the queue's "changed since" starts from here.
-        services.seen_record(version=version, user=request.user)
     context = _decision_context(version)
-    changed = steps_changed(previous.snapshot, content_of(snapshot_of(version))) if previous else None
+    changed = services.changed_steps(previous.snapshot, services.version_step_hashes(version)) if previous else None
     steps = [(section, form[AdviseForm.step_field(section.key)] if section.key != "header" else None)
              for section in context["sections"]]
     context.update({"form": form, "steps": steps, "changed": changed, "previous": previous})
@@ -345,24 +360,28 @@ def advise(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @never_cache
 def decide(request: HttpRequest, pk: int) -> HttpResponse:
-    version, refused = _decision_page(request, pk, allowed=services.may_decide, status=Status.ADVISED,
+    version, refused = _decision_page(request, pk, allowed=services.may_decide, signature="controller",
+                                      status=Status.ADVISED,
                                       url_name="pia:decide", waiting_text="waiting for the data controller")
     if refused:
         return refused
     form = DecideForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        used_up = _confirmation_used_up(request, "pia:decide", version)
-        if used_up:
-            return used_up
+        unconfirmed = _unconfirmed(request, "pia:decide", version)
+        if unconfirmed:
+            return unconfirmed
         accept = form.cleaned_data["decision"] == ACCEPT
         try:
             services.version_decide(version=version, actor=request.user, accept=accept,
                                     reasons=form.cleaned_data["reasons"])
+        except PermissionDenied as error:
+            messages.error(request, str(error))
+            return redirect(_back(version))
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
-            messages.success(request, ("You accepted the DPO's advice" if accept else "You overruled the DPO's "
-                                       "advice, with your reasons") + ": the PIA now waits for the SIRO's signature.")
+            _recorded(request, ("You accepted the DPO's advice" if accept else "You overruled the DPO's advice, with "
+                                "your reasons") + ": the PIA now waits for the SIRO's signature.")
             return redirect(_back(version))
     context = _decision_context(version)
     context["form"] = form
@@ -373,21 +392,25 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @never_cache
 def sign(request: HttpRequest, pk: int) -> HttpResponse:
-    version, refused = _decision_page(request, pk, allowed=services.may_sign, status=Status.DECIDED,
+    version, refused = _decision_page(request, pk, allowed=services.may_sign, signature="siro",
+                                      status=Status.DECIDED,
                                       url_name="pia:sign", waiting_text="waiting for the SIRO's signature")
     if refused:
         return refused
     if request.method == "POST":
-        used_up = _confirmation_used_up(request, "pia:sign", version)
-        if used_up:
-            return used_up
+        unconfirmed = _unconfirmed(request, "pia:sign", version)
+        if unconfirmed:
+            return unconfirmed
         try:
             services.version_sign(version=version, actor=request.user)
+        except PermissionDenied as error:
+            messages.error(request, str(error))
+            return redirect(_back(version))
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
-            messages.success(request, f"Version {version.number} of “{version.pia.title}” is signed. It never "
-                                      "changes again; its fingerprint is on the versions page.")
+            _recorded(request, f"Version {version.number} of “{version.pia.title}” is signed. It never changes again; "
+                               "its fingerprint is on the versions page.")
             return redirect(_back(version))
     context = _decision_context(version)
     context["current"] = version.pia.versions.filter(status=Status.SIGNED).first()
@@ -447,7 +470,12 @@ class QueueItem:
     pia: Pia
     version: PiaVersion  # the open version, else the signed one, else the latest
     signed: PiaVersion | None
-    changed: list[str] | None  # step titles changed since this DPO last saw it; None if never seen
+    changed: list[str] | None  # step titles changed since this DPO last saw it; None if never seen (or editing)
+
+    @property
+    def editing(self) -> bool:
+        """The author is editing the version: what changed is told once they submit it."""
+        return self.version.is_editable
 
     @property
     def review_on(self) -> dt.date | None:
@@ -504,9 +532,10 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
         current = next((v for v in versions_ if v.status in PiaVersion.OPEN), None) or versions_[0]
         signed = by_status.get(Status.SIGNED)
         changed = None
-        if pia.pk in seen:
-            content = content_of(snapshot_for(current))
-            changed = [titles[key] for key in steps_changed(seen[pia.pk].snapshot, content)]
+        if pia.pk in seen and not current.is_editable:
+            # Step hashes stored at submission: no snapshot is rebuilt here, whatever the number of PIAs.
+            hashes = services.version_step_hashes(current)
+            changed = [titles[key] for key in services.changed_steps(seen[pia.pk].snapshot, hashes)]
         item = QueueItem(pia=pia, version=current, signed=signed, changed=changed)
         for tab in _tab_of(item, today):
             tabs[tab].append(item)

@@ -33,24 +33,27 @@ def pia_workflow_panel(context, version: PiaVersion | None = None) -> dict:
     version = version or context["version"]
     pia = version.pia
     scope = scope_for(request)
-    own = services.is_own_version(request.user, version)
     status = version.status
     has_open = pia.versions.filter(status__in=PiaVersion.OPEN).exists()
-    waiting_for_me = {
-        Status.SUBMITTED: services.may_advise(scope, pia),
-        Status.ADVISED: services.may_decide(scope, pia),
-        Status.DECIDED: services.may_sign(scope, pia),
-    }.get(status, False)
+    signature, waiting_for_me = {
+        Status.SUBMITTED: ("advice", services.may_advise(scope, pia)),
+        Status.ADVISED: ("controller", services.may_decide(scope, pia)),
+        Status.DECIDED: ("siro", services.may_sign(scope, pia)),
+    }.get(status, ("", False))
+    # The same refusal the decision page and the service give: an author of the version, or someone who made
+    # another of its signatures, sees why instead of a button.
+    refusal = services.refusal_for(request.user, version, signature) if waiting_for_me else None
+    allowed = waiting_for_me and not refusal
     return {
         "version": version,
         "pia": pia,
         "decisions": list(version.decisions.order_by("decided_at", "id")),
         "can_submit": version.is_editable and services.may_author(scope, pia),
-        "can_advise": status == Status.SUBMITTED and not own and services.may_advise(scope, pia),
-        "can_decide": status == Status.ADVISED and not own and services.may_decide(scope, pia),
-        "can_sign": status == Status.DECIDED and not own and services.may_sign(scope, pia),
+        "can_advise": status == Status.SUBMITTED and allowed,
+        "can_decide": status == Status.ADVISED and allowed,
+        "can_sign": status == Status.DECIDED and allowed,
         "can_revise": status == Status.SIGNED and not has_open and services.may_author(scope, pia),
-        "own_blocks": own and waiting_for_me,
+        "refusal": refusal,
         "is_dpo": services.may_advise(scope, pia),
         "csrf_token": context.get("csrf_token"),
     }

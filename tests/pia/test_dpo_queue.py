@@ -4,12 +4,15 @@ saw each, and reviews coming due; another organisation's PIAs do not exist for t
 import datetime as dt
 
 import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from pia import services
 from pia.models import PiaVersion, SeenSnapshot
-from tests.factories import SchoolFactory
+from tests.factories import PupilFactory, SchoolFactory
 from tests.pia.matrix_workflow import at_stage, elsewhere
 from tests.pia.pia_setup import draft_pia
 from tests.pia.pia_signed import signed_pia
@@ -72,7 +75,8 @@ def test_each_tab_lists_the_pias_at_that_stage(client, personas):
 def test_due_for_review_lists_signed_pias_within_thirty_days_or_past(client, personas):
     today = timezone.localdate()
     signed_pia(personas, title="Due soon", review_on=today + dt.timedelta(days=20))
-    signed_pia(personas, title="Overdue", review_on=today - dt.timedelta(days=3))
+    with time_machine.travel(timezone.now() - dt.timedelta(days=10)):
+        signed_pia(personas, title="Overdue", review_on=today - dt.timedelta(days=3))
     signed_pia(personas, title="Not yet", review_on=today + dt.timedelta(days=90))
     as_user(client, personas.dpo, confirmed=False)
     page = tab(client, "review")
@@ -85,7 +89,7 @@ def test_the_queue_shows_the_steps_changed_since_the_dpo_last_saw_the_pia(client
     version = at_stage(personas, Status.SUBMITTED)
     as_user(client, personas.dpo)
     assert "Not seen yet" in tab(client, "advice")
-    client.get(reverse("pia:advise", kwargs={"pk": version.pk}))  # reading it
+    client.post(reverse("pia:mark-seen", kwargs={"pk": version.pk}), {"tab": "advice"})
     assert SeenSnapshot.objects.get(pia=version.pia, user=personas.dpo).version_number == 1
     assert "Nothing" in tab(client, "advice")
 
@@ -139,3 +143,44 @@ def test_the_signed_tab_shows_the_signed_version_and_any_revision_under_way(clie
     assert "Version 1</a>" in page and "— signed" in page
     assert "version 2 under way: draft" in page
     assert "Revised PIA" in tab(client, "others")
+
+
+def _add_changed_pias(personas, count: int) -> None:
+    """`count` PIAs the DPO saw, sent back, and got again with their aims changed."""
+    for i in range(count):
+        version = at_stage(personas, Status.SUBMITTED, organisation_wide=i % 2 == 1)
+        services.seen_record(version=version, user=personas.dpo)
+        services.version_request_changes(version=version, actor=personas.dpo, comments="More detail.")
+        version.refresh_from_db()
+        version.aims = f"Changed aims {i}."
+        version.save()
+        services.version_submit(version=version, actor=personas.office)
+
+
+def _queue_queries(client, expected_rows: int) -> int:
+    tab(client, "advice")
+    with CaptureQueriesContext(connection) as queries:
+        page = tab(client, "advice")
+    assert page.count("Identify the need for a PIA") == expected_rows
+    return len(queries.captured_queries)
+
+
+def test_the_queue_reads_the_same_number_of_queries_for_two_or_eight_pias(client, personas):
+    signed_pia(personas, title="Signed PIA")
+    as_user(client, personas.dpo, confirmed=False)
+    _add_changed_pias(personas, 2)
+    two = _queue_queries(client, 2)
+    _add_changed_pias(personas, 6)
+    eight = _queue_queries(client, 8)
+    assert eight == two and two <= 15
+
+def test_new_pupils_do_not_show_as_changed_flows(client, personas):
+    version = at_stage(personas, Status.SUBMITTED)
+    services.seen_record(version=version, user=personas.dpo)
+    PupilFactory.create_batch(3, school=personas.school)
+    as_user(client, personas.dpo, confirmed=False)
+    page = tab(client, "advice")
+    assert "Nothing" in page and "Describe the information flows" not in page
+    as_user(client, personas.dpo)
+    advise_page = client.get(reverse("pia:advise", kwargs={"pk": version.pk})).content.decode()
+    assert "Nothing changed since you last saw it" in advise_page

@@ -14,6 +14,7 @@ from tests.factories import MembershipFactory, TOTPDeviceFactory, UserFactory
 from tests.pia.matrix_workflow import at_stage
 from tests.pia.pia_setup import draft_pia
 from tests.pia.pia_signed import signed_pia
+from tests.pia.test_workflow_services import tamper
 
 pytestmark = pytest.mark.django_db
 Status = PiaVersion.Status
@@ -235,7 +236,7 @@ def test_versions_show_every_decision_and_whether_the_hash_verifies(client, pers
     page = client.get(reverse("pia:versions", kwargs={"pk": version.pia_id})).content.decode()
     assert "Hash verifies" in page and version.sha256 in page
     assert "Data Protection Officer" in page and "Senior Information Risk Owner" in page
-    PiaVersion.objects.filter(pk=version.pk).update(snapshot={**version.snapshot, "aims": "Tampered"})
+    tamper(version, snapshot={**version.snapshot, "aims": "Tampered"})
     page = client.get(reverse("pia:versions", kwargs={"pk": version.pia_id})).content.decode()
     assert "Hash does not verify" in page
 
@@ -285,7 +286,7 @@ def test_compare_shows_the_fields_that_changed_between_two_versions(client, pers
 def test_compare_uses_the_stored_snapshot_of_a_signed_version(client, personas):
     first = signed_pia(personas)
     services.version_revise(pia=first.pia, actor=personas.office)
-    PiaVersion.objects.filter(pk=first.pk).update(aims="Not what the snapshot says")
+    tamper(first, aims="Not what the snapshot says")
     as_user(client, personas.headteacher, confirmed=False)
     page = client.get(reverse("pia:compare", kwargs={"pk": first.pia_id})).content.decode()
     assert "Not what the snapshot says" not in page

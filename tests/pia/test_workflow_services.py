@@ -4,6 +4,7 @@ on their own PIA" rule, the recorded decisions and their hashes, and the frozen 
 import datetime as dt
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 
@@ -21,6 +22,11 @@ from tests.pia.pia_signed import signed_pia
 
 pytestmark = pytest.mark.django_db
 Status = PiaVersion.Status
+
+
+def tamper(version: PiaVersion, **fields) -> None:
+    """Write straight to the table, as someone with database access could, past the model's guards."""
+    PiaVersion._base_manager.filter(pk=version.pk).update(**fields)
 
 
 def test_signed_pia_helper_signs_through_the_services(personas):
@@ -247,7 +253,7 @@ def test_the_hash_fails_once_the_stored_snapshot_is_tampered_with(personas):
     version = signed_pia(personas)
     tampered = {**version.snapshot, "aims": "Something nobody signed."}
     with transaction.atomic():
-        PiaVersion.objects.filter(pk=version.pk).update(snapshot=tampered)
+        tamper(version, snapshot=tampered)
     version.refresh_from_db()
     assert not version.hash_verifies()
 
@@ -302,9 +308,12 @@ def test_only_a_signed_pia_can_be_revised(personas):
 
 
 def test_a_review_date_in_the_past_is_kept_on_the_revision_for_the_author_to_change(personas):
-    signed = signed_pia(personas, review_on=dt.date(2020, 1, 1))
+    with time_machine.travel(dt.datetime(2019, 6, 1, 12, tzinfo=dt.UTC)):
+        signed = signed_pia(personas, review_on=dt.date(2020, 1, 1))
     draft = services.version_revise(pia=signed.pia, actor=personas.office)
     assert draft.review_on == dt.date(2020, 1, 1)
+    with pytest.raises(ValidationError, match="review date"):
+        services.version_submit(version=draft, actor=personas.office)
 
 
 @pytest.mark.postgres
