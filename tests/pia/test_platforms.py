@@ -237,3 +237,21 @@ def test_an_empty_platform_form_says_what_is_missing(personas, client_for):
                                                      {})
     assert response.status_code == 200 and "This field is required." in response.content.decode()
     assert not Platform.objects.exists()
+
+
+def test_the_platforms_page_takes_as_many_queries_for_ten_platforms_as_for_one(personas, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(personas.dpo)
+    signed = signed_pia(personas)
+    _platform(personas.organisation, signed.pia)
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("pia:platforms"))
+    for n in range(9):
+        pia = signed.pia if n % 3 == 0 else draft_pia(personas.organisation, personas.office, title=f"P{n}").pia
+        _platform(personas.organisation, pia if n % 3 != 2 else None, name=f"Platform {n}")
+    with CaptureQueriesContext(connection) as ten:
+        page = client.get(reverse("pia:platforms")).content.decode()
+    assert page.count("Not approved") == 6
+    assert len(ten) == len(one)
