@@ -49,7 +49,11 @@ def _signed_version(pia: Pia) -> PiaVersion | None:
 
 
 def _not_signed_reason(pia: Pia) -> str:
-    open_version = pia.versions.filter(status__in=PiaVersion.OPEN).order_by("-number").first()
+    cached = getattr(pia, "open_versions", None)  # prefetched by platforms_with_status
+    if cached is not None:
+        open_version = cached[0] if cached else None
+    else:
+        open_version = pia.versions.filter(status__in=PiaVersion.OPEN).order_by("-number").first()
     if open_version is not None:
         return (f"The PIA “{pia.title}” has no signed version yet: version {open_version.number} is "
                 f"{open_version.get_status_display().lower()}.")
@@ -85,8 +89,12 @@ def platforms_with_status(*, organisation: Organisation, today: date | None = No
     platforms = (
         Platform.objects.filter(organisation=organisation)
         .select_related("pia__school", "pia__organisation")
-        .prefetch_related(Prefetch("pia__versions", queryset=PiaVersion.objects.filter(status=Status.SIGNED),
-                                   to_attr="signed_versions"))
+        .prefetch_related(
+            Prefetch("pia__versions", queryset=PiaVersion.objects.filter(status=Status.SIGNED),
+                     to_attr="signed_versions"),
+            Prefetch("pia__versions", queryset=PiaVersion.objects.filter(status__in=PiaVersion.OPEN)
+                     .order_by("-number"), to_attr="open_versions"),
+        )
         .order_by("name", "pk")
     )
     return [(platform, platform_status(platform=platform, today=today)) for platform in platforms]

@@ -234,3 +234,19 @@ def test_two_runs_at_once_send_each_reminder_once(personas, monkeypatch):
     assert len(results) == 2
     assert sum(r["overdue"] for r in results) == 4
     assert OutboxMessage.objects.filter(template="pia-action-reminder").count() == 4
+
+
+def test_the_action_plans_page_takes_as_many_queries_for_many_actions_as_for_one(personas, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _signed(personas)
+    client = client_for(personas.office)
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("pia:actions") + "?state=all")
+    for _ in range(4):
+        _signed(personas, school=None)
+    with CaptureQueriesContext(connection) as five:
+        page = client.get(reverse("pia:actions") + "?state=all").content.decode()
+    assert page.count('action="/pia/actions/') == 5
+    assert len(five) == len(one)
