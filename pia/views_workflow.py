@@ -344,9 +344,9 @@ def advise(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
+            _recorded(request, done)
             # Deciding is the DPO having read the PIA: the queue's "changed since" starts from here.
             services.seen_record(version=version, user=request.user)
-            _recorded(request, done)
             return redirect("pia:dpo-queue")
     context = _decision_context(version)
     changed = services.changed_steps(previous.snapshot, services.version_step_hashes(version)) if previous else None
