@@ -414,6 +414,7 @@ def sign(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(_back(version))
     context = _decision_context(version)
     context["current"] = version.pia.versions.filter(status=Status.SIGNED).first()
+    context["out_of_date"] = version.review_on is None or version.review_on < services.local_today(version.pia)
     return render(request, "pia/workflow/sign.html", context)
 
 

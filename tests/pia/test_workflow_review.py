@@ -268,6 +268,8 @@ def test_a_refused_signature_leaves_the_confirmation_for_the_next_one(client, pe
     other = at_stage(personas, Status.DECIDED, organisation_wide=True)
     with time_machine.travel(timezone.now() + dt.timedelta(days=3)):
         as_user(client, personas.siro)
+        page = client.get(url("pia:sign", late)).content.decode()
+        assert "has passed: an out-of-date PIA cannot be signed" in page and "Sign version 1</button>" not in page
         response = client.post(url("pia:sign", late), follow=True)
         assert "review date" in response.content.decode()
         assert SESSION_KEY in client.session
