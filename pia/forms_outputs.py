@@ -18,10 +18,13 @@ class PlatformForm(forms.Form):
         help_text="The platform is approved only while this PIA has a signed version within its review date.",
     )
 
-    def __init__(self, *args, organisation, **kwargs):
+    def __init__(self, *args, organisation, scope, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["pia"].queryset = (Pia.objects.filter(organisation=organisation)
-                                       .select_related("school").order_by("title", "school__name", "pk"))
+        # The organisation's PIAs this person reads: the organisation-wide ones, and those of their own schools
+        # (a headteacher of one school does not learn another school's PIAs from this list).
+        pias = scope.filter(Pia.objects.filter(organisation=organisation), school_path="school",
+                            organisation_path="organisation")
+        self.fields["pia"].queryset = pias.select_related("school").order_by("title", "school__name", "pk")
         self.fields["pia"].label_from_instance = lambda pia: (
             f"{pia.title} — {pia.school.name if pia.school_id else 'whole organisation'}")
 

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, ProtectedError
 
 from schools.audit import audit_log
-from schools.models import Organisation, Role
+from schools.models import Organisation, Role, School
 from schools.scope import build_scope
 
 from .models import Pia, PiaVersion, Platform
@@ -60,16 +60,22 @@ def _not_signed_reason(pia: Pia) -> str:
     return f"The PIA “{pia.title}” has no signed version."
 
 
-def platform_status(*, platform: Platform, today: date | None = None) -> PlatformStatus:
+def platform_status(*, platform: Platform, school: School | None = None, today: date | None = None) -> PlatformStatus:
     """For the sessions' governance gate: ok only when the platform's PIA (of the same organisation) has a
     signed version whose review date is set and not past, counted in the PIA's own time zone. A signed PIA
-    without a review date is not in date: the issue requires one, and "never reviewed" is not approval."""
+    without a review date is not in date: the issue requires one, and "never reviewed" is not approval.
+
+    With `school` (a session's school), a PIA of one school approves the platform for that school only: a
+    PIA covering the whole organisation approves it everywhere."""
     pia = platform.pia
     if pia is None:
         return PlatformStatus(False, None, (f"No PIA is attached to {platform.name}.",))
     if pia.organisation_id != platform.organisation_id:
         # The forms and `platform_save` never allow it; an approval is never borrowed from another organisation.
         return PlatformStatus(False, None, (f"The PIA attached to {platform.name} belongs to another organisation.",))
+    if school is not None and pia.school_id is not None and pia.school_id != school.pk:
+        return PlatformStatus(False, None, (
+            f"The PIA “{pia.title}” approving {platform.name} covers {pia.school.name} only, not {school.name}.",))
     version = _signed_version(pia)
     if version is None:
         return PlatformStatus(False, None, (_not_signed_reason(pia),))
@@ -100,14 +106,20 @@ def platforms_with_status(*, organisation: Organisation, today: date | None = No
     return [(platform, platform_status(platform=platform, today=today)) for platform in platforms]
 
 
-def approved_platforms(*, organisation: Organisation, today: date | None = None) -> list[Platform]:
-    """The organisation's platforms that may be used today."""
-    return [platform for platform, status in platforms_with_status(organisation=organisation, today=today)
-            if status.ok]
+def approved_platforms(*, organisation: Organisation, school: School | None = None,
+                       today: date | None = None) -> list[Platform]:
+    """The organisation's platforms that may be used today (at `school`, when given)."""
+    return [platform for platform, _ in platforms_with_status(organisation=organisation, today=today)
+            if platform_status(platform=platform, school=school, today=today).ok]
 
 
 def may_manage(scope, organisation_id: int) -> bool:
     return bool(scope.roles_in_organisation(organisation_id) & MANAGER_ROLES)
+
+
+def _readable(actor, pia: Pia) -> bool:
+    scope = build_scope(actor)
+    return scope.filter(Pia.objects.filter(pk=pia.pk), school_path="school", organisation_path="organisation").exists()
 
 
 def _require_manager(actor, organisation_id: int) -> None:
@@ -128,6 +140,8 @@ def platform_save(*, organisation: Organisation, actor, name: str, kind: str, pi
         errors["kind"] = "Choose what kind of platform it is."
     if pia is not None and pia.organisation_id != organisation.pk:
         errors["pia"] = "Choose a PIA of this organisation."
+    elif pia is not None and not _readable(actor, pia):
+        errors["pia"] = "Choose a PIA of the whole organisation or of your own school."
     if platform is not None and platform.organisation_id != organisation.pk:
         raise ValueError("A platform never moves to another organisation.")
     if errors:

@@ -128,7 +128,7 @@ def _organisation(request: HttpRequest, organisation_pk: int) -> Organisation:
 def _platform_form_page(request: HttpRequest, organisation: Organisation, platform: Platform | None):
     initial = {"name": platform.name, "kind": platform.kind, "pia": platform.pia_id} if platform else None
     form = PlatformForm(request.POST if request.method == "POST" else None, initial=initial,
-                        organisation=organisation)
+                        organisation=organisation, scope=scope_for(request))
     if request.method == "POST" and form.is_valid():
         try:
             saved = platforms.platform_save(organisation=organisation, actor=request.user, platform=platform,

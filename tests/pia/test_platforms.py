@@ -255,3 +255,49 @@ def test_the_platforms_page_takes_as_many_queries_for_ten_platforms_as_for_one(p
         page = client.get(reverse("pia:platforms")).content.decode()
     assert page.count("Not approved") == 6
     assert len(ten) == len(one)
+
+
+def _second_school_with_head(personas):
+    from accounts.models import User  # noqa: F401  (the factories build users)
+    from schools.models import Role
+    from tests.factories import MembershipFactory, SchoolFactory, TOTPDeviceFactory, UserFactory
+
+    dhoon = SchoolFactory(organisation=personas.organisation, name="Dhoon Test School", slug="dhoon")
+    head = UserFactory()
+    MembershipFactory(user=head, role=Role.HEADTEACHER, school=dhoon, organisation=personas.organisation)
+    TOTPDeviceFactory(user=head)
+    return dhoon, head
+
+
+def test_a_schools_own_pia_approves_the_platform_for_that_school_only(personas):
+    dhoon, _ = _second_school_with_head(personas)
+    platform = _platform(personas.organisation, signed_pia(personas).pia)
+    assert platform_status(platform=platform, school=personas.school).ok
+    elsewhere = platform_status(platform=platform, school=dhoon)
+    assert not elsewhere.ok
+    assert elsewhere.reasons == (f"The PIA “Zoom” approving Zoom covers {personas.school.name} only, "
+                                 f"not {dhoon.name}.",)
+    assert approved_platforms(organisation=personas.organisation, school=dhoon) == []
+    assert approved_platforms(organisation=personas.organisation, school=personas.school) == [platform]
+
+
+def test_an_organisation_wide_pia_approves_the_platform_at_every_school(personas):
+    # Signed while the headteacher still heads every school of the organisation (its data controller).
+    platform = _platform(personas.organisation, signed_pia(personas, school=None).pia)
+    dhoon, _ = _second_school_with_head(personas)
+    assert platform_status(platform=platform, school=dhoon).ok
+    assert platform_status(platform=platform, school=personas.school).ok
+
+
+def test_a_headteacher_is_not_offered_nor_can_attach_another_schools_pia(personas, client_for):
+    _dhoon, dhoon_head = _second_school_with_head(personas)
+    laxey_pia = signed_pia(personas).pia
+    url = reverse("pia:platform-new", args=[personas.organisation.pk])
+    client = client_for(dhoon_head)
+    assert f'value="{laxey_pia.pk}"' not in client.get(url).content.decode()
+    response = client.post(url, {"name": "Zoom", "kind": "zoom", "pia": laxey_pia.pk})
+    assert response.status_code == 200 and not Platform.objects.exists()
+    with pytest.raises(ValidationError) as refused:
+        platform_save(organisation=personas.organisation, actor=dhoon_head, name="Zoom", kind="zoom", pia=laxey_pia)
+    assert refused.value.message_dict["pia"] == ["Choose a PIA of the whole organisation or of your own school."]
+    assert not Platform.objects.exists()
