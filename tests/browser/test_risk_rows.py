@@ -186,6 +186,14 @@ def test_without_javascript_the_blank_row_adds_a_row_and_the_boxes_remove_one(li
     page.wait_for_url(f"**{reverse('riskassess:version-rows', kwargs={'pk': version.pk})}#new-row")
     expect(page.get_by_text("Saved: 1 row added, 1 row removed, the order saved.")).to_be_visible()
     expect(page.locator("#new-row [data-row-number]")).to_have_text("New row")
+    phone = browser.new_context(viewport=PHONE, locale="en-GB", is_mobile=True, has_touch=True,
+                                java_script_enabled=False)
+    phone.add_cookies(context.cookies())
+    small = phone.new_page()
+    small.goto(_rows_url(live_server, version))
+    assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scrolling"
+    small.locator("#row-rows-0").screenshot(path=artifacts / "risk-rows-nojs-phone-row.png")
+    phone.close()
     context.close()
 
     rows = list(version.hazards.order_by("position", "id"))
