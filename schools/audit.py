@@ -107,6 +107,12 @@ ACTION_LABELS: dict[str, str] = {
     "pia.platform_removed": "removed a video platform",
     "pia.action_done": "marked a privacy impact assessment action as done",
     "pia.reminder_sent": "sent privacy impact assessment action reminders",
+    # Video sessions: scheduling and the meeting protocol (helper S1).
+    "session.protocol_saved": "saved a version of the meeting protocol",
+    "session.scheduled": "scheduled a video session",
+    "session.updated": "changed or rescheduled a video session",
+    "session.cancelled": "cancelled a video session",
+    "session.password_revealed": "looked at a video session's meeting password",
 }
 
 
