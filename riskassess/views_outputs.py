@@ -22,7 +22,8 @@ from .models import Assessment, AssessmentVersion, matrix_for
 
 READ_ROLES = ALL_ROLES
 ORGANISATION_EXPORT_ROLES = frozenset({Role.DPO, Role.SIRO, Role.ORG_ADMIN})
-# The organisation's heat map: those who look across it, and the headteachers of its schools.
+# The organisation's heat map lists every school's hazards: for the organisation's roles (DPO, SIRO, admin) and a
+# headteacher of every school of it (`roles_for_whole_organisation`), never the head of one school among several.
 ORGANISATION_HEATMAP_ROLES = frozenset({Role.DPO, Role.SIRO, Role.ORG_ADMIN, Role.HEADTEACHER})
 
 
@@ -129,7 +130,7 @@ def school_heatmap(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=READ_ROLES)
     matrix = outputs.school_matrix(school)
     hazards, versions, other_matrix = outputs.school_current_hazards(school, matrix)
-    may_see_organisation = bool(scope_for(request).roles_in_organisation(school.organisation_id)
+    may_see_organisation = bool(scope_for(request).roles_for_whole_organisation(school.organisation_id)
                                 & ORGANISATION_HEATMAP_ROLES)
     return _heatmap(request, hazards=hazards, matrix=matrix, context={
         "school": school, "version_count": versions, "other_matrix_count": other_matrix,
@@ -146,7 +147,7 @@ def organisation_heatmap(request: HttpRequest, organisation_pk: int) -> HttpResp
     if organisation_pk not in scope.organisation_ids:
         raise Http404
     organisation = get_object_or_404(Organisation, pk=organisation_pk)
-    if not scope.roles_in_organisation(organisation.pk) & ORGANISATION_HEATMAP_ROLES:
+    if not scope.roles_for_whole_organisation(organisation.pk) & ORGANISATION_HEATMAP_ROLES:
         raise PermissionDenied
     current = matrix_for(organisation)
     groups = outputs.heat_groups(outputs.organisation_current_versions(organisation), current)

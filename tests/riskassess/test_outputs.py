@@ -372,3 +372,40 @@ def test_the_school_heat_map_links_the_organisations_for_those_who_may_see_it(pe
     link = _organisation_url(personas)
     assert link in client_for(personas.headteacher).get(url).content.decode()
     assert link not in client_for(personas.teacher).get(url).content.decode()
+
+
+def _sibling_school_with_head(personas):
+    from schools.models import Role
+    from tests.factories import MembershipFactory, SchoolFactory, TOTPDeviceFactory, UserFactory
+
+    sibling = SchoolFactory(organisation=personas.organisation, name="Dhoon Test School", slug="dhoon")
+    head = UserFactory()
+    MembershipFactory(user=head, role=Role.HEADTEACHER, school=sibling, organisation=personas.organisation)
+    TOTPDeviceFactory(user=head)
+    return sibling, head
+
+
+def test_the_head_of_one_school_among_several_may_not_open_the_organisation_heat_map(
+        approved, personas, client_for):
+    sibling, head = _sibling_school_with_head(personas)
+    response = client_for(head).get(_organisation_url(personas), {"kind": "inherent", "likelihood": 2,
+                                                                  "severity": 2})
+    assert response.status_code == 403
+    assert b"Laxey Test School" not in response.content and b"Pupils sharing" not in response.content
+    # Their school's heat map does not link it either; the DPO still sees it.
+    page = client_for(head).get(reverse("riskassess:school-heatmap", args=[sibling.pk])).content.decode()
+    assert _organisation_url(personas) not in page
+    assert client_for(personas.dpo).get(_organisation_url(personas)).status_code == 200
+
+
+def test_a_headteacher_of_every_school_of_the_organisation_may_open_its_heat_map(personas, client_for):
+    from schools.models import Role
+    from tests.factories import MembershipFactory
+
+    sibling, _head = _sibling_school_with_head(personas)
+    MembershipFactory(user=personas.headteacher, role=Role.HEADTEACHER, school=sibling,
+                      organisation=personas.organisation)
+    assert client_for(personas.headteacher).get(_organisation_url(personas)).status_code == 200
+    page = client_for(personas.headteacher).get(
+        reverse("riskassess:school-heatmap", args=[sibling.pk])).content.decode()
+    assert _organisation_url(personas) in page
