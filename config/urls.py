@@ -19,6 +19,7 @@ urlpatterns = [
     path("registry/", include("consent.urls")),
     path("risks/", include("riskassess.urls")),
     path("pia/", include("pia.urls")),
+    path("sessions/", include("sessions.urls")),
     path("django-admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that do not name an icon (raw email bodies, the admin).
     path("favicon.ico", favicon),

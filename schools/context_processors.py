@@ -22,6 +22,8 @@ def gatehouse(request):
             "risks": bool(roles),
             # Everyone reads the PIAs (teachers only signed ones); the headteacher and the office author them.
             "pia": bool(roles),
+            # Everyone reads the sessions of their schools; teachers, office and the headteacher schedule.
+            "sessions": bool(roles),
             "rights": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.DPO, Role.ORG_ADMIN}),
             "retention": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),

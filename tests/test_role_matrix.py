@@ -16,6 +16,7 @@ from .pia import matrix_outputs as pia_matrix_outputs
 from .pia import matrix_steps as pia_matrix_steps
 from .pia import matrix_workflow as pia_matrix_workflow
 from .riskassess import matrix_assessments, matrix_outputs, matrix_reviews
+from .sessions import matrix_sessions
 
 
 def _failed_email(school):
@@ -82,6 +83,7 @@ MATRIX += (
     matrix_imports.ROWS + matrix_notices.ROWS + matrix_requests.ROWS + matrix_exports.ROWS + matrix_rights.ROWS
     + matrix_assessments.ROWS + matrix_outputs.ROWS + matrix_reviews.ROWS
     + pia_matrix_steps.ROWS + pia_matrix_workflow.ROWS + pia_matrix_outputs.ROWS
+    + matrix_sessions.ROWS
 )
 
 
@@ -119,7 +121,7 @@ NOT_IN_MATRIX = {
     "outbox:demo-message": "demo mailbox, one message (tests/outbox)",
     "outbox:demo-message-html": "demo mailbox, one message (tests/outbox)",
 }
-STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent", "riskassess", "pia")
+STAFF_NAMESPACES = ("schools", "accounts", "outbox", "consent", "riskassess", "pia", "video_sessions")
 
 
 def _url_names(resolver=None, namespace=""):

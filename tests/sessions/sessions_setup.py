@@ -76,3 +76,17 @@ def schedule_kwargs(personas, **overrides) -> dict:
 def scheduled_session(personas, **overrides) -> VideoSession:
     """One session (the first of a series when `repeat_weekly_until` is given), scheduled through the service."""
     return session_schedule(**schedule_kwargs(personas, **overrides))[0]
+
+
+def session_row(school, host, *, created_by=None, **fields) -> VideoSession:
+    """A session written straight to the table, without the gate or the rules: only for tests of who may see
+    and change a session (the role matrix), where building a signed PIA for every persona would be slow."""
+    platform = Platform.objects.get_or_create(organisation=school.organisation, name="Zoom",
+                                              defaults={"kind": Platform.Kind.ZOOM})[0]
+    values = {
+        "school": school, "purpose": video_purpose(school.organisation), "title": "Story time", "host": host,
+        "platform": platform, "meeting_url": ZOOM_URL, "password": "Secret2345",
+        "starts_at": timezone.now() + dt.timedelta(days=1), "duration_minutes": 30, "created_by": created_by or host,
+    }
+    values.update(fields)
+    return VideoSession.objects.create(**values)

@@ -1,0 +1,167 @@
+"""Forms of the session pages. They read the fields; the rules (gate, link, time zone, protocol) are the
+services' (`sessions.services`), whose errors the views put back on these fields."""
+
+import datetime as dt
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from consent.models import Group, Pupil, Purpose
+from pia.models import Platform
+from schools.models import SCHOOL_ROLES, School
+
+from .models import Protocol, VideoSession
+from .protocol import FLAGS, MINUTES_BOUNDS
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+class TimeInput(forms.TimeInput):
+    input_type = "time"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%H:%M")
+
+
+class StaffChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, user) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class PupilChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, pupil) -> str:
+        return f"{pupil.last_name}, {pupil.first_name}" + (f" ({pupil.year_group})" if pupil.year_group else "")
+
+
+def school_staff(school: School):
+    return get_user_model().objects.filter(
+        is_active=True, memberships__school=school, memberships__role__in=sorted(SCHOOL_ROLES)
+    ).distinct().order_by("first_name", "last_name", "pk")
+
+
+class _SessionFields(forms.Form):
+    title = forms.CharField(max_length=200, help_text="One line: parents see it in the email's subject.")
+    platform = forms.ModelChoiceField(queryset=Platform.objects.none())
+    host = StaffChoiceField(queryset=None, help_text="A member of staff of the school.")
+    groups = forms.ModelMultipleChoiceField(queryset=Group.objects.none(), required=False,
+                                            widget=forms.CheckboxSelectMultiple)
+    pupils = PupilChoiceField(queryset=Pupil.objects.none(), required=False, label="Hand-picked pupils",
+                              help_text="Beside or instead of groups. Hold Ctrl (⌘ on a Mac) to choose several.",
+                              widget=forms.SelectMultiple(attrs={"size": 8}))
+    meeting_url = forms.CharField(label="Meeting link", max_length=2000,
+                                  widget=forms.URLInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+                                  help_text="https only, on the platform's own address.")
+    meeting_id = forms.CharField(label="Meeting ID", max_length=100, required=False)
+    password = forms.CharField(max_length=64, required=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False))
+    start_date = forms.DateField(label="Date", widget=DateInput)
+    start_time = forms.TimeField(label="Start time", widget=TimeInput)
+    duration_minutes = forms.IntegerField(label="Duration (minutes)", min_value=1, max_value=1440)
+    lead_minutes = forms.IntegerField(
+        label="Send the invitations (minutes before the start)", initial=VideoSession.LEAD_MINUTES_DEFAULT,
+        min_value=1, max_value=100000,
+        help_text=f"From {VideoSession.LEAD_MINUTES_MIN} minutes to 24 hours ({VideoSession.LEAD_MINUTES_MAX}).")
+
+    def __init__(self, *args, school: School, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.school = school
+        self.fields["platform"].queryset = Platform.objects.filter(organisation_id=school.organisation_id).order_by(
+            "name")
+        self.fields["host"].queryset = school_staff(school)
+        self.fields["groups"].queryset = Group.objects.filter(school=school).order_by("name")
+        self.fields["pupils"].queryset = Pupil.objects.filter(
+            school=school, left_on__isnull=True, archived_at__isnull=True).order_by("last_name", "first_name", "pk")
+        self.fields["start_time"].help_text = f"In the school's time zone ({school.time_zone})."
+
+    def starts_at(self) -> dt.datetime:
+        """The wall-clock start, naive: the service places it in the school's time zone."""
+        return dt.datetime.combine(self.cleaned_data["start_date"], self.cleaned_data["start_time"])
+
+
+class ScheduleForm(_SessionFields):
+    purpose = forms.ModelChoiceField(queryset=Purpose.objects.none(), label="Consent purpose",
+                                     help_text="Invitations go only to parents who consented to this purpose.")
+    repeat_weekly_until = forms.DateField(label="Repeat weekly until", required=False, widget=DateInput,
+                                          help_text="Leave empty for one session. At most 26 weeks.")
+
+    field_order = ["title", "platform", "host", "groups", "pupils", "purpose", "meeting_url", "meeting_id",
+                   "password", "start_date", "start_time", "duration_minutes", "repeat_weekly_until", "lead_minutes"]
+
+    def __init__(self, *args, school: School, **kwargs):
+        super().__init__(*args, school=school, **kwargs)
+        purposes = Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id")
+        self.fields["purpose"].queryset = purposes
+        first = purposes.first()
+        if first is not None:
+            self.fields["purpose"].initial = first.pk
+        if purposes.count() <= 1:
+            self.fields["purpose"].widget = forms.HiddenInput()
+        self.fields["password"].help_text = ("Leave empty and Gatehouse makes a strong one for you to set on the "
+                                             "platform.")
+
+
+class EditForm(_SessionFields):
+    field_order = ["title", "platform", "host", "groups", "pupils", "meeting_url", "meeting_id", "password",
+                   "start_date", "start_time", "duration_minutes", "lead_minutes"]
+
+    def __init__(self, *args, school: School, **kwargs):
+        super().__init__(*args, school=school, **kwargs)
+        self.fields["password"].label = "New password"
+        self.fields["password"].help_text = "Leave empty to keep the current one. A new one is sent again to " \
+                                            "parents already invited."
+
+
+def edit_initial(session: VideoSession) -> dict:
+    local = session.starts_at.astimezone(session.school.tz)
+    return {
+        "title": session.title, "platform": session.platform_id, "host": session.host_id,
+        "groups": list(session.groups.values_list("pk", flat=True)),
+        "pupils": list(session.pupils.values_list("pk", flat=True)),
+        "meeting_url": session.meeting_url, "meeting_id": session.meeting_id,
+        "start_date": local.date(), "start_time": local.time().replace(second=0, microsecond=0),
+        "duration_minutes": session.duration_minutes, "lead_minutes": session.lead_minutes,
+    }
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
+                             help_text="Kept in the audit trail; parents already invited are told the session is "
+                                       "cancelled.")
+
+
+class ListFilterForm(forms.Form):
+    show = forms.ChoiceField(
+        choices=[("school", "All sessions of my schools"), ("mine", "Mine (host or scheduled by me)")],
+        required=False, label="Show")
+    school = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="School")
+    include_cancelled = forms.BooleanField(required=False, label="Include cancelled")
+
+    def __init__(self, *args, schools, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["school"].choices = [("", "All schools")] + [(s.pk, s.name) for s in schools]
+
+
+class ProtocolForm(forms.Form):
+    """The rules of a protocol version. For a school, a rule the organisation requires cannot be switched off
+    and the minutes cannot exceed the organisation's (`protocol_check`, re-checked by the service)."""
+
+    notes = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+                            help_text="Anything else parents and hosts should know.")
+
+    def __init__(self, *args, current: Protocol, **kwargs):
+        super().__init__(*args, **kwargs)
+        fields = {}
+        for name in FLAGS:
+            label = Protocol._meta.get_field(name).verbose_name.capitalize()
+            fields[name] = forms.BooleanField(required=False, label=label, initial=getattr(current, name))
+        for name, (low, high) in MINUTES_BOUNDS.items():
+            fields[name] = forms.IntegerField(label=Protocol._meta.get_field(name).verbose_name.capitalize(),
+                                              min_value=low, max_value=high, initial=getattr(current, name))
+        fields["notes"] = self.fields.pop("notes")
+        fields["notes"].initial = current.notes
+        self.fields = {**fields}
