@@ -296,6 +296,10 @@ CELERY_BEAT_SCHEDULE = {
     "consent-retention": {"task": "consent.tasks.retention", "schedule": 3600.0},
     "risk-reminders": {"task": "riskassess.tasks.risk_reminders", "schedule": 3600.0},
     "pia-reminders": {"task": "pia.tasks.pia_reminders", "schedule": 3600.0},
+    # Invitations (sessions/dispatch.py): plan what is due and sweep what is stuck, every minute.
+    "sessions-plan": {"task": "sessions.tasks.deliveries_plan", "schedule": 60.0},
+    "sessions-sweep": {"task": "sessions.tasks.deliveries_sweep", "schedule": 60.0},
+    "sessions-housekeeping": {"task": "sessions.tasks.sessions_housekeeping", "schedule": 3600.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.

@@ -289,6 +289,13 @@ def _append(
     status.renewal_needed = False
     status.last_event = event
     status.save(update_fields=["state", "renewal_needed", "last_event", "updated_at"])
+    if status.state != ConsentState.GIVEN:
+        # Still under this row's FOR UPDATE lock: unsent invitations naming the child are cancelled, and the
+        # host is alerted about sent ones (promise 5). Imported here: sessions imports consent.
+        from sessions.dispatch import on_consent_withdrawn
+
+        on_consent_withdrawn(guardian_id=status.guardian_id, pupil_id=status.pupil_id,
+                             purpose_id=status.purpose_id, state=status.state)
     return event
 
 

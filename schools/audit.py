@@ -107,6 +107,12 @@ ACTION_LABELS: dict[str, str] = {
     "pia.platform_removed": "removed a video platform",
     "pia.action_done": "marked a privacy impact assessment action as done",
     "pia.reminder_sent": "sent privacy impact assessment action reminders",
+    # Invitations to video sessions (sessions/dispatch.py).
+    "session.invitations_planned": "created the invitations of a video session",
+    "session.invitation_failed": "could not send an invitation to a video session",
+    "session.invitations_cancelled": "cancelled invitations after a consent was withdrawn or refused",
+    "session.alert_raised": "alerted the host of a video session",
+    "session.passwords_erased": "erased the meeting passwords of past video sessions",
     # Video sessions: scheduling and the meeting protocol (helper S1).
     "session.protocol_saved": "saved a version of the meeting protocol",
     "session.scheduled": "scheduled a video session",

@@ -60,6 +60,11 @@ def every_email(client, personas):
     client.post(reverse("accounts:password-reset"), {"email": personas.teacher.email})
     # test-message, from the operators' command.
     email_test_message(to="operator@example.org")
+    # session-invitation (sent directly, not through the outbox) and session-alert (to the host), while the
+    # gate is green (the review reminders below need an assessment past its review date).
+    from tests.sessions import emails_dispatch
+
+    invitations = emails_dispatch.produce(personas)
     # risk-action-reminder and risk-review-reminder: an overdue action and a review date already past.
     from riskassess.reminders import reminders_send
     from tests.riskassess.matrix_reviews import approved_assessment
@@ -72,7 +77,7 @@ def every_email(client, personas):
 
     emails_workflow.produce(personas)
     emails_reminders.produce(personas)
-    return OutboxMessage.objects.all()
+    return [*OutboxMessage.objects.all(), *invitations]
 
 
 def test_every_email_template_is_exercised_here(every_email):

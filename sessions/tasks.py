@@ -1,0 +1,33 @@
+"""Celery tasks of the sessions. They take ids only; the rows decide what is left to do, so a task that is
+redelivered (acks_late), duplicated by the sweeper or run late does no harm (design.md, "How sending
+works"). `deliveries_send` is at-least-once: see `sessions.dispatch`."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import dispatch
+
+
+@shared_task(name="sessions.tasks.deliveries_plan")
+def deliveries_plan() -> dict[str, int]:
+    result = dispatch.deliveries_plan()
+    return {"sessions": result.sessions, "created": result.created, "gate_red": result.gate_red}
+
+
+@shared_task(name="sessions.tasks.deliveries_send")
+def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
+    result = dispatch.delivery_send_batch(delivery_ids)
+    return {"sent": len(result.sent), "retry": len(result.retry), "failed": len(result.failed),
+            "skipped": len(result.skipped), "left": len(result.left)}
+
+
+@shared_task(name="sessions.tasks.deliveries_sweep")
+def deliveries_sweep() -> dict[str, int]:
+    result = dispatch.deliveries_sweep()
+    return {"dispatched": result.dispatched, "lease_expired": result.lease_expired,
+            "overtaken": result.overtaken, "alerted": result.alerted}
+
+
+@shared_task(name="sessions.tasks.sessions_housekeeping")
+def sessions_housekeeping() -> dict[str, int]:
+    return {"passwords_erased": dispatch.session_passwords_erase(now=timezone.now())}

@@ -1,0 +1,73 @@
+"""Invitations for tests: a family with consent, a session whose send time has come (by the real clock, as
+the dispatcher reads the database clock), and `produce` for the `every_email` fixture of
+tests/test_email_links.py."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core import mail
+from django.utils import timezone
+
+from consent.models import Notice
+from consent.services import consent_give
+from sessions.dispatch import deliveries_plan, delivery_send_batch
+from sessions.models import Delivery, VideoSession
+from tests.consent.consent_setup import guardian_of, publish, pupil_at
+from tests.factories import GroupFactory
+from tests.sessions.sessions_setup import scheduled_session, video_purpose
+
+PASSWORD = "Sesame-7749"
+
+
+def current_notice(school) -> Notice:
+    purpose = video_purpose(school.organisation)
+    return purpose.current_notice() or publish(purpose)
+
+
+def consenting_family(school, group, *, children: int = 1, first_names=("Ava", "Ben", "Cal")):
+    """A guardian with `children` children in `group`, who consented for each. Returns (guardian, pupils)."""
+    notice = current_notice(school)
+    pupils = [pupil_at(school, first_name=first_names[i]) for i in range(children)]
+    for pupil in pupils:
+        group.pupils.add(pupil)
+    guardian = guardian_of(*pupils)
+    for pupil in pupils:
+        consent_give(guardian=guardian, pupil=pupil, notice=notice, attestation=True)
+    return guardian, pupils
+
+
+def due_session(personas, *, group=None, minutes_ahead: int = 30, lead_minutes: int = 60, **overrides) -> VideoSession:
+    """A session starting `minutes_ahead` from now whose send time (start − lead) has come."""
+    group = group or GroupFactory(school=personas.school, name="Owls")
+    current_notice(personas.school)
+    return scheduled_session(personas, groups=[group], starts_at=timezone.now() + dt.timedelta(minutes=minutes_ahead),
+                             lead_minutes=lead_minutes, password=PASSWORD, **overrides)
+
+
+@dataclass
+class SentEmail:
+    """A sent invitation in the shape the link test reads (template, text and HTML bodies)."""
+
+    template: str
+    body_text: str
+    body_html: str
+
+
+def produce(personas) -> list[SentEmail]:
+    """session-invitation (sent by the dispatcher over the test email backend) and session-alert (a host
+    told that a parent withdrew after the invitation was sent). The alert is in the outbox; the invitation
+    is returned, as invitations are `Delivery` rows sent directly, not outbox messages."""
+    from consent.services import consent_withdraw
+
+    group = GroupFactory(school=personas.school, name="Invited")
+    guardian, (pupil,) = consenting_family(personas.school, group)
+    session = due_session(personas, group=group)
+    deliveries_plan()
+    delivery = Delivery.objects.get(session=session, guardian=guardian)
+    before = len(mail.outbox)
+    delivery_send_batch([delivery.pk])
+    sent = mail.outbox[before:]
+    assert len(sent) == 1
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=current_notice(personas.school))
+    html = next(content for content, mimetype in sent[0].alternatives if mimetype == "text/html")
+    return [SentEmail(template="session-invitation", body_text=sent[0].body, body_html=html)]
