@@ -210,11 +210,19 @@ def parent_done(request: HttpRequest, token: str) -> HttpResponse:
             ConsentEvent.objects.filter(pk=int(event_id), guardian=link.guardian, purpose=link.purpose)
             .select_related("pupil").first()
         )
+    sent_ahead = []
+    if event is not None and event.kind in (ConsentEvent.Kind.WITHDRAWN, ConsentEvent.Kind.REFUSED):
+        # Promise 5: an invitation already sent cannot be called back; say so (the host has been alerted).
+        from sessions.dispatch import invitations_sent_ahead
+
+        sent_ahead = invitations_sent_ahead(guardian=link.guardian, pupil_id=event.pupil_id,
+                                            purpose_id=event.purpose_id)
     context = {
         "school": link.guardian.school,
         "event": event,
         "children": _children(link, link.purpose.current_notice()),
         "token": token,
+        "sent_ahead": sent_ahead,
     }
     return render(request, "parent/consent/done.html", context)
 

@@ -38,7 +38,7 @@ def consenting_family(school, group, *, children: int = 1, first_names=("Ava", "
 
 def due_session(personas, *, group=None, minutes_ahead: int = 30, lead_minutes: int = 60, **overrides) -> VideoSession:
     """A session starting `minutes_ahead` from now whose send time (start − lead) has come."""
-    group = group or GroupFactory(school=personas.school, name="Owls")
+    group = group or GroupFactory(school=personas.school)
     current_notice(personas.school)
     return scheduled_session(personas, groups=[group], starts_at=timezone.now() + dt.timedelta(minutes=minutes_ahead),
                              lead_minutes=lead_minutes, password=PASSWORD, **overrides)

@@ -1,0 +1,100 @@
+"""Withdrawing cancels what is not sent yet; what was sent is told to the host and to the parent (promise 5)."""
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from consent.links import guardian_link_issue
+from consent.services import consent_give, consent_refuse, consent_withdraw
+from outbox.models import OutboxMessage
+from sessions.dispatch import deliveries_plan, delivery_send_batch
+from sessions.models import Delivery, DeliveryEvent, SessionAlert
+from tests.consent.consent_setup import guardian_of
+from tests.factories import GroupFactory
+
+from .emails_dispatch import consenting_family, current_notice, due_session
+
+pytestmark = pytest.mark.django_db
+
+Status = Delivery.Status
+
+
+@pytest.fixture
+def owls(personas):
+    return GroupFactory(school=personas.school, name="Owls")
+
+
+def test_withdrawn_consent_cancels_pending_invitation(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=current_notice(personas.school))
+    delivery = Delivery.objects.get(session=session)
+    assert delivery.status == Status.CANCELLED and delivery.reason == "consent withdrawn"
+    assert DeliveryEvent.objects.filter(delivery=delivery, status=Status.CANCELLED).count() == 1
+    assert delivery_send_batch([delivery.pk]).skipped == [delivery.pk] and mail.outbox == []
+    assert not SessionAlert.objects.exists()
+
+
+def test_withdrawing_for_one_of_two_children_keeps_the_invitation_for_the_other(personas, owls):
+    guardian, (ava, ben) = consenting_family(personas.school, owls, children=2)
+    due_session(personas, group=owls)
+    deliveries_plan()
+    consent_withdraw(guardian=guardian, pupil=ava, notice=current_notice(personas.school))
+    delivery = Delivery.objects.get()
+    assert delivery.status == Status.PENDING and delivery.pupil_ids == [ben.pk]
+    delivery_send_batch([delivery.pk])
+    (sent,) = mail.outbox
+    assert "Ben is invited" in sent.body and "Ava" not in sent.body
+
+
+def test_a_refusal_by_the_other_parent_cancels_the_invitation_naming_the_child(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    other = guardian_of(pupil)
+    due_session(personas, group=owls)
+    deliveries_plan()
+    consent_refuse(guardian=other, pupil=pupil, notice=current_notice(personas.school))
+    delivery = Delivery.objects.get(guardian=guardian)
+    assert delivery.status == Status.CANCELLED and delivery.reason == "consent refused"
+
+
+def test_withdrawing_after_the_invitation_was_sent_alerts_the_host_once(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.values_list("pk", flat=True))
+    notice = current_notice(personas.school)
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=notice)
+    alert = SessionAlert.objects.get(session=session)
+    assert alert.kind == SessionAlert.Kind.WITHDRAWN_AFTER_SEND and alert.delivery.guardian_id == guardian.pk
+    host_email = OutboxMessage.objects.get(template="session-alert")
+    assert host_email.recipient == personas.teacher.email and session.title in host_email.body_text
+    # Giving and withdrawing again does not alert twice about the same invitation.
+    consent_give(guardian=guardian, pupil=pupil, notice=notice, attestation=True)
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=notice)
+    assert SessionAlert.objects.count() == 1 and OutboxMessage.objects.filter(template="session-alert").count() == 1
+    assert Delivery.objects.get().status == Status.SENT
+
+
+def test_the_parents_withdrawal_page_says_an_invitation_was_already_sent(personas, owls, client):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls, title="Owls story time")
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.values_list("pk", flat=True))
+    token = guardian_link_issue(guardian=guardian, purpose=session.purpose).rsplit("/p/", 1)[1].strip("/")
+    response = client.post(reverse("parent:page", kwargs={"token": token}),
+                           {"pupil": pupil.pk, "decision": "withdraw"}, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "already sent" in page and "Owls story time" in page and "the teacher has been told" in page
+
+
+def test_the_withdrawal_page_says_nothing_of_invitations_when_none_was_sent(personas, owls, client):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    token = guardian_link_issue(guardian=guardian, purpose=session.purpose).rsplit("/p/", 1)[1].strip("/")
+    response = client.post(reverse("parent:page", kwargs={"token": token}),
+                           {"pupil": pupil.pk, "decision": "withdraw"}, follow=True)
+    assert response.status_code == 200 and "already sent" not in response.content.decode()
+    assert Delivery.objects.get().status == Status.CANCELLED
