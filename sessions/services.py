@@ -27,7 +27,7 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -160,7 +160,8 @@ def local_start(when: datetime, tz: ZoneInfo) -> LocalTime:
         raise ValidationError({"starts_at": (
             f"{when:%H:%M} does not exist on {when:%-d %B %Y} in {tz.key}: the clocks go forward that night. "
             "Choose another time.")})
-    return LocalTime(first, first.utcoffset() != second.utcoffset())
+    # In UTC: an aware datetime in an ambiguous hour compares unequal to every other zone's (PEP 495).
+    return LocalTime(first.astimezone(UTC), first.utcoffset() != second.utcoffset())
 
 
 # --- who may ------------------------------------------------------------------------------------------------
