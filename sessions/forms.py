@@ -5,13 +5,16 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
 from consent.models import Group, Pupil, Purpose
 from pia.models import Platform
 from schools.models import SCHOOL_ROLES, School
 
+from .gate import session_gate
 from .models import Protocol, VideoSession
-from .protocol import FLAGS, MINUTES_BOUNDS
+from .protocol import FLAGS, MINUTES_BOUNDS, effective_protocol
+from .services import clean_meeting_id, clean_meeting_url, clean_password, clean_title
 
 
 class DateInput(forms.DateInput):
@@ -38,6 +41,14 @@ class PupilChoiceField(forms.ModelMultipleChoiceField):
         return f"{pupil.last_name}, {pupil.first_name}" + (f" ({pupil.year_group})" if pupil.year_group else "")
 
 
+def _service_check(name: str, check, value):
+    try:
+        result = check(value)
+    except ValidationError as error:
+        raise forms.ValidationError(error.message_dict[name]) from None
+    return value if name == "password" else result
+
+
 def school_staff(school: School):
     return get_user_model().objects.filter(
         is_active=True, memberships__school=school, memberships__role__in=sorted(SCHOOL_ROLES)
@@ -45,7 +56,8 @@ def school_staff(school: School):
 
 
 class _SessionFields(forms.Form):
-    title = forms.CharField(max_length=200, help_text="One line: parents see it in the email's subject.")
+    # Not stripped: a trailing line break is refused by the service, never quietly dropped.
+    title = forms.CharField(max_length=200, strip=False, help_text="One line: parents see it in the email's subject.")
     platform = forms.ModelChoiceField(queryset=Platform.objects.none())
     host = StaffChoiceField(queryset=None, help_text="A member of staff of the school.")
     groups = forms.ModelMultipleChoiceField(queryset=Group.objects.none(), required=False,
@@ -77,6 +89,35 @@ class _SessionFields(forms.Form):
         self.fields["pupils"].queryset = Pupil.objects.filter(
             school=school, left_on__isnull=True, archived_at__isnull=True).order_by("last_name", "first_name", "pk")
         self.fields["start_time"].help_text = f"In the school's time zone ({school.time_zone})."
+        self.fields["duration_minutes"].initial = effective_protocol(school).max_duration_minutes
+
+    # The services' own checks, run here too so that every field's error shows at once, even when another field
+    # (a missing date, say) stops the form before the service is called. The service checks them all again.
+    def clean_title(self) -> str:
+        return _service_check("title", clean_title, self.cleaned_data["title"])
+
+    def clean_meeting_id(self) -> str:
+        return _service_check("meeting_id", clean_meeting_id, self.cleaned_data["meeting_id"])
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if password:
+            _service_check("password", clean_password, password)
+        return password
+
+    def clean(self):
+        data = super().clean()
+        platform, url = data.get("platform"), data.get("meeting_url")
+        if platform is not None and url:
+            try:
+                clean_meeting_url(url, kind=platform.kind)
+            except ValidationError as error:
+                self.add_error("meeting_url", error.message_dict["meeting_url"])
+        if platform is not None and data.get("host") is not None:
+            gate = session_gate(school=self.school, platform=platform, host=data["host"])
+            for reason in gate.reasons:
+                self.add_error(None, f"The session may not be scheduled: {reason}")
+        return data
 
     def starts_at(self) -> dt.datetime:
         """The wall-clock start, naive: the service places it in the school's time zone."""

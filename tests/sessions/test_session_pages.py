@@ -110,6 +110,7 @@ def test_scheduling_through_the_form_opens_the_session_with_the_password_masked(
     ({"meeting_url": "javascript:alert(1)"}, "must start with https://"),
     ({"meeting_url": "http://zoom.us/j/1"}, "must start with https://"),
     ({"title": "Story\r\nBcc: all@example.org"}, "one line"),
+    ({"title": "Story time\r\n"}, "one line"),
     ({"duration_minutes": "45"}, "at most 30"),
     ({"lead_minutes": "5"}, "From 10 minutes"),
     ({"groups": []}, "at least one group or pupil"),
