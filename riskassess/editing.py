@@ -22,6 +22,7 @@ from .services import (
     _require,
     _scored,
     assessment_create_from_template,
+    check_review_on,
     hazard_remove,
     hazard_save,
 )
@@ -41,14 +42,10 @@ def assessment_start(
     """"New from template" with either a review date or a review interval (months after approval)."""
     if bool(review_on) == bool(review_interval_months):
         raise ValidationError("Give a review date or a review interval, not both.")
-    with transaction.atomic():
-        assessment = assessment_create_from_template(
-            school=school, organisation=organisation, actor=actor, assessor_name=assessor_name,
-            assessed_on=assessed_on, review_on=review_on,
-        )
-        if review_interval_months:
-            assessment.versions.update(review_interval_months=review_interval_months)
-    return assessment
+    return assessment_create_from_template(
+        school=school, organisation=organisation, actor=actor, assessor_name=assessor_name,
+        assessed_on=assessed_on, review_on=review_on, review_interval_months=review_interval_months,
+    )
 
 
 def assessment_copy(
@@ -67,6 +64,7 @@ def assessment_copy(
         raise ValidationError("Choose an assessment of a school of the same organisation.")
     if review_on and review_interval_months:
         raise ValidationError("Give a review date or a review interval, not both.")
+    check_review_on(review_on)
     with transaction.atomic():
         approved = source.versions.filter(status=Status.APPROVED).first()
         if approved is None:
@@ -225,6 +223,7 @@ def version_details_save(
         _require(actor, version.assessment, EDIT_ROLES, "edit a risk assessment")
         if bool(review_on) == bool(review_interval_months):
             raise ValidationError("Give a review date or a review interval, one of the two.")
+        check_review_on(review_on)
         fields = {"assessor_name": assessor_name.strip(), "assessed_on": assessed_on, "review_on": review_on,
                   "review_interval_months": review_interval_months}
         changed = sorted(name for name, value in fields.items() if getattr(version, name) != value)

@@ -10,6 +10,7 @@ from schools.models import School
 from .editing import RowChange
 from .matrix import Matrix
 from .models import Assessment, AssessmentVersion
+from .services import check_review_on
 
 ORGANISATION_WIDE = "organisation"
 
@@ -49,6 +50,11 @@ class _ReviewFields(forms.Form):
         assessed_on = data.get("assessed_on")
         if review_on and assessed_on and review_on <= assessed_on:
             self.add_error("review_on", "The review date comes after the date of the assessment.")
+        if review_on and "review_on" not in self.errors:
+            try:
+                check_review_on(review_on)
+            except forms.ValidationError as error:
+                self.add_error(None, error)
         return data
 
 

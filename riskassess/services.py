@@ -58,6 +58,25 @@ def _require(actor, assessment: Assessment, roles: frozenset[str], what: str) ->
                                f"can {what} that covers the whole organisation.")
 
 
+# A review date further ahead than this keeps the gate green for ever: refused.
+MAX_REVIEW_YEARS = 5
+# "New from template" without a review date or interval: reviewed a year after approval, as the form proposes.
+DEFAULT_REVIEW_INTERVAL_MONTHS = 12
+
+
+def check_review_on(review_on: date | None, today: date | None = None) -> None:
+    """Refuse a review date more than MAX_REVIEW_YEARS ahead of `today`."""
+    today = today or timezone.localdate()
+    if review_on and review_on > _add_months(today, 12 * MAX_REVIEW_YEARS):
+        raise ValidationError({"review_on": f"Choose a review date at most {MAX_REVIEW_YEARS} years ahead."})
+
+
+def _require_review(version: "AssessmentVersion", what: str) -> None:
+    if not version.review_on and not version.review_interval_months:
+        raise ValidationError(f"Give a review date or a review interval (on the version's details) before {what}.")
+    check_review_on(version.review_on)
+
+
 def _scale(score: int, matrix: Matrix) -> int:
     """A score from the seed's 3×3 form, placed on the organisation's matrix (2 of 3 is 3 of 5)."""
     return round((score - 1) * (matrix.size - 1) / 2) + 1
@@ -68,11 +87,17 @@ def _scale(score: int, matrix: Matrix) -> int:
 
 def assessment_create_from_template(
     *, school: School | None, organisation=None, actor, assessor_name: str, assessed_on: date,
-    review_on: date | None = None,
+    review_on: date | None = None, review_interval_months: int | None = None,
 ) -> Assessment:
     """"New from template": the seed's video-lessons assessment, its six hazard rows and their controls,
-    as version 1, a draft the school then edits."""
+    as version 1, a draft the school then edits. Without a review date or interval, reviewed 12 months after
+    approval."""
     organisation = school.organisation if school else organisation
+    if review_on and review_interval_months:
+        raise ValidationError("Give a review date or a review interval, not both.")
+    check_review_on(review_on)
+    if not review_on and not review_interval_months:
+        review_interval_months = DEFAULT_REVIEW_INTERVAL_MONTHS
     with transaction.atomic():
         assessment = Assessment(organisation=organisation, school=school, title=seed_template.TITLE,
                                 topic=Assessment.Topic.VIDEO_LESSONS, created_by=actor)
@@ -81,7 +106,7 @@ def assessment_create_from_template(
         matrix = matrix_for(organisation)
         version = AssessmentVersion.objects.create(
             assessment=assessment, number=1, assessor_name=assessor_name, assessed_on=assessed_on,
-            review_on=review_on, matrix=matrix.as_dict(),
+            review_on=review_on, review_interval_months=review_interval_months, matrix=matrix.as_dict(),
         )
         Hazard.objects.bulk_create([
             Hazard(version=version, position=index, **_scored(matrix, {
@@ -223,6 +248,7 @@ def version_submit(*, version: AssessmentVersion, actor) -> AssessmentVersion:
             raise ValidationError("This version has already been submitted.")
         if not version.hazards.exists():
             raise ValidationError("Add at least one hazard before submitting.")
+        _require_review(version, "submitting")
         version.status, version.submitted_at, version.submitted_by = Status.SUBMITTED, timezone.now(), actor
         version.save(update_fields=["status", "submitted_at", "submitted_by"])
         audit_log(actor=actor, action="risk.submitted", obj=version.assessment, school=version.assessment.school,
@@ -250,6 +276,7 @@ def version_approve(*, version: AssessmentVersion, actor) -> AssessmentVersion:
         _require(actor, assessment, APPROVE_ROLES, "approve a risk assessment")
         if version.status != Status.SUBMITTED:
             raise ValidationError("Submit the version before approving it.")
+        _require_review(version, "approving")
         # Approvals of one assessment queue here, so two approvers never leave two versions approved.
         Assessment.objects.select_for_update().get(pk=assessment.pk)
         previous = assessment.versions.filter(status=Status.APPROVED).first()
@@ -336,7 +363,9 @@ def video_lessons_assessment_status(*, school: School, today: date | None = None
     if version is None:
         return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.",))
     reasons = []
-    if version.review_on and version.review_on < today:
+    if not version.review_on:
+        reasons.append("The approved risk assessment has no review date: give the next version one.")
+    elif version.review_on < today:
         reasons.append(f"The risk assessment was due for review on {version.review_on:%-d %B %Y}.")
     if version.assessment.review_flagged_at:
         reasons.append("The risk assessment was flagged for review after an incident: "

@@ -99,6 +99,8 @@ def test_an_approved_versions_pdf_is_stored_once_and_then_served_as_stored(appro
     assert AuditEntry.objects.filter(action="risk.pdf_stored").count() == 1
     # A later revision and approval supersedes it; its PDF is still the one stored.
     draft = version_revise(assessment=approved.assessment, actor=personas.headteacher)
+    AssessmentVersion.objects.filter(pk=draft.pk).update(review_on=dt.date(2027, 12, 1))  # the next review
+    draft.refresh_from_db()
     _approve(draft, personas.headteacher)
     approved.refresh_from_db()
     assert approved.status == Status.SUPERSEDED

@@ -35,6 +35,13 @@ def _draft(assessment) -> AssessmentVersion:
     return assessment.versions.get(status__in=[Status.DRAFT, Status.SUBMITTED])
 
 
+def _with_review_date(draft, review_on=dt.date(2027, 12, 1)):
+    """A revision of a version with a fixed review date starts without one: the next review is decided with it."""
+    AssessmentVersion.objects.filter(pk=draft.pk).update(review_on=review_on)
+    draft.refresh_from_db()
+    return draft
+
+
 def _approve(version, personas):
     version_submit(version=version, actor=personas.headteacher)
     return version_approve(version=version, actor=personas.headteacher)
@@ -111,7 +118,7 @@ def test_an_approved_version_never_changes_and_editing_starts_a_new_one(assessme
     assert approved.status == Status.APPROVED and approved.hash_verifies()
     assert approved.hazards.first().likelihood == 2
 
-    second = _approve(draft, personas)
+    second = _approve(_with_review_date(draft), personas)
     approved.refresh_from_db()
     assert approved.status == Status.SUPERSEDED and approved.hash_verifies()
     assert second.status == Status.APPROVED
@@ -167,7 +174,7 @@ def test_an_incident_flags_the_assessment_until_it_is_approved_again(assessment,
     status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
     assert not status.ok and "Zoombombing in Year 3" in status.reasons[0]
     draft = version_revise(assessment=assessment, actor=personas.headteacher)
-    _approve(draft, personas)
+    _approve(_with_review_date(draft), personas)
     assert video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1)).ok
     assert AuditEntry.objects.filter(action="risk.flagged_for_review").exists()
 
@@ -298,3 +305,63 @@ def test_only_the_owner_or_an_executive_head_marks_an_organisation_wide_action_d
     action_mark_done(hazard=row, actor=federation["executive"])
     row.refresh_from_db()
     assert row.action_done_on is not None
+
+
+# --- A review date is always there -------------------------------------------------------------------------
+
+
+def test_a_revision_of_a_version_with_a_fixed_review_date_is_not_submitted_or_approved_without_one(
+        assessment, personas):
+    from riskassess.editing import version_details_save
+
+    _approve(_draft(assessment), personas)
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    assert draft.review_on is None and draft.review_interval_months is None
+    with pytest.raises(ValidationError, match="review date or a review interval"):
+        version_submit(version=draft, actor=personas.headteacher)
+    # Submitted meanwhile without one (as before the rule): approval refuses too, nothing approved.
+    AssessmentVersion.objects.filter(pk=draft.pk).update(status=Status.SUBMITTED)
+    with pytest.raises(ValidationError, match="review date or a review interval"):
+        version_approve(version=draft, actor=personas.headteacher)
+    draft.refresh_from_db()
+    assert draft.status == Status.SUBMITTED
+    AssessmentVersion.objects.filter(pk=draft.pk).update(status=Status.DRAFT)
+    version_details_save(version=draft, actor=personas.headteacher, assessor_name="M Kelly",
+                         assessed_on=dt.date(2026, 11, 1), review_on=dt.date(2027, 11, 1), review_interval_months=None)
+    assert _approve(draft, personas).review_on == dt.date(2027, 11, 1)
+
+
+def test_a_revision_carries_the_review_interval_and_gets_its_own_review_date_at_approval(personas):
+    from riskassess.editing import assessment_start
+
+    assessment = assessment_start(school=personas.school, actor=personas.headteacher, assessor_name="M Kelly",
+                                  assessed_on=dt.date(2026, 11, 1), review_interval_months=6)
+    _approve(assessment.versions.get(), personas)
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    assert (draft.review_on, draft.review_interval_months) == (None, 6)
+    approved = _approve(draft, personas)
+    assert approved.review_on is not None
+
+
+def test_an_approved_version_without_a_review_date_turns_the_gate_red(assessment, personas):
+    version = _approve(_draft(assessment), personas)
+    AssessmentVersion.objects.filter(pk=version.pk).update(review_on=None)
+    status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+    assert not status.ok and "has no review date" in status.reasons[0]
+
+
+def test_a_review_date_more_than_five_years_ahead_is_refused(personas):
+    from riskassess.editing import assessment_start, version_details_save
+    from riskassess.forms import VersionDetailsForm
+
+    with pytest.raises(ValidationError, match="5 years"):
+        assessment_start(school=personas.school, actor=personas.headteacher, assessor_name="M Kelly",
+                         assessed_on=dt.date(2026, 11, 1), review_on=dt.date(9999, 12, 31))
+    assessment = assessment_start(school=personas.school, actor=personas.headteacher, assessor_name="M Kelly",
+                                  assessed_on=dt.date(2026, 11, 1), review_interval_months=12)
+    with pytest.raises(ValidationError, match="5 years"):
+        version_details_save(version=assessment.versions.get(), actor=personas.headteacher, assessor_name="M",
+                             assessed_on=dt.date(2026, 11, 1), review_on=dt.date(9999, 12, 31),
+                             review_interval_months=None)
+    form = VersionDetailsForm(data={"assessor_name": "M", "assessed_on": "2026-11-01", "review_on": "9999-12-31"})
+    assert not form.is_valid() and "5 years" in str(form.errors)
