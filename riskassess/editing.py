@@ -12,8 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from schools.audit import audit_log
-from schools.models import School
+from schools.models import Organisation, School
 
+from .matrix_change import score_map
 from .models import Assessment, AssessmentVersion, Hazard, matrix_for
 from .services import (
     EDIT_ROLES,
@@ -28,6 +29,7 @@ from .services import (
 )
 
 Status = AssessmentVersion.Status
+SCORE_FIELDS = ("likelihood", "severity", "residual_likelihood", "residual_severity")
 
 # What a copy takes from the other school's rows: the judgement, not that school's people or dates.
 COPIED_FIELDS = tuple(
@@ -73,21 +75,25 @@ def assessment_copy(
                                 topic=source.topic, created_by=actor)
         _require(actor, assessment, EDIT_ROLES, "start a risk assessment")
         assessment.save()
-        matrix = matrix_for(school.organisation)
+        # The organisation's row locked, as `matrix_change` locks it: a matrix change waits for the copy (and
+        # then re-maps it as an open draft), or the copy waits and is scored on the new matrix.
+        matrix = matrix_for(Organisation.objects.select_for_update().get(pk=school.organisation_id))
         version = AssessmentVersion.objects.create(
             assessment=assessment, number=1, assessor_name=assessor_name, assessed_on=assessed_on,
             review_on=review_on, review_interval_months=review_interval_months, matrix=matrix.as_dict(),
         )
         rows = list(approved.hazards.order_by("position", "id"))
-        try:
-            Hazard.objects.bulk_create([
-                Hazard(version=version, position=index,
-                       **_scored(matrix, {name: getattr(row, name) for name in COPIED_FIELDS}))
-                for index, row in enumerate(rows)
-            ])
-        except ValidationError as error:
-            raise ValidationError("The organisation's matrix changed since that assessment was approved: its "
-                                  "scores no longer fit. Start from the template instead.") from error
+        # Scored on the organisation's matrix as it is now: if it changed since the source was approved, the
+        # copied scores are re-mapped explicitly, as `version_revise` and a matrix change do.
+        remap = score_map(approved.get_matrix().size, matrix.size)
+        copied = []
+        for index, row in enumerate(rows):
+            values = {name: getattr(row, name) for name in COPIED_FIELDS}
+            for name in SCORE_FIELDS:
+                if values[name] is not None:
+                    values[name] = remap[values[name]]
+            copied.append(Hazard(version=version, position=index, **_scored(matrix, values)))
+        Hazard.objects.bulk_create(copied)
         audit_log(actor=actor, action="risk.copied", obj=assessment, school=school,
                   organisation=assessment.organisation,
                   data={"from_assessment": source.pk, "from_school": source.school_id,

@@ -15,7 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from schools.audit import audit_log
-from schools.models import Role, School
+from schools.models import Organisation, Role, School
 from schools.scope import build_scope
 
 from . import seed_template
@@ -103,7 +103,8 @@ def assessment_create_from_template(
                                 topic=Assessment.Topic.VIDEO_LESSONS, created_by=actor)
         _require(actor, assessment, EDIT_ROLES, "start a risk assessment")
         assessment.save()
-        matrix = matrix_for(organisation)
+        # The organisation's row locked, as `matrix_change` locks it, so a matrix change never misses this draft.
+        matrix = matrix_for(Organisation.objects.select_for_update().get(pk=organisation.pk))
         version = AssessmentVersion.objects.create(
             assessment=assessment, number=1, assessor_name=assessor_name, assessed_on=assessed_on,
             review_on=review_on, review_interval_months=review_interval_months, matrix=matrix.as_dict(),
@@ -310,7 +311,7 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
         base = assessment.versions.order_by("-number").first()
         # The new draft is scored on the organisation's matrix as it is now: if it changed since the base was
         # approved, the copied scores are re-mapped explicitly, as a matrix change re-maps open drafts.
-        matrix = matrix_for(assessment.organisation)
+        matrix = matrix_for(Organisation.objects.select_for_update().get(pk=assessment.organisation_id))
         old_size = base.get_matrix().size
         draft = AssessmentVersion.objects.create(
             assessment=assessment, number=base.number + 1, assessor_name=base.assessor_name,

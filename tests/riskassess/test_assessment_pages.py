@@ -327,3 +327,21 @@ def test_compare_with_a_version_that_does_not_exist_is_a_message(client_for, per
     assert "<b>" not in response.content.decode().split("There is no version")[2][:20]
 
 
+
+
+@pytest.mark.parametrize(("old", "new", "scores"), [("3", "5", (3, 3, 9)), ("5", "3", (2, 2, 4))])
+def test_a_copy_after_a_matrix_change_re_maps_the_sources_scores(personas, old, new, scores):
+    from riskassess.matrix import SEED_3X3, STANDARD_5X5
+    from riskassess.matrix_change import matrix_change
+
+    matrices = {"3": SEED_3X3, "5": STANDARD_5X5}
+    if old == "5":
+        matrix_change(organisation=personas.organisation, matrix=STANDARD_5X5, actor=personas.org_admin)
+    source = _start(SchoolFactory(organisation=personas.organisation), personas.org_admin)
+    _approve(source, personas.org_admin)
+    matrix_change(organisation=personas.organisation, matrix=matrices[new], actor=personas.org_admin)
+    copy = assessment_copy(source=source, school=personas.school, actor=personas.headteacher, assessor_name="M",
+                           assessed_on=dt.date(2026, 1, 1), review_on=dt.date(2027, 1, 1))
+    version = copy.versions.get()
+    assert version.get_matrix().size == int(new)
+    assert {(h.likelihood, h.severity, h.rating) for h in version.hazards.all()} == {scores}

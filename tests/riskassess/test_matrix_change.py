@@ -258,3 +258,28 @@ def test_two_admins_confirming_at_once_change_the_matrix_once(personas):
     assert AuditEntry.objects.filter(action="risk.matrix_changed").count() == 1
     row.refresh_from_db()
     assert (row.likelihood, row.severity, row.rating) == (3, 3, 9)  # 2 × 2 on the 3×3 is 3 × 3 on a 5×5
+
+
+@pytest.mark.postgres
+def test_starting_revising_and_copying_lock_the_organisation_row_as_a_matrix_change_does(personas):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from riskassess.editing import assessment_copy
+    from riskassess.services import version_revise
+    from tests.factories import SchoolFactory
+
+    def locks_organisation(call) -> bool:
+        with CaptureQueriesContext(connection) as context:
+            call()
+        return any('FROM "schools_organisation"' in query["sql"] and "FOR UPDATE" in query["sql"]
+                   for query in context.captured_queries)
+
+    source = approved_assessment(SchoolFactory(organisation=personas.organisation), personas.org_admin).assessment
+    assert locks_organisation(lambda: assessment_create_from_template(
+        school=personas.school, actor=personas.headteacher, assessor_name="M", assessed_on=dt.date(2026, 1, 1)))
+    assert locks_organisation(lambda: version_revise(assessment=source, actor=personas.org_admin))
+    sibling = SchoolFactory(organisation=personas.organisation)
+    assert locks_organisation(lambda: assessment_copy(
+        source=source, school=sibling, actor=personas.org_admin, assessor_name="M", assessed_on=dt.date(2026, 1, 1),
+        review_on=dt.date(2027, 1, 1)))
