@@ -7,6 +7,7 @@ approve; the DPO and SIRO read across the organisation; another school's assessm
 """
 
 import json
+import re
 from datetime import date
 
 from django.contrib import messages
@@ -499,7 +500,8 @@ def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
         raw = request.GET.get(name, "")
         if not raw:
             return default
-        if raw.isdigit() and int(raw) in versions:
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+        if re.fullmatch(r"[0-9]{1,9}", raw) and int(raw) in versions:
             return int(raw)
         errors.append(f"There is no version {raw[:20]} of this assessment.")
         return default

@@ -327,6 +327,14 @@ def test_compare_with_a_version_that_does_not_exist_is_a_message(client_for, per
     assert "<b>" not in response.content.decode().split("There is no version")[2][:20]
 
 
+@pytest.mark.parametrize("odd", ["\u00b2", "-1", "1e3", "9" * 40, " 1", "\u0661", "1.0", "0"])
+def test_compare_with_an_odd_version_number_is_a_message_never_a_500(client_for, personas, odd):
+    assessment, _ = _two_versions(personas)
+    response = client_for(personas.teacher).get(reverse("riskassess:compare", kwargs={"pk": assessment.pk}),
+                                                {"old": "1", "new": odd})
+    assert response.status_code == 200
+    assert "There is no version" in response.content.decode()
+    assert (response.context["old_number"], response.context["new_number"]) == (1, 2)  # the defaults
 
 
 @pytest.mark.parametrize(("old", "new", "scores"), [("3", "5", (3, 3, 9)), ("5", "3", (2, 2, 4))])
