@@ -39,6 +39,7 @@ from .protocol import (
 )
 from .services import (
     SCHEDULE_ROLES,
+    local_start,
     mask_secret,
     may_change,
     session_cancel,
@@ -130,6 +131,9 @@ def session_schedule_view(request: HttpRequest, school_pk: int) -> HttpResponse:
                 messages.success(request, f"Scheduled {len(sessions)} weekly sessions, the first on {when}.")
             else:
                 messages.success(request, f"Scheduled for {when}.")
+            if local_start(form.starts_at(), school.tz).ambiguous:
+                messages.warning(request, f"{form.starts_at():%H:%M} happens twice that night as the clocks go back: "
+                                          "the session is at the first of the two (summer time).")
             if not data["password"]:
                 messages.info(request, "Gatehouse made a password: reveal it on this page and set it on the platform.")
             return redirect("video_sessions:session", pk=first.pk)

@@ -131,6 +131,15 @@ def test_a_missing_hour_on_the_form_is_refused_with_a_clear_message(personas, cl
     assert not VideoSession.objects.exists()
 
 
+def test_a_time_that_happens_twice_is_scheduled_at_the_first_and_the_page_says_so(personas, client_for):
+    group = GroupFactory(school=personas.school)
+    data = _form(personas, group, start_date="2027-10-31", start_time="01:30")
+    with time_machine.travel(dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC), tick=False):
+        response = client_for(personas.teacher).post(_schedule_url(personas), data, follow=True)
+    assert "happens twice that night" in response.content.decode()
+    assert VideoSession.objects.get().starts_at == dt.datetime(2027, 10, 31, 0, 30, tzinfo=dt.UTC)
+
+
 def test_a_red_gate_on_the_form_refuses_with_its_reason(personas, client_for):
     group = GroupFactory(school=personas.school)
     green_gate(personas)
