@@ -8,10 +8,12 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from pia.models import Platform
 from schools.models import AuditEntry
 from sessions.models import Protocol, VideoSession
-from tests.factories import GroupFactory
+from tests.conftest import sign_in
+from tests.factories import GroupFactory, TOTPDeviceFactory
 from tests.sessions.sessions_setup import ZOOM_URL, green_gate, scheduled_session, session_row, video_purpose
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +246,14 @@ def test_the_teacher_reads_the_protocol_without_a_form(personas, client_for):
     url = reverse("video_sessions:school-protocol", kwargs={"school_pk": personas.school.pk})
     page = client_for(personas.teacher).get(url).content.decode()
     assert "the seed's protocol" in page and "Save a new version" not in page
+
+
+def test_the_admin_lists_sessions_read_only_and_never_shows_the_link_or_password(personas, client):
+    session = scheduled_session(personas, password="Owl-7731")
+    user = User.objects.create_superuser("root", "root@example.org", "x")
+    TOTPDeviceFactory(user=user)
+    sign_in(client, user)
+    assert client.get(reverse("admin:video_sessions_videosession_add")).status_code == 403
+    assert client.get(reverse("admin:video_sessions_protocol_changelist")).status_code == 200
+    page = client.get(reverse("admin:video_sessions_videosession_change", args=[session.pk])).content.decode()
+    assert "Year 3 story time" in page and "Owl-7731" not in page and "us02web.zoom.us" not in page
