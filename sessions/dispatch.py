@@ -720,8 +720,8 @@ def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, st
     claim holds are skipped (SKIP LOCKED, no deadlock with the claim's FOR SHARE): that claim is waiting
     for this transaction and will see the new state. Invitations already sent (or being sent) cannot be
     called back: the host is alerted and emailed once per invitation."""
-    reason = {ConsentState.REFUSED: "consent refused", ConsentState.LAPSED: "consent lapsed"}.get(
-        state, "consent withdrawn")
+    reason = {ConsentState.REFUSED: "consent refused", ConsentState.LAPSED: "consent lapsed",
+              ConsentState.NONE: "consent superseded by a newer notice"}.get(state, "consent withdrawn")
     ahead = Delivery.objects.filter(session__purpose_id=purpose_id, session__starts_at__gt=Now(),
                                     guardian__guardianships__pupil_id=pupil_id)
     unsent = [
@@ -748,10 +748,13 @@ def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, st
     sent = [d for d in ahead.filter(status__in=[Status.SENT, Status.SENDING]).select_related("session__school",
                                                                                             "session__host")
             if pupil_id in d.pupil_ids]
+    if sent:
+        # The host needs the first name to know whom not to admit (staff see pupils' first names anyway).
+        first_name = Pupil.objects.filter(pk=pupil_id).values_list("first_name", flat=True).first() or "the child"
     for delivery in sent:
         _alert(session=delivery.session, kind=SessionAlert.Kind.WITHDRAWN_AFTER_SEND, delivery_ids=[delivery.pk],
-               message=f"A parent or carer's {reason} after the invitation was sent: do not admit the child "
-                       "named in it unless consent is given again.")
+               message=f"The invitation naming {first_name} was already sent; since then: {reason}. Do not "
+                       f"admit {first_name} unless consent is given again.")
 
 
 def invitations_sent_ahead(*, guardian: Guardian, pupil_id: int, purpose_id: int) -> list[VideoSession]:

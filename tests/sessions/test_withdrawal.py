@@ -67,6 +67,7 @@ def test_withdrawing_after_the_invitation_was_sent_alerts_the_host_once(personas
     consent_withdraw(guardian=guardian, pupil=pupil, notice=notice)
     alert = SessionAlert.objects.get(session=session)
     assert alert.kind == SessionAlert.Kind.WITHDRAWN_AFTER_SEND and alert.delivery.guardian_id == guardian.pk
+    assert "Do not admit Ava" in alert.message and "consent withdrawn" in alert.message
     host_email = OutboxMessage.objects.get(template="session-alert")
     assert host_email.recipient == personas.teacher.email and session.title in host_email.body_text
     # Giving and withdrawing again does not alert twice about the same invitation.
