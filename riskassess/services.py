@@ -268,15 +268,26 @@ def _add_months(day: date, months: int) -> date:
     raise ValueError(day)
 
 
-def version_approve(*, version: AssessmentVersion, actor) -> AssessmentVersion:
+def approval_fingerprint(version: AssessmentVersion) -> str:
+    """The SHA-256 of what the approver reads on the approve page (`snapshot_of`, and the review interval,
+    which decides the review date at approval). The page carries it; approval refuses when it no longer
+    matches, so what is approved is what was read."""
+    return AssessmentVersion.hash_of({**snapshot_of(version), "review_interval_months": version.review_interval_months})
+
+
+def version_approve(*, version: AssessmentVersion, actor, seen: str | None = None) -> AssessmentVersion:
     """The headteacher approves (the view asks them to confirm it's them first): the version is frozen
-    with its snapshot and SHA-256, and the version approved before it is superseded."""
+    with its snapshot and SHA-256, and the version approved before it is superseded. `seen` is the
+    `approval_fingerprint` of the version as the approver read it (the approve page always passes it):
+    when the version changed since, nothing is approved."""
     with transaction.atomic():
         version = _open_version(version)
         assessment = version.assessment
         _require(actor, assessment, APPROVE_ROLES, "approve a risk assessment")
         if version.status != Status.SUBMITTED:
             raise ValidationError("Submit the version before approving it.")
+        if seen is not None and seen != approval_fingerprint(version):
+            raise ValidationError("The assessment changed since you opened this page: read it again.")
         _require_review(version, "approving")
         # Approvals of one assessment queue here, so two approvers never leave two versions approved.
         Assessment.objects.select_for_update().get(pk=assessment.pk)

@@ -32,6 +32,7 @@ from .services import (
     APPROVE_ROLES,
     EDIT_ROLES,
     HAZARD_FIELDS,
+    approval_fingerprint,
     version_approve,
     version_revise,
     version_submit,
@@ -419,7 +420,7 @@ def version_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("riskassess:assessment", pk=version.assessment_id)
     if request.method == "POST":
         try:
-            version_approve(version=version, actor=request.user)
+            version_approve(version=version, actor=request.user, seen=request.POST.get("seen", ""))
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -430,7 +431,7 @@ def version_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     current = version.assessment.versions.filter(status=Status.APPROVED).first()
     return render(request, "riskassess/assessments/approve.html", {
         "active_nav": NAV, "version": version, "assessment": version.assessment, "where": _where(version.assessment),
-        "current": current, "hazard_count": version.hazards.count(),
+        "current": current, "hazard_count": version.hazards.count(), "seen": approval_fingerprint(version),
     })
 
 

@@ -238,13 +238,40 @@ def test_submit_then_approve_after_confirming_its_you(client_for, personas):
     version.refresh_from_db()
     assert version.status == Status.SUBMITTED
     _confirmed(client, personas.headteacher)
-    assert "Approve version 1" in client.get(url).content.decode()
-    response = client.post(url)
+    page = client.get(url)
+    assert "Approve version 1" in page.content.decode()
+    response = client.post(url, {"seen": page.context["seen"]})
     version.refresh_from_db()
     assert (version.status, version.approved_by) == (Status.APPROVED, personas.headteacher)
     assert version.hash_verifies()
     # One confirmation per approval.
     assert SESSION_KEY not in client.session
+
+
+def test_approval_refuses_when_the_version_changed_since_the_approver_opened_the_page(client_for, personas):
+    version = _start(personas.school, personas.headteacher).versions.get()
+    version_submit(version=version, actor=personas.headteacher)
+    client = client_for(personas.headteacher)
+    _confirmed(client, personas.headteacher)
+    url = reverse("riskassess:version-approve", kwargs={"pk": version.pk})
+    seen = client.get(url).context["seen"]
+    assert len(seen) == 64
+    # Someone changes a row of the submitted version meanwhile.
+    hazard_save(version=version, actor=personas.headteacher, row=version.hazards.order_by("position").first(),
+                controls="Nothing any more")
+    response = client.post(url, {"seen": seen}, follow=True)
+    assert "The assessment changed since you opened this page: read it again" in response.content.decode()
+    version.refresh_from_db()
+    assert (version.status, version.approved_by, version.sha256) == (Status.SUBMITTED, None, "")
+    # Without the field: refused too.
+    client.post(url)
+    version.refresh_from_db()
+    assert version.status == Status.SUBMITTED
+    # Read again, then approved.
+    client.post(url, {"seen": client.get(url).context["seen"]})
+    version.refresh_from_db()
+    assert version.status == Status.APPROVED
+    assert "Nothing any more" in str(version.snapshot)
 
 
 def test_submitting_an_empty_draft_is_a_message(client_for, personas):
