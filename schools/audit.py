@@ -109,6 +109,7 @@ ACTION_LABELS: dict[str, str] = {
     "pia.reminder_sent": "sent privacy impact assessment action reminders",
     # Invitations to video sessions (sessions/dispatch.py).
     "session.invitations_planned": "created the invitations of a video session",
+    "session.invitations_sent": "sent invitations to a video session",
     "session.invitation_failed": "could not send an invitation to a video session",
     "session.invitations_cancelled": "cancelled invitations after a consent was withdrawn or refused",
     "session.alert_raised": "alerted the host of a video session",

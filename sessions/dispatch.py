@@ -537,6 +537,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     result = SendResult()
     gate_cache: dict = {}
+    sessions_sent: dict[int, tuple[VideoSession, list[int]]] = {}
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     opened = False
     started = time.monotonic()
@@ -568,9 +569,15 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
             else:
                 _record_sent(claimed)
                 result.sent.append(pk)
+                sessions_sent.setdefault(claimed.session.pk, (claimed.session, []))[1].append(pk)
     finally:
         if opened:
             connection.close()
+        # One audit entry per session and batch, not per message: the audit chain is one lock for everyone,
+        # and each invitation's own history is in its DeliveryEvents.
+        for session, sent_ids in sessions_sent.values():
+            audit_log(actor=None, action="session.invitations_sent", obj=session,
+                      data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
     return result
 
 

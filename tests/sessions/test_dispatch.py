@@ -231,6 +231,10 @@ def test_the_send_task_run_twice_sends_once(personas, owls):
     assert delivery.status == Status.SENT and delivery.sent_revision == session.revision
     assert delivery.message_id and delivery.sent_at and delivery.attempts == 1
     assert list(delivery.events.values_list("status", flat=True)) == [Status.PENDING, Status.SENDING, Status.SENT]
+    from schools.models import AuditEntry
+
+    entry = AuditEntry.objects.get(action="session.invitations_sent")
+    assert entry.data["deliveries"] == 1 and entry.data["delivery_ids"] == [delivery.pk]
 
 
 def _session_with_consenting_guardians(personas, guardians: int):
