@@ -16,6 +16,7 @@ the roles again, since they are the only way a decision is recorded.
 
 import zoneinfo
 from collections.abc import Iterable
+from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -532,7 +533,16 @@ def version_sign(*, version: PiaVersion, actor) -> PiaVersion:
         _audit(actor, "pia.siro_signed", version, decision=decision.pk, sha256=version.sha256,
                superseded=previous.number if previous else None)
         notification_send(version=version, stage=Status.SIGNED, round=_round(version))
+        # The PDF to file is rendered by a worker once the signature is committed (a download before that
+        # renders and keeps it itself).
+        transaction.on_commit(partial(_store_pdf_later, version.pk))
     return version
+
+
+def _store_pdf_later(version_id: int) -> None:
+    from .tasks import pia_pdf_store
+
+    pia_pdf_store.delay(version_id)
 
 
 def version_revise(*, pia: Pia, actor) -> PiaVersion:

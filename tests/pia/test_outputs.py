@@ -247,3 +247,24 @@ def test_a_version_superseded_before_its_first_download_renders_from_its_snapsho
     if shutil.which("pdftotext"):
         text = _text(_content(response), tmp_path)
         assert "DRAFT" not in text and "superseded by a later signed version" in text
+
+
+def test_signing_files_the_pdf_as_soon_as_the_signature_is_committed(personas, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        version = signed_pia(personas)
+    version.refresh_from_db()
+    assert version.pdf and version.pdf_sha256
+    with version.pdf.open("rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == version.pdf_sha256
+    stored = AuditEntry.objects.get(action="pia.pdf_stored")
+    assert stored.actor_id is None and stored.data["snapshot_sha256"] == version.sha256
+
+
+def test_the_filing_task_leaves_a_version_superseded_meanwhile_alone(personas):
+    from pia.tasks import pia_pdf_store
+
+    version = signed_pia(personas)
+    PiaVersion._base_manager.filter(pk=version.pk).update(status=PiaVersion.Status.SUPERSEDED)
+    assert pia_pdf_store(version.pk) is False
+    version.refresh_from_db()
+    assert not version.pdf
