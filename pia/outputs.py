@@ -183,10 +183,10 @@ def stored_pdf_bytes(version: PiaVersion) -> bytes:
 
 
 def version_pdf_bytes(*, version: PiaVersion, actor) -> bytes:
-    """What a download serves: the stored PDF of a signed version (filed by a worker right after signing, or
-    by the first download if that comes sooner), or a
-    draft's live rendering. A version superseded before anyone downloaded it keeps no file (a superseded version
-    is never written again): it renders from its signed snapshot each time, without the DRAFT mark."""
+    """What a download serves: the stored PDF of a signed version (filed by a worker right after signing, or by
+    the first download if that comes sooner), or a draft's live rendering. A version superseded before its PDF
+    was filed keeps no file (a superseded version is never written again): it renders from its signed snapshot
+    each time, without the DRAFT mark."""
     if version.pdf:
         return stored_pdf_bytes(version)
     if version.status == Status.SIGNED:
