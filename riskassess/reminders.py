@@ -111,17 +111,32 @@ def _reviews(horizon: date):
     )
 
 
-def review_recipients(assessment: Assessment) -> list:
-    """The school's headteachers; for an organisation-wide assessment, the organisation's admins."""
-    if assessment.school_id:
-        memberships = Membership.objects.filter(role=Role.HEADTEACHER, school_id=assessment.school_id)
-    else:
-        memberships = Membership.objects.filter(
-            role=Role.ORG_ADMIN, organisation_id=assessment.organisation_id, school__isnull=True
-        )
-    memberships = memberships.filter(user__is_active=True).exclude(user__email="").select_related("user")
-    users = {m.user.pk: m.user for m in memberships}
-    return sorted(users.values(), key=lambda user: user.pk)
+def review_recipients_for(assessments: Iterable[Assessment]) -> dict[int, list]:
+    """Who is told of a review, for many assessments in one query: {assessment id: users}. A school's
+    assessment: the school's headteachers; an organisation-wide one: the organisation's admins."""
+    assessments = list(assessments)
+    school_ids = {a.school_id for a in assessments if a.school_id}
+    organisation_ids = {a.organisation_id for a in assessments if not a.school_id}
+    if not assessments:
+        return {}
+    memberships = (
+        Membership.objects.filter(Q(role=Role.HEADTEACHER, school_id__in=school_ids)
+                                  | Q(role=Role.ORG_ADMIN, organisation_id__in=organisation_ids, school__isnull=True))
+        .filter(user__is_active=True).exclude(user__email="").select_related("user")
+    )
+    by_school: dict[int, dict] = defaultdict(dict)
+    by_organisation: dict[int, dict] = defaultdict(dict)
+    for membership in memberships:
+        if membership.role == Role.HEADTEACHER and membership.school_id in school_ids:
+            by_school[membership.school_id][membership.user.pk] = membership.user
+        if (membership.role == Role.ORG_ADMIN and membership.school_id is None
+                and membership.organisation_id in organisation_ids):
+            by_organisation[membership.organisation_id][membership.user.pk] = membership.user
+    result = {}
+    for assessment in assessments:
+        users = by_school[assessment.school_id] if assessment.school_id else by_organisation[assessment.organisation_id]
+        result[assessment.pk] = sorted(users.values(), key=lambda user: user.pk)
+    return result
 
 
 def reminders_send(*, now: datetime) -> dict[str, int]:
@@ -154,13 +169,17 @@ def reminders_send(*, now: datetime) -> dict[str, int]:
         per_organisation[assessment.organisation_id][stage] += 1
         organisations[assessment.organisation_id] = assessment.organisation
 
+    due = []
     for version in _reviews(utc_today + timedelta(days=REVIEW_SOON_DAYS + 2)):
+        stage = review_stage(version.review_on, assessment_today(version.assessment, now))
+        if stage is not None:
+            due.append((version, stage))
+    # Everyone to tell, for every due review, in one query (the hourly task never queries per version).
+    recipients_of = review_recipients_for(version.assessment for version, _stage in due)
+    for version, stage in due:
         assessment = version.assessment
         today = assessment_today(assessment, now)
-        stage = review_stage(version.review_on, today)
-        if stage is None:
-            continue
-        recipients = review_recipients(assessment)
+        recipients = recipients_of[assessment.pk]
         if not recipients:
             continue  # nobody to tell yet: not recorded, so it goes once a headteacher is there
         with transaction.atomic():

@@ -220,3 +220,30 @@ def test_two_runs_at_once_send_each_reminder_once(personas, monkeypatch):
     assert sum(r["review_overdue"] for r in results) == 5
     assert OutboxMessage.objects.filter(template="risk-action-reminder").count() == 5
     assert OutboxMessage.objects.filter(template="risk-review-reminder").count() == 5
+
+
+def test_finding_the_review_recipients_takes_one_query_however_many_assessments_are_due(
+        personas):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from schools.models import Role
+    from tests.factories import MembershipFactory, SchoolFactory, UserFactory
+
+    def membership_queries(day: str) -> int:
+        with CaptureQueriesContext(connection) as context, time_machine.travel(at(day), tick=False):
+            reminders_send(now=at(day))
+        return sum('"schools_membership"' in query["sql"] for query in context.captured_queries)
+
+    with time_machine.travel(at("2026-06-01"), tick=False):
+        approved_assessment(personas.school, personas.headteacher, review_on=dt.date(2026, 6, 20))
+    assert membership_queries("2026-06-10") == 1
+    with time_machine.travel(at("2026-06-01"), tick=False):
+        for _ in range(3):
+            school = SchoolFactory(organisation=personas.organisation)
+            head = UserFactory()
+            MembershipFactory(user=head, role=Role.HEADTEACHER, school=school, organisation=personas.organisation)
+            approved_assessment(school, personas.org_admin, review_on=dt.date(2026, 6, 25))
+    Reminder.objects.all().delete()
+    assert membership_queries("2026-06-10") == 1
+    assert len(_emails("risk-review-reminder")) == 5  # one per headteacher, the first school's twice now
