@@ -411,6 +411,8 @@ def version_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
 def version_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     """"Confirm it's you" first; then a page that says what approving does, and the POST that approves."""
     version = _version(request, pk, APPROVE_ROLES)
+    if not _may(request, version.assessment, APPROVE_ROLES):
+        raise PermissionDenied  # before confirming and rendering, as version_rows does
     url = reverse("riskassess:version-approve", kwargs={"pk": version.pk})
     if not identity_recently_confirmed(request):
         return redirect(confirm_page_url(url))
@@ -530,6 +532,8 @@ def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
 def version_details(request: HttpRequest, pk: int) -> HttpResponse:
     """Change the header of a draft: assessor, date, and the review date or interval."""
     version = _version(request, pk, EDIT_ROLES)
+    if not _may(request, version.assessment, EDIT_ROLES):
+        raise PermissionDenied  # before rendering: the head of one school among several reads, never edits
     if version.is_frozen:
         return _frozen_message(request, version)
     initial = {name: getattr(version, name)

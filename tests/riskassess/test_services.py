@@ -365,3 +365,21 @@ def test_a_review_date_more_than_five_years_ahead_is_refused(personas):
                              review_interval_months=None)
     form = VersionDetailsForm(data={"assessor_name": "M", "assessed_on": "2026-11-01", "review_on": "9999-12-31"})
     assert not form.is_valid() and "5 years" in str(form.errors)
+
+
+def test_a_headteacher_of_one_school_among_several_gets_403_on_an_organisation_wide_versions_forms(
+        federation, personas, client_for):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from accounts.reauth import SESSION_KEY
+
+    version = federation["version"]
+    client = client_for(personas.headteacher)
+    session = client.session
+    session[SESSION_KEY] = {"user": personas.headteacher.pk, "at": timezone.now().timestamp()}  # confirmed
+    session.save()
+    for name in ("riskassess:version-details", "riskassess:version-approve"):
+        assert client.get(reverse(name, kwargs={"pk": version.pk})).status_code == 403, name
+    executive = client_for(federation["executive"])
+    assert executive.get(reverse("riskassess:version-details", kwargs={"pk": version.pk})).status_code in (200, 302)
