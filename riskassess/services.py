@@ -297,7 +297,10 @@ def version_approve(*, version: AssessmentVersion, actor, seen: str | None = Non
             previous.save(update_fields=["status"])
         now = timezone.now()
         if version.review_interval_months and not version.review_on:
-            version.review_on = _add_months(timezone.localdate(now), version.review_interval_months)
+            # Counted from the school's today (the organisation's for an organisation-wide assessment).
+            from .reminders import assessment_today
+
+            version.review_on = _add_months(assessment_today(assessment, now), version.review_interval_months)
         version.status, version.approved_at, version.approved_by = Status.APPROVED, now, actor
         version.snapshot = snapshot_of(version)
         version.sha256 = AssessmentVersion.hash_of(version.snapshot)
@@ -324,9 +327,12 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
         # approved, the copied scores are re-mapped explicitly, as a matrix change re-maps open drafts.
         matrix = matrix_for(Organisation.objects.select_for_update().get(pk=assessment.organisation_id))
         old_size = base.get_matrix().size
+        from .reminders import assessment_today
+
         draft = AssessmentVersion.objects.create(
             assessment=assessment, number=base.number + 1, assessor_name=base.assessor_name,
-            assessed_on=timezone.localdate(), review_on=None, review_interval_months=base.review_interval_months,
+            assessed_on=assessment_today(assessment, timezone.now()), review_on=None,
+            review_interval_months=base.review_interval_months,
             matrix=matrix.as_dict(),
         )
         from .matrix_change import score_map

@@ -28,6 +28,7 @@ from schools.scope import scope_for, scoped_get_or_404, staff_required
 from .editing import RowErrors, RowsSaved, assessment_copy, assessment_start, hazard_rows_save, version_details_save
 from .forms import CopyForm, HazardRowFormSet, NewFromTemplateForm, RegisterFilterForm, VersionDetailsForm
 from .models import Assessment, AssessmentVersion
+from .reminders import assessment_today, assessment_tz
 from .services import (
     APPROVE_ROLES,
     EDIT_ROLES,
@@ -106,9 +107,10 @@ def assessment_list(request: HttpRequest) -> HttpResponse:
         Prefetch("versions", queryset=AssessmentVersion.objects.filter(status__in=OPEN), to_attr="open"),
     ).order_by("school__name", "title", "pk")
     page = Paginator(assessments, PAGE_SIZE).get_page(request.GET.get("page"))
-    today = timezone.localdate()
+    now = timezone.now()
     rows = []
     for assessment in page:
+        today = assessment_today(assessment, now)  # the school's day (the organisation's for its own)
         approved = assessment.approved[0] if assessment.approved else None
         open_version = assessment.open[0] if assessment.open else None
         rows.append({
@@ -236,7 +238,7 @@ def _version_context(request: HttpRequest, version: AssessmentVersion) -> dict:
     matrix = version.get_matrix()
     return {
         "active_nav": NAV, "assessment": assessment, "version": version, "where": _where(assessment),
-        "rows": _rows(version), "matrix": matrix,
+        "rows": _rows(version), "matrix": matrix, "tz": assessment_tz(assessment),
         "bands": [{"key": b.key, "label": b.label, "upper": b.upper,
                    "lower": (matrix.bands[i - 1].upper + 1) if i else 1} for i, b in enumerate(matrix.bands)],
         "may_edit": not version.is_frozen and _may(request, assessment, EDIT_ROLES),

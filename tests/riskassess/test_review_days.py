@@ -94,3 +94,28 @@ def test_reviews_due_count_days_in_each_assessments_time_zone(tokyo_school, pers
     assert rows[edge_in_tokyo.pk].days == 30
     page = response.content.decode()
     assert "Overdue by 1 day" in page and "Due today" in page and "Due in 30 days" in page
+
+
+def test_approval_revision_register_and_page_count_days_in_the_schools_time_zone(personas, client_for):
+    from riskassess.editing import assessment_start
+    from riskassess.services import version_revise, version_submit
+
+    personas.school.time_zone = "Pacific/Auckland"  # 13 hours ahead of UTC in December
+    personas.school.save()
+    evening = dt.datetime(2026, 12, 6, 20, 30, tzinfo=dt.UTC)  # 7 December, 09:30 in Auckland
+    with time_machine.travel(evening, tick=False):
+        assessment = assessment_start(school=personas.school, actor=personas.headteacher, assessor_name="M",
+                                      assessed_on=dt.date(2026, 12, 1), review_interval_months=12)
+        version = assessment.versions.get()
+        version_submit(version=version, actor=personas.headteacher)
+        approved = version_approve(version=version, actor=personas.headteacher)
+        assert approved.review_on == dt.date(2027, 12, 7)
+        draft = version_revise(assessment=assessment, actor=personas.headteacher)
+        assert draft.assessed_on == dt.date(2026, 12, 7)
+        page = client_for(personas.teacher).get(reverse("riskassess:version", kwargs={"pk": approved.pk}))
+        assert "7 December 2026, 09:30" in page.content.decode()
+    # The register's overdue flag: on 7 December 2027 at 12:30 UTC it is already the 8th in Auckland.
+    with time_machine.travel(dt.datetime(2027, 12, 7, 12, 30, tzinfo=dt.UTC), tick=False):
+        register = client_for(personas.teacher).get(reverse("riskassess:assessments"))
+        [row] = register.context["rows"]
+        assert row["overdue"]
