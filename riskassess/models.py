@@ -11,6 +11,7 @@ the scores and the organisation's matrix, never typed.
 
 import hashlib
 import json
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -154,6 +155,9 @@ class Hazard(models.Model):
     action_due_on = models.DateField(null=True, blank=True)
     action_done_on = models.DateField(null=True, blank=True)
     initials = models.CharField(max_length=10, blank=True)
+    # The same row across versions: copied by `version_revise` (a new version's rows have new ids), kept when a
+    # row is edited. Reminders of a further action go once per row_key, stage and due date; compare matches by it.
+    row_key = models.UUIDField(default=uuid.uuid4, editable=False, db_index=True)
 
     class Meta:
         ordering = ["version", "position", "id"]

@@ -153,6 +153,11 @@ def reminders_send(*, now: datetime) -> dict[str, int]:
         if stage is None:
             continue
         with transaction.atomic():
+            # Once per row, stage and due date across versions: a re-approved version's copy of the row has a
+            # new id but the same row_key, and is not reminded again for the same due date.
+            if Reminder.objects.filter(hazard__row_key=hazard.row_key, stage=stage,
+                                       due_on=hazard.action_due_on).exists():
+                continue
             if not _record(stage=stage, hazard=hazard, due_on=hazard.action_due_on, sent_at=now):
                 continue
             email_queue(

@@ -340,7 +340,7 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
         remap = score_map(old_size, matrix.size)
         rows = []
         for hazard in base.hazards.all():
-            values = {name: getattr(hazard, name) for name in (*HAZARD_FIELDS, "position")}
+            values = {name: getattr(hazard, name) for name in (*HAZARD_FIELDS, "position", "row_key")}
             for name in ("likelihood", "severity", "residual_likelihood", "residual_severity"):
                 if values[name] is not None:
                     values[name] = remap[values[name]]

@@ -247,3 +247,35 @@ def test_finding_the_review_recipients_takes_one_query_however_many_assessments_
     Reminder.objects.all().delete()
     assert membership_queries("2026-06-10") == 1
     assert len(_emails("risk-review-reminder")) == 5  # one per headteacher, the first school's twice now
+
+
+def _revise_and_approve(action, personas, due_on=None):
+    """A new version of the action's assessment, approved: its rows are copies, with new ids."""
+    from riskassess.services import hazard_save, version_revise
+
+    with time_machine.travel(at("2026-06-21", 10), tick=False):
+        draft = version_revise(assessment=action.version.assessment, actor=personas.headteacher)
+        if due_on is not None:
+            row = draft.hazards.get(row_key=action.row_key)
+            hazard_save(version=draft, actor=personas.headteacher, row=row, action_due_on=due_on)
+        type(draft).objects.filter(pk=draft.pk).update(review_on=dt.date(2027, 6, 1))
+        draft.refresh_from_db()
+        version_submit(version=draft, actor=personas.headteacher)
+        approved = version_approve(version=draft, actor=personas.headteacher)
+    copy = approved.hazards.get(row_key=action.row_key)
+    assert copy.pk != action.pk
+    return copy
+
+
+def test_an_action_reminded_before_a_re_approval_is_not_reminded_again_for_the_same_due_date(action, personas):
+    assert run("2026-06-21")["action_overdue"] == 1
+    _revise_and_approve(action, personas)
+    assert run("2026-06-22") == NONE
+    assert len(_emails("risk-action-reminder")) == 1
+
+
+def test_an_action_whose_due_date_moved_in_the_new_version_is_reminded_again(action, personas):
+    assert run("2026-06-21")["action_overdue"] == 1
+    copy = _revise_and_approve(action, personas, due_on=dt.date(2026, 6, 22))
+    assert run("2026-06-23")["action_overdue"] == 1
+    assert Reminder.objects.filter(hazard=copy, due_on=dt.date(2026, 6, 22)).count() == 1
