@@ -95,3 +95,14 @@ def test_a_transient_error_on_the_last_attempt_fails(planned, smtp_server, setti
     Delivery.objects.filter(pk=planned[0]).update(attempts=settings.EMAIL_MAX_ATTEMPTS - 1)
     assert delivery_send_batch(planned[:1]).failed == planned[:1]
     assert Delivery.objects.get(pk=planned[0]).reason.startswith("gave up after")
+
+
+def test_failures_log_neither_the_meeting_link_nor_the_password(planned, smtp_server, caplog):  # noqa: F811
+    import logging
+
+    smtp_server.mode = "550"
+    with caplog.at_level(logging.DEBUG):
+        delivery_send_batch(planned)
+    text = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("sessions"))
+    assert "SMTP 550" in text
+    assert PASSWORD not in text and "zoom.us" not in text
