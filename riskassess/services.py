@@ -207,6 +207,7 @@ def snapshot_of(version: AssessmentVersion) -> dict:
     for hazard in version.hazards.select_related("action_owner").order_by("position", "id"):
         rows.append({
             "position": hazard.position,
+            "row_key": str(hazard.row_key),
             "activity_element": hazard.activity_element,
             "hazard": hazard.hazard,
             "who_affected": hazard.who_affected,

@@ -222,7 +222,7 @@ def _plain_rows(version: AssessmentVersion) -> list[dict]:
         residual = matrix.band(hazard.residual_rating) if hazard.residual_rating else None
         owner = hazard.action_owner
         rows.append({
-            "id": hazard.pk, "position": hazard.position,
+            "id": hazard.pk, "position": hazard.position, "row_key": str(hazard.row_key),
             **{name: getattr(hazard, name) for name in HAZARD_FIELDS if name != "action_owner"},
             "rating": hazard.rating, "band": band.label, "band_key": band.key,
             "residual_rating": hazard.residual_rating, "residual_band": residual.label if residual else "",
@@ -464,16 +464,17 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "riskassess/assessments/detail.html", context)
 
 
-def _key(row: dict) -> tuple:
-    return (row["activity_element"].strip().lower(), row["hazard"].strip().lower())
-
-
 def compare_rows(old: list[dict], new: list[dict]) -> dict:
-    """Rows added, removed and changed (field by field) from `old` to `new`; a row is the same row when its
-    activity element and hazard are the same, otherwise it is counted as removed and added."""
+    """Rows added, removed and changed (field by field) from `old` to `new`. A row is the same row when it has
+    the same `row_key` (kept across versions, so two rows with the same element and hazard stay apart); when
+    either version has rows without one (snapshots approved before row keys), rows are matched by position."""
+    if all(row.get("row_key") for row in old) and all(row.get("row_key") for row in new):
+        old_by_key = {str(row["row_key"]): row for row in old}
+        new_by_key = {str(row["row_key"]): row for row in new}
+    else:
+        old_by_key = dict(enumerate(old))
+        new_by_key = dict(enumerate(new))
     fields = [name for name, _ in COLUMNS]
-    old_by_key = {_key(row): row for row in old}
-    new_by_key = {_key(row): row for row in new}
     changed = []
     for key, row in new_by_key.items():
         before = old_by_key.get(key)

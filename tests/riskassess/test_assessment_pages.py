@@ -354,6 +354,36 @@ def test_compare_with_a_version_that_does_not_exist_is_a_message(client_for, per
     assert "<b>" not in response.content.decode().split("There is no version")[2][:20]
 
 
+def test_compare_shows_a_change_to_one_of_two_rows_with_the_same_element_and_hazard(client_for, personas):
+    assessment = _start(personas.school, personas.headteacher)
+    first = assessment.versions.get()
+    for controls in ("Lock the room", "Admit one by one"):
+        hazard_save(version=first, actor=personas.headteacher, activity_element="Waiting room",
+                    hazard="Uninvited guest", likelihood=2, severity=2, controls=controls)
+    _approve(assessment, personas.headteacher)
+    draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    duplicate = draft.hazards.get(controls="Lock the room")
+    hazard_save(version=draft, actor=personas.headteacher, row=duplicate, controls="Lock the room and check")
+    response = client_for(personas.teacher).get(reverse("riskassess:compare", kwargs={"pk": assessment.pk}),
+                                                {"old": "1", "new": "2"})
+    comparison = response.context["comparison"]
+    assert not comparison["added"] and not comparison["removed"]
+    [changed] = comparison["changed"]
+    assert changed["differences"] == [{"field": "Actions taken to reduce or control the risk",
+                                       "old": "Lock the room", "new": "Lock the room and check"}]
+
+
+def test_compare_rows_falls_back_to_position_without_row_keys():
+    from riskassess.views_assessments import compare_rows
+
+    old = [{"activity_element": "A", "hazard": "H", "controls": "x"}, {"activity_element": "A", "hazard": "H",
+                                                                        "controls": "y"}]
+    new = [{"activity_element": "A", "hazard": "H", "controls": "z"}, {"activity_element": "A", "hazard": "H",
+                                                                        "controls": "y"}]
+    result = compare_rows(old, new)
+    assert [(d["old"], d["new"]) for d in result["changed"][0]["differences"]] == [("x", "z")]
+
+
 @pytest.mark.parametrize("odd", ["\u00b2", "-1", "1e3", "9" * 40, " 1", "\u0661", "1.0", "0"])
 def test_compare_with_an_odd_version_number_is_a_message_never_a_500(client_for, personas, odd):
     assessment, _ = _two_versions(personas)
