@@ -11,7 +11,7 @@ from datetime import date
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from schools.audit import audit_log
@@ -365,31 +365,34 @@ class AssessmentStatus:
 
 
 def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:
-    """For the sessions' governance gate. The school's own assessment counts, or else an organisation-wide
-    one. Red when there is none approved, when its review date has passed, or when an incident flagged it."""
+    """For the sessions' governance gate. The school's own assessments count, or else the organisation-wide
+    ones. Red when there is none approved, when a review date has passed or is missing, or when an incident
+    flagged one. When several apply (two video-lessons assessments of one school), every one of them must be
+    green: the answer never depends on which row the database returns first."""
     today = today or timezone.localdate(timezone.now(), school.tz)
-    approved = (
+    approved = list(
         AssessmentVersion.objects.filter(
             status=Status.APPROVED, assessment__topic=Assessment.Topic.VIDEO_LESSONS,
             assessment__organisation_id=school.organisation_id,
         )
+        .filter(Q(assessment__school=school) | Q(assessment__school__isnull=True))
         .select_related("assessment")
-        .order_by("assessment__school_id")  # the school's own before an organisation-wide one (NULL last)
+        .order_by("-approved_at", "-pk")
     )
-    version = next((v for v in approved if v.assessment.school_id == school.pk), None) or next(
-        (v for v in approved if v.assessment.school_id is None), None
-    )
-    if version is None:
+    applicable = [v for v in approved if v.assessment.school_id == school.pk] or approved
+    if not applicable:
         return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.",))
     reasons = []
-    if not version.review_on:
-        reasons.append("The approved risk assessment has no review date: give the next version one.")
-    elif version.review_on < today:
-        reasons.append(f"The risk assessment was due for review on {version.review_on:%-d %B %Y}.")
-    if version.assessment.review_flagged_at:
-        reasons.append("The risk assessment was flagged for review after an incident: "
-                       f"{version.assessment.review_flag_reason}".rstrip(": "))
-    return AssessmentStatus(not reasons, version, tuple(reasons))
+    for version in applicable:
+        name = f"The risk assessment “{version.assessment.title}”" if len(applicable) > 1 else "The risk assessment"
+        if not version.review_on:
+            reasons.append(f"{name} has no review date: give the next version one.")
+        elif version.review_on < today:
+            reasons.append(f"{name} was due for review on {version.review_on:%-d %B %Y}.")
+        if version.assessment.review_flagged_at:
+            reasons.append(f"{name} was flagged for review after an incident: "
+                           f"{version.assessment.review_flag_reason}".rstrip(": "))
+    return AssessmentStatus(not reasons, applicable[0], tuple(reasons))
 
 
 def assessment_flag_for_review(*, assessment: Assessment, reason: str, actor) -> Assessment:

@@ -166,6 +166,32 @@ def test_the_gate_asks_for_a_current_approved_video_lessons_assessment(assessmen
     assert not video_lessons_assessment_status(school=personas.other_school, today=dt.date(2026, 12, 1)).ok
 
 
+def test_with_two_video_lessons_assessments_at_a_school_the_gate_needs_both_green(assessment, personas):
+    first = _approve(_draft(assessment), personas)
+    second = _approve(_unsubmitted(personas), personas)
+    assert video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1)).ok
+    # An incident flags one of them: red whichever of the two the database returns first.
+    for flagged in (first, second):
+        assessment_flag_for_review(assessment=flagged.assessment, reason="Zoombombing", actor=personas.teacher)
+        status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+        assert not status.ok
+        assert status.reasons == (f"The risk assessment “{flagged.assessment.title}” was flagged for review after "
+                                  "an incident: Zoombombing",)
+        flagged.assessment.review_flagged_at = None
+        flagged.assessment.save(update_fields=["review_flagged_at"])
+
+
+def test_a_schools_own_assessment_counts_before_an_organisation_wide_one(assessment, personas):
+    own = _approve(_draft(assessment), personas)
+    wide = assessment_create_from_template(school=None, organisation=personas.organisation,
+                                           actor=personas.headteacher, assessor_name="M Kelly",
+                                           assessed_on=dt.date(2026, 11, 1))
+    wide_version = _approve(wide.versions.get(), personas)
+    assessment_flag_for_review(assessment=wide_version.assessment, reason="Elsewhere", actor=personas.teacher)
+    status = video_lessons_assessment_status(school=personas.school, today=dt.date(2026, 12, 1))
+    assert status.ok and status.version == own
+
+
 def test_an_incident_flags_the_assessment_until_it_is_approved_again(assessment, personas):
     _approve(_draft(assessment), personas)
     with pytest.raises(ValidationError):
