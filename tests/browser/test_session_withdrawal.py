@@ -6,33 +6,25 @@ from django.core import mail
 
 from sessions.dispatch import deliveries_plan, delivery_send_batch
 from sessions.models import Delivery, SessionAlert
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, artifacts  # noqa: F401 (fixture)
 from tests.browser.test_staff_sign_in import blocking_violations
-from tests.conftest import skip_or_fail
 from tests.factories import GroupFactory
-
-from .emails_dispatch import consenting_family, due_session
+from tests.sessions.emails_dispatch import consenting_family, due_session
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def phone():
-    if not CHROMIUM.exists():
-        skip_or_fail(f"needs Debian's Chromium at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True,
-                                      has_touch=True)
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        browser.close()
+def phone(browser):
+    # The session's one Chromium (tests/browser/conftest.py): a second Playwright in the same run would fail.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True,
+                                  has_touch=True)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
 
 
 def test_a_parent_withdrawing_after_the_invitation_is_told_not_to_use_it(live_server, transactional_db, personas,
-                                                                           phone, artifacts):  # noqa: F811
+                                                                           phone, artifacts):
     owls = GroupFactory(school=personas.school, name="Owls")
     consenting_family(personas.school, owls)
     session = due_session(personas, group=owls, title="Owls story time")
