@@ -39,8 +39,23 @@ def browser():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
+        yield _ReducedMotionBrowser(browser)
         browser.close()
+
+
+class _ReducedMotionBrowser:
+    """The browser, whose pages ask for reduced motion: Bootstrap then drops its transitions, so an axe scan
+    never measures a button's colours half-way through one (a flaky contrast failure)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **options):
+        options.setdefault("reduced_motion", "reduce")
+        return self._browser.new_context(**options)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture
