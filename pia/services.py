@@ -31,6 +31,7 @@ from schools.audit import AuditEntry, audit_log
 from schools.models import Role
 from schools.scope import StaffScope, build_scope
 
+from .editing import may_author  # the one rule for who writes a PIA
 from .models import (
     Action,
     Consultation,
@@ -48,7 +49,6 @@ from .snapshot import STEP_FIELDS, content_of, snapshot_of
 Status = PiaVersion.Status
 Kind = Decision.Kind
 
-AUTHOR_ROLES = frozenset({Role.HEADTEACHER, Role.OFFICE})
 DPO_ROLES = frozenset({Role.DPO})
 CONTROLLER_ROLES = frozenset({Role.HEADTEACHER})
 SIRO_ROLES = frozenset({Role.SIRO})
@@ -95,22 +95,11 @@ STAGE_WAITING = {
 # --- Who may do what -----------------------------------------------------------------------------------------
 
 
-def author_roles(scope: StaffScope, pia: Pia) -> frozenset[str]:
-    """Roles to write the PIA: held at its school, or for an organisation-wide one at any school of it."""
-    if pia.school_id:
-        return scope.roles_at_school(pia.school_id) & AUTHOR_ROLES
-    return scope.roles_in_organisation(pia.organisation_id) & AUTHOR_ROLES
-
-
 def controller_roles(scope: StaffScope, pia: Pia) -> frozenset[str]:
     """The headteacher of the PIA's school; for an organisation-wide PIA, a headteacher of every school."""
     if pia.school_id:
         return scope.roles_at_school(pia.school_id) & CONTROLLER_ROLES
     return scope.roles_for_whole_organisation(pia.organisation_id) & CONTROLLER_ROLES
-
-
-def may_author(scope: StaffScope, pia: Pia) -> bool:
-    return bool(author_roles(scope, pia))
 
 
 def may_advise(scope: StaffScope, pia: Pia) -> bool:
