@@ -242,7 +242,9 @@ if env("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = env(
         "EMAIL_BACKEND",
-        default="django.core.mail.backends.filebased.EmailBackend"
+        default="outbox.demo_backend.DemoMailboxBackend"
+        if DEMO_MODE
+        else "django.core.mail.backends.filebased.EmailBackend"
         if DEBUG
         else "django.core.mail.backends.smtp.EmailBackend",
     )
