@@ -194,7 +194,7 @@ def _events(deliveries: Iterable[tuple[int, str, str]]) -> None:
 def session_url(session: VideoSession) -> str:
     """The session's page for the host, or the dashboard if the sessions pages are not mounted."""
     try:
-        path = reverse("video_sessions:detail", kwargs={"pk": session.pk})
+        path = reverse("video_sessions:session", kwargs={"pk": session.pk})
     except NoReverseMatch:
         path = reverse("schools:dashboard")
     return settings.SITE_URL + path
@@ -444,7 +444,15 @@ def invitation_context(claimed: Claimed) -> dict:
         reminders, reminders_minimal = ["An adult must be in the room with your child for the whole session."], True
     names = [p.first_name for p in claimed.pupils]
     starts_at = timezone.localtime(session.starts_at, school.tz)
+    # Sent before for an older revision: this email replaces that one, and says what changed.
+    replaces_earlier = claimed.delivery.sent_revision is not None
+    if replaces_earlier:
+        from .changes import revision_changes
+
+        changed = revision_changes(session=session, since_revision=claimed.delivery.sent_revision)
     return {
+        "replaces_earlier": replaces_earlier,
+        "changed": changed if replaces_earlier else [],
         "site_url": settings.SITE_URL,
         "school": school,
         "organisation": school.organisation,
