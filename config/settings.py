@@ -302,6 +302,8 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-plan": {"task": "sessions.tasks.deliveries_plan", "schedule": 60.0},
     "sessions-sweep": {"task": "sessions.tasks.deliveries_sweep", "schedule": 60.0},
     "sessions-housekeeping": {"task": "sessions.tasks.sessions_housekeeping", "schedule": 3600.0},
+    # A session whose governance gate turned red after scheduling: the host and headteachers are told once.
+    "sessions-gate-watch": {"task": "sessions.tasks.sessions_gate_watch", "schedule": 300.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.

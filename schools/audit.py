@@ -113,6 +113,7 @@ ACTION_LABELS: dict[str, str] = {
     "session.invitation_failed": "could not send an invitation to a video session",
     "session.invitations_cancelled": "cancelled invitations after a consent was withdrawn or refused",
     "session.alert_raised": "alerted the host of a video session",
+    "session.invitations_revised": "queued fresh invitations after a video session changed",
     "session.passwords_erased": "erased the meeting passwords of past video sessions",
     # Video sessions: scheduling and the meeting protocol (helper S1).
     "session.protocol_saved": "saved a version of the meeting protocol",
@@ -120,6 +121,8 @@ ACTION_LABELS: dict[str, str] = {
     "session.updated": "changed or rescheduled a video session",
     "session.cancelled": "cancelled a video session",
     "session.password_revealed": "looked at a video session's meeting password",
+    "session.attendance_recorded": "recorded the attendance of a video session",
+    "session.incident_reported": "reported an incident in a video session",
 }
 
 

@@ -48,12 +48,41 @@ Invitations are not touched here: every claim re-checks the gate and skips while
 """
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from schools.models import AuditEntry
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Now
+from django.utils import timezone
 
-from .models import VideoSession
+from consent.models import Pupil
+from outbox.services import email_queue
+from schools.audit import audit_log
+from schools.models import AuditEntry, Membership, Role
+
+from .dispatch import (
+    _eligible_children,
+    _events,
+    _read_registry,
+    _session_pupils,
+    deliveries_dispatch,
+    guardian_may_receive,
+    session_url,
+)
+from .gate import session_gate
+from .models import Delivery, SessionAlert, VideoSession
 
 logger = logging.getLogger(__name__)
+
+Status = Delivery.Status
+
+CANCELLED_REASON = "the session was cancelled"
+RESEND_REASON = "the session changed: a fresh invitation replaces the one sent"
+MOVED_REASON = "the session moved: a fresh invitation goes at the new send time"
+STALE_BATCH_SIZE = 200
 
 # What an invitation says, in the words of the "this replaces the earlier invitation" line.
 CHANGE_LABELS = {
@@ -64,13 +93,340 @@ CHANGE_LABELS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------
+# What changed, and what a guardian was told: read from the session's audit entries (never values)
+
+
+def _session_entries(session_ids: Iterable[int], action: str):
+    return AuditEntry.objects.filter(action=action, object_type=VideoSession._meta.label_lower,
+                                     object_id__in=[str(pk) for pk in session_ids])
+
+
 def revision_changes(*, session: VideoSession, since_revision: int) -> list[str]:
     """What changed in the invitation since `since_revision`, in words ("the time", "the password"), read
     from the session's `session.updated` audit entries (field names only: never values). One query."""
     changed: set[str] = set()
-    for data in AuditEntry.objects.filter(
-        action="session.updated", object_type=VideoSession._meta.label_lower, object_id=str(session.pk)
-    ).values_list("data", flat=True):
+    for data in _session_entries([session.pk], "session.updated").values_list("data", flat=True):
         if since_revision < (data.get("revision") or 0) <= session.revision:
             changed.update(data.get("changed") or ())
     return [label for name, label in CHANGE_LABELS.items() if name in changed]
+
+
+def _starts_told(sessions: Sequence[VideoSession], revisions: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
+    """(session id, revision) → the start time that revision said. Each `session.updated` entry records the
+    start after the change; before any, the start is the one scheduled. Two queries."""
+    found: dict[tuple[int, int], tuple[int, datetime]] = {}
+    for object_id, seq, data in _session_entries([s.pk for s in sessions], "session.updated").values_list(
+            "object_id", "seq", "data"):
+        for session_id, revision in revisions:
+            applies = str(session_id) == object_id and (data.get("revision") or 0) <= revision
+            if applies and data.get("starts_at") and seq > found.get((session_id, revision), (0, None))[0]:
+                found[(session_id, revision)] = (seq, datetime.fromisoformat(data["starts_at"]))
+    told = {key: at for key, (_, at) in found.items()}
+    missing = {session_id for session_id, revision in revisions if (session_id, revision) not in told}
+    if missing:
+        # The scheduling entry names every occurrence of a series, with its start, in order.
+        earliest = min(s.created_at for s in sessions if s.pk in missing)
+        school_ids = {s.school_id for s in sessions if s.pk in missing}
+        for data in AuditEntry.objects.filter(action="session.scheduled", school_id__in=school_ids,
+                                              created_at__gte=earliest).values_list("data", flat=True):
+            for session_id, at in zip(data.get("session_ids") or (), data.get("starts_at") or (), strict=False):
+                if session_id in missing:
+                    for revision in {r for s, r in revisions if s == session_id and (s, r) not in told}:
+                        told[(session_id, revision)] = datetime.fromisoformat(at)
+    return told
+
+
+def _children_names(pupil_ids: Iterable[int]) -> dict[int, str]:
+    return dict(Pupil.objects.filter(pk__in=list(set(pupil_ids))).values_list("pk", "first_name"))
+
+
+def _join(names: list[str]) -> str:
+    names = sorted(names)
+    if not names:
+        return "your child"
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+
+def _guardian_email_context(delivery: Delivery, session: VideoSession, names: dict[int, str]) -> dict:
+    from consent.links import guardian_link_issue
+
+    school = session.school
+    return {
+        "guardian": delivery.guardian,
+        "session": session,
+        "children": _join([names[p] for p in delivery.pupil_ids if p in names]),
+        "starts_at": timezone.localtime(session.starts_at, school.tz),
+        "ends_at": timezone.localtime(session.ends_at, school.tz),
+        "time_zone": school.time_zone,
+        "consent_link": guardian_link_issue(guardian=delivery.guardian, purpose=session.purpose),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scheduling
+
+
+def _plan_now() -> None:
+    from kombu.exceptions import OperationalError
+
+    from .tasks import deliveries_plan
+
+    try:
+        deliveries_plan.delay()
+    except (OperationalError, OSError):
+        logger.warning("Could not queue the planner; beat runs it within a minute", exc_info=True)
+
+
+def sessions_plan_soon(*, sessions: Sequence[VideoSession]) -> bool:
+    """Inside the scheduling transaction: if any of these sessions is already due, queue the planner once
+    the transaction commits. Returns whether it will."""
+    now = timezone.now()
+    if not any(session.send_at <= now < session.starts_at for session in sessions):
+        return False
+    transaction.on_commit(_plan_now)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cancelling
+
+
+@dataclass
+class CancelResult:
+    cancelled: int = 0
+    told: int = 0
+
+
+def deliveries_cancel(*, session: VideoSession) -> CancelResult:
+    """Inside `session_cancel`'s transaction, the session row locked: unsent invitations are cancelled and
+    every guardian already invited is emailed once that the lesson is cancelled."""
+    result = CancelResult()
+    # No SKIP LOCKED: a claim holding a row is waited for (a fraction of a second); the row is then `sending`.
+    pending = list(Delivery.objects.select_for_update(of=("self",)).filter(
+        session=session, status__in=Delivery.CLAIMABLE).values_list("pk", flat=True))
+    if pending:
+        result.cancelled = Delivery.objects.filter(pk__in=pending, status__in=Delivery.CLAIMABLE).update(
+            status=Status.CANCELLED, reason=CANCELLED_REASON, lease_until=None, next_attempt_at=None,
+            dispatched_at=None)
+        _events((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
+    invited = list(Delivery.objects.filter(session=session, status__in=[Status.SENT, Status.SENDING])
+                   .select_related("guardian").order_by("pk"))
+    names = _children_names(p for d in invited for p in d.pupil_ids)
+    school = session.school
+    for delivery in invited:
+        guardian = delivery.guardian
+        to = guardian.email or delivery.recipient
+        if guardian.archived_at is not None or guardian.processing_restricted_at is not None or not to:
+            continue
+        email_queue(template="session-cancelled", to=to, school=school, related=session,
+                    context={**_guardian_email_context(delivery, session, names),
+                             "contact_email": school.contact_email})
+        result.told += 1
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Changing
+
+
+@dataclass
+class ReviseResult:
+    resent: int = 0
+    waiting: int = 0
+    moved_told: int = 0
+    followed: int = 0
+
+
+def _revise_sent(rows: list[Delivery], sessions: dict[int, VideoSession], now: datetime) -> ReviseResult:
+    """Rows sent for an older revision (locked by the caller, their sessions too): a fresh invitation now
+    if the send time has come, else at the new send time, with a "moved" email now if the start moved."""
+    result = ReviseResult()
+    if not rows:
+        return result
+    session_field = VideoSession.objects.filter(pk=OuterRef("session_id"))
+    now_rows = [d for d in rows if sessions[d.session_id].send_at <= now]
+    later_rows = [d for d in rows if sessions[d.session_id].send_at > now]
+    reset = {"status": Status.PENDING, "revision": Subquery(session_field.values("revision")[:1]),
+             "attempts": 0, "lease_until": None, "reason": ""}
+    if now_rows:
+        ids = [d.pk for d in now_rows]
+        result.resent = Delivery.objects.filter(pk__in=ids).update(**reset, next_attempt_at=now, dispatched_at=now)
+        _events((pk, Status.PENDING, RESEND_REASON) for pk in ids)
+        transaction.on_commit(lambda: deliveries_dispatch(ids))
+    if later_rows:
+        ids = [d.pk for d in later_rows]
+        result.waiting = Delivery.objects.filter(pk__in=ids).update(
+            **reset, next_attempt_at=Subquery(session_field.values("send_at")[:1]), dispatched_at=None)
+        _events((pk, Status.PENDING, MOVED_REASON) for pk in ids)
+        result.moved_told = _tell_moved(later_rows, sessions)
+    return result
+
+
+def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession]) -> int:
+    """A "session moved" email to each guardian whose invitation gave another start time, if they may still
+    be invited (the claim checks again before the fresh invitation)."""
+    told_at = _starts_told([sessions[s] for s in {d.session_id for d in rows}],
+                           {(d.session_id, d.sent_revision) for d in rows})
+    moved = [d for d in rows if told_at.get((d.session_id, d.sent_revision)) != sessions[d.session_id].starts_at]
+    if not moved:
+        return 0
+    now = timezone.now()
+    members = _session_pupils(sorted({d.session_id for d in moved}))
+    registry = _read_registry((p for ids in members.values() for p in ids),
+                              {sessions[d.session_id].purpose_id for d in moved}, now)
+    names = {pk: pupil.first_name for pk, pupil in registry.pupils.items()}
+    eligible = {
+        session_id: _eligible_children(registry, members.get(session_id, ()), sessions[session_id].purpose_id)
+        for session_id in {d.session_id for d in moved}
+    }
+    told = 0
+    guardians = {d.pk: d for d in Delivery.objects.filter(pk__in=[d.pk for d in moved]).select_related("guardian")}
+    for delivery in moved:
+        delivery = guardians[delivery.pk]
+        session = sessions[delivery.session_id]
+        if delivery.guardian_id not in eligible[session.pk] or not guardian_may_receive(delivery.guardian):
+            continue  # no fresh invitation will come: the claim would skip it
+        old = told_at.get((delivery.session_id, delivery.sent_revision))
+        email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=session,
+                    context={**_guardian_email_context(delivery, session, names),
+                             "old_starts_at": timezone.localtime(old, session.school.tz) if old else None,
+                             "lead_minutes": session.lead_minutes})
+        told += 1
+    return told
+
+
+def deliveries_revise(*, session: VideoSession) -> ReviseResult:
+    """Inside `session_update`'s transaction, the session row locked and saved with its new revision (see
+    the module docstring for the rules)."""
+    now = timezone.now()
+    # Wait for a sweep holding a row (it never waits for this session's lock: it skips it).
+    stale = list(Delivery.objects.select_for_update(of=("self",)).filter(
+        session=session, status=Status.SENT, sent_revision__lt=session.revision))
+    result = _revise_sent(stale, {session.pk: session}, now)
+    claimable = Delivery.objects.filter(session=session, status__in=Delivery.CLAIMABLE).exclude(
+        pk__in=[d.pk for d in stale])
+    if session.send_at > now:
+        result.followed = claimable.update(next_attempt_at=session.send_at, dispatched_at=None)
+    else:
+        # Moved into the send window: rows waiting for the old, later send time go now.
+        ids = list(claimable.filter(status=Status.PENDING, next_attempt_at__gt=now).values_list("pk", flat=True))
+        if ids:
+            result.followed = Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now, dispatched_at=now)
+            transaction.on_commit(lambda: deliveries_dispatch(ids))
+    return result
+
+
+def _stale_batch(limit: int) -> tuple[int, ReviseResult]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Status.SENT, sent_revision__lt=F("session__revision"),
+                    session__status=VideoSession.Status.SCHEDULED, session__starts_at__gt=Now())
+            .order_by("pk")[:limit]
+        )
+        if not rows:
+            return 0, ReviseResult()
+        # Same lock order as `session_update` (session, then rows) is impossible here; SKIP LOCKED on the
+        # session instead: a session being changed right now is left to that change (and the next sweep).
+        sessions = {s.pk: s for s in VideoSession.objects.select_for_update(skip_locked=True, of=("self",))
+                    .filter(pk__in={d.session_id for d in rows}, status=VideoSession.Status.SCHEDULED,
+                            starts_at__gt=Now())
+                    .select_related("school__organisation", "purpose")}
+        mine = [d for d in rows if d.session_id in sessions and d.sent_revision < sessions[d.session_id].revision]
+        result = _revise_sent(mine, sessions, now)
+        per_session: dict[int, int] = defaultdict(int)
+        for delivery in mine:
+            per_session[delivery.session_id] += 1
+        for session_id, count in per_session.items():
+            audit_log(actor=None, action="session.invitations_revised", obj=sessions[session_id],
+                      data={"deliveries": count, "revision": sessions[session_id].revision})
+    return len(rows), result
+
+
+def deliveries_stale_revisions(*, batch_size: int = STALE_BATCH_SIZE, max_batches: int = 20) -> ReviseResult:
+    """Per minute (from the sweep task): invitations recorded `sent` for an older revision after the
+    session changed (a send in flight during the change) get the rule of `deliveries_revise`."""
+    total = ReviseResult()
+    for _ in range(max_batches):
+        taken, result = _stale_batch(batch_size)
+        total.resent += result.resent
+        total.waiting += result.waiting
+        total.moved_told += result.moved_told
+        if taken < batch_size:
+            break
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------
+# The gate turning red after scheduling
+
+
+@dataclass
+class GateWatchResult:
+    checked: int = 0
+    red: int = 0
+    alerted: int = 0
+    cleared: int = 0
+
+
+def _gate_red_recipients(session: VideoSession) -> list[str]:
+    """The host and the school's headteachers, each address once."""
+    addresses = [session.host.email] if session.host.is_active else []
+    addresses += Membership.objects.filter(school_id=session.school_id, role=Role.HEADTEACHER,
+                                           user__is_active=True).values_list("user__email", flat=True)
+    return list(dict.fromkeys(a for a in addresses if a))
+
+
+def _gate_red_tell(session_id: int, reasons: tuple[str, ...]) -> bool:
+    with transaction.atomic():
+        session = (VideoSession.objects.select_for_update(of=("self",))
+                   .filter(pk=session_id, status=VideoSession.Status.SCHEDULED, gate_red_since__isnull=True,
+                           starts_at__gt=Now())
+                   .select_related("school__organisation", "host").first())
+        if session is None:
+            return False  # told already by another run, cancelled or started
+        session.gate_red_since = timezone.now()
+        session.save(update_fields=["gate_red_since"])
+        message = "The session may not go ahead: " + " ".join(reasons)
+        SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
+        recipients = _gate_red_recipients(session)
+        for address in recipients:
+            email_queue(template="session-gate-red", to=address, school=session.school, related=session, context={
+                "session": session,
+                "reasons": reasons,
+                "starts_at": timezone.localtime(session.starts_at, session.school.tz),
+                "time_zone": session.school.time_zone,
+                "host_name": session.host.get_full_name() or session.host.get_username(),
+                "link": session_url(session),
+            })
+        audit_log(actor=None, action="session.alert_raised", obj=session,
+                  data={"kind": SessionAlert.Kind.GATE_RED, "alerts": 1, "recipients": len(recipients)})
+    return True
+
+
+def sessions_gate_watch() -> GateWatchResult:
+    """Every 5 minutes (beat): tell the host and headteachers once when a scheduled session's gate turns red;
+    clear the mark when it is green again, so that a later red is told again."""
+    result = GateWatchResult()
+    gates: dict[tuple, tuple[str, ...]] = {}
+    sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
+                .select_related("school", "platform", "host").order_by("pk"))
+    green_marked = []
+    for session in sessions.iterator(chunk_size=500):
+        result.checked += 1
+        key = (session.school_id, session.platform_id, session.host_id)
+        if key not in gates:
+            gate = session_gate(school=session.school, platform=session.platform, host=session.host)
+            gates[key] = () if gate.ok else tuple(gate.reasons)
+        if not gates[key]:
+            if session.gate_red_since is not None:
+                green_marked.append(session.pk)
+            continue
+        result.red += 1
+        if session.gate_red_since is None and _gate_red_tell(session.pk, gates[key]):
+            result.alerted += 1
+    if green_marked:
+        result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
+    return result

@@ -40,6 +40,7 @@ from schools.audit import audit_log
 from schools.models import Role, School
 from schools.scope import build_scope
 
+from .changes import deliveries_cancel, deliveries_revise, sessions_plan_soon
 from .gate import session_gate
 from .models import VideoSession
 from .protocol import effective_protocol
@@ -299,7 +300,8 @@ def session_schedule(*, school: School, actor, title: str, host, platform, group
             "group_ids": sorted(g.pk for g in group_list), "pupil_count": len(pupil_list),
             "password_generated": generated,
         })
-        # dispatch: S2 adds the call that plans the invitations of these sessions here.
+        # A session already due (a short lead time) is planned now rather than at the next beat.
+        sessions_plan_soon(sessions=sessions)
     return sessions
 
 
@@ -403,14 +405,18 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
             changed.append("pupils")
         if not changed:
             return session
-        if set(changed) & set(CHANGES_REVISION):
+        revised = set(changed) & set(CHANGES_REVISION)
+        if revised:
             session.revision += 1
         session.save()
+        data = {"changed": changed, "revision": session.revision, "starts_at": session.starts_at.isoformat()}
+        if revised:
+            # Invitations already sent are sent again (or wait for the new send time); see sessions/changes.py.
+            result = deliveries_revise(session=session)
+            data["invitations"] = {"resent": result.resent, "waiting": result.waiting,
+                                   "told_moved": result.moved_told, "queued_follow": result.followed}
         # Field names only: never the link or the password.
-        audit_log(actor=actor, action="session.updated", obj=session, school=school, data={
-            "changed": changed, "revision": session.revision, "starts_at": session.starts_at.isoformat(),
-        })
-        # dispatch: S2 adds the call that re-sends or re-plans invitations of this session here.
+        audit_log(actor=actor, action="session.updated", obj=session, school=school, data=data)
     return session
 
 
@@ -434,9 +440,11 @@ def session_cancel(*, session: VideoSession, actor, reason: str) -> VideoSession
         session.cancelled_by = actor
         session.cancel_reason = reason
         session.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason"])
+        # Unsent invitations are cancelled; those already invited are told (never the reason: it may be internal).
+        result = deliveries_cancel(session=session)
         audit_log(actor=actor, action="session.cancelled", obj=session, school=session.school,
-                  data={"reason": reason, "starts_at": session.starts_at.isoformat()})
-        # dispatch: S2 adds the call that cancels pending invitations and tells those already invited here.
+                  data={"reason": reason, "starts_at": session.starts_at.isoformat(),
+                        "invitations_cancelled": result.cancelled, "guardians_told": result.told})
     return session
 
 

@@ -5,7 +5,7 @@ works"). `deliveries_send` is at-least-once: see `sessions.dispatch`."""
 from celery import shared_task
 from django.utils import timezone
 
-from . import dispatch
+from . import changes, dispatch
 
 
 @shared_task(name="sessions.tasks.deliveries_plan")
@@ -24,8 +24,17 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
 @shared_task(name="sessions.tasks.deliveries_sweep")
 def deliveries_sweep() -> dict[str, int]:
     result = dispatch.deliveries_sweep()
+    # Invitations recorded sent for an older revision of a changed session (a send in flight during the change).
+    revised = changes.deliveries_stale_revisions()
     return {"dispatched": result.dispatched, "lease_expired": result.lease_expired,
-            "overtaken": result.overtaken, "alerted": result.alerted}
+            "overtaken": result.overtaken, "alerted": result.alerted,
+            "resent": revised.resent, "waiting": revised.waiting, "told_moved": revised.moved_told}
+
+
+@shared_task(name="sessions.tasks.sessions_gate_watch")
+def sessions_gate_watch() -> dict[str, int]:
+    result = changes.sessions_gate_watch()
+    return {"checked": result.checked, "red": result.red, "alerted": result.alerted, "cleared": result.cleared}
 
 
 @shared_task(name="sessions.tasks.sessions_housekeeping")
