@@ -247,6 +247,11 @@ def _lock_status(*, guardian: Guardian, pupil: Pupil, purpose: Purpose) -> Conse
     # FOR UPDATE on the status row: the send task's FOR SHARE lock on the same row orders every claim
     # strictly before or after this change (see the module docstring). get_or_create inside the
     # transaction: the first decision creates the row, and a concurrent creator retries the get.
+    # A guardian's FIRST decision has no status row to lock yet, and a "no" from any guardian wins: so
+    # the pupil row is locked too (FOR NO KEY UPDATE, which rows referencing the pupil do not wait for),
+    # and the claim holds it FOR SHARE. A first refusal by a co-guardian then also happens strictly
+    # before or after every claim naming the child.
+    Pupil.objects.select_for_update(no_key=True).filter(pk=pupil.pk).values_list("pk", flat=True).first()
     status, _ = ConsentStatus.objects.select_for_update().get_or_create(
         guardian=guardian, pupil=pupil, purpose=purpose
     )
