@@ -47,9 +47,11 @@ from .services import (
     session_schedule,
     session_update,
 )
+from .views_host import host_context
 
 NAV = "sessions"
 PAGE_SIZE = 25
+MY_NEXT = 5
 
 
 def _add_errors(form, error: ValidationError) -> None:
@@ -92,7 +94,13 @@ def session_list(request: HttpRequest) -> HttpResponse:
         ("show", show if show != "school" else ""), ("school", chosen or ""),
         ("include_cancelled", "on" if include_cancelled else "")) if value)
     schedulable = [s for s in schools if scope.roles_at_school(s.pk) & SCHEDULE_ROLES]
+    # The sessions the user hosts come first, whatever the filter shows below them.
+    hosting = [] if show == "mine" or page.number > 1 else [
+        {"session": s, "local": _local(s)} for s in scope.filter(VideoSession.objects.all()).filter(
+            host=request.user, status=VideoSession.Status.SCHEDULED, starts_at__gte=timezone.now() - timedelta(hours=1),
+        ).select_related("school").order_by("starts_at", "pk")[:MY_NEXT]]
     return render(request, "sessions/list.html", {
+        "hosting": hosting,
         "active_nav": NAV, "form": form, "rows": rows, "page": page, "query": query, "show": show,
         "filtered": bool(chosen or show == "mine" or include_cancelled), "schedulable": schedulable,
         "schools": schools,
@@ -174,6 +182,7 @@ def _detail_context(request: HttpRequest, session: VideoSession, revealed: str |
         "may_change": changeable, "may_reveal": may_change(request.user, session) and bool(session.password),
         "link_host": _link_host(session.meeting_url), "series_count": (
             VideoSession.objects.filter(series=session.series).count() if session.series else 1),
+        **host_context(request, session),
     }
 
 

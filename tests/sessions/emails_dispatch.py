@@ -69,5 +69,12 @@ def produce(personas) -> list[SentEmail]:
     sent = mail.outbox[before:]
     assert len(sent) == 1
     consent_withdraw(guardian=guardian, pupil=pupil, notice=current_notice(personas.school))
+    # session-incident: a teacher reports a problem in a session that has started (emailed to the headteacher).
+    from sessions.host import incident_report
+    from tests.sessions.sessions_setup import session_row
+
+    started = session_row(personas.school, personas.teacher, starts_at=timezone.now() - dt.timedelta(minutes=5))
+    incident_report(session=started, actor=personas.teacher, kind="technical", description="The sound failed.",
+                    ended_early=False)
     html = next(content for content, mimetype in sent[0].alternatives if mimetype == "text/html")
     return [SentEmail(template="session-invitation", body_text=sent[0].body, body_html=html)]

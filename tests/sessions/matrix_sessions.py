@@ -34,6 +34,17 @@ ROWS = [
     Row("video_sessions:cancel", THEIRS_CHANGERS, kwargs=_theirs),
     Row("video_sessions:password", CHANGERS, kwargs=_ours, method="post"),
     Row("video_sessions:password", THEIRS_CHANGERS, kwargs=_theirs, method="post"),
+    # The host's pages. Roster and checklist: everyone who sees the session. Attendance: those who change it.
+    # Incidents: the school's own staff (the organisation roles are refused before any session is looked up).
+    Row("video_sessions:roster", everyone(other_teacher=404), kwargs=_ours),
+    Row("video_sessions:roster", everyone(404, other_teacher=200), kwargs=_theirs),
+    Row("video_sessions:checklist", everyone(other_teacher=404), kwargs=_ours),
+    Row("video_sessions:checklist", everyone(404, other_teacher=200), kwargs=_theirs),
+    Row("video_sessions:attendance", CHANGERS, kwargs=_ours),
+    Row("video_sessions:attendance", THEIRS_CHANGERS, kwargs=_theirs),
+    Row("video_sessions:incident", everyone(403, headteacher=200, teacher=200, office=200, other_teacher=404),
+        kwargs=_ours),
+    Row("video_sessions:incident", THEIRS_CHANGERS, kwargs=_theirs),
     Row("video_sessions:school-protocol", everyone(other_teacher=404), kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("video_sessions:school-protocol", everyone(404, other_teacher=200),
         kwargs=lambda p: {"school_pk": p.other_school.pk}),
