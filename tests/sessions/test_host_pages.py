@@ -368,3 +368,14 @@ def test_the_list_puts_the_hosts_next_sessions_first(personas, client_for):
     box = page[page.index("Your next sessions as host"):page.index("</section>")]
     assert "My lesson" in box and "Head assembly" not in box
     assert "Head assembly" in page  # the full list still shows the school's sessions
+
+
+def test_the_incident_email_escapes_the_title_in_html_only(personas):
+    session = session_row(personas.school, personas.teacher, title="Owls <b> & co",
+                          starts_at=timezone.now() - dt.timedelta(minutes=5))
+    incident_report(session=session, actor=personas.office, kind=Incident.Kind.CONTENT, description="Rude video.",
+                    ended_early=False)
+    email = OutboxMessage.objects.get(template="session-incident")
+    assert '"Owls <b> & co"' in email.body_text and "Inappropriate content" in email.body_text
+    assert "Owls &lt;b&gt; &amp; co" in email.body_html and "<b> &" not in email.body_html
+    assert "Rude video" not in email.body_text + email.body_html + email.subject
