@@ -219,7 +219,7 @@ def deliveries_cancel(*, session: VideoSession) -> CancelResult:
         to = guardian.email or delivery.recipient
         if guardian.archived_at is not None or guardian.processing_restricted_at is not None or not to:
             continue
-        email_queue(template="session-cancelled", to=to, school=school, related=session,
+        email_queue(template="session-cancelled", to=to, school=school, related=delivery,
                     context={**_guardian_email_context(delivery, session, names),
                              "contact_email": school.contact_email})
         result.told += 1
@@ -288,7 +288,7 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession]) -> int:
         if delivery.guardian_id not in eligible[session.pk] or not guardian_may_receive(delivery.guardian):
             continue  # no fresh invitation will come: the claim would skip it
         old = told_at.get((delivery.session_id, delivery.sent_revision))
-        email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=session,
+        email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=delivery,
                     context={**_guardian_email_context(delivery, session, names),
                              "old_starts_at": timezone.localtime(old, session.school.tz) if old else None,
                              "lead_minutes": session.lead_minutes})

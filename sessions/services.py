@@ -417,6 +417,8 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
                                    "told_moved": result.moved_told, "queued_follow": result.followed}
         # Field names only: never the link or the password.
         audit_log(actor=actor, action="session.updated", obj=session, school=school, data=data)
+        if {"starts_at", "lead_minutes"} & set(changed):
+            sessions_plan_soon(sessions=[session])  # moved into its send window: planned now
     return session
 
 
