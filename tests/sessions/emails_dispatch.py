@@ -76,5 +76,29 @@ def produce(personas) -> list[SentEmail]:
     started = session_row(personas.school, personas.teacher, starts_at=timezone.now() - dt.timedelta(minutes=5))
     incident_report(session=started, actor=personas.teacher, kind="technical", description="The sound failed.",
                     ended_early=False)
+    # session-cancelled, session-moved and session-gate-red (sessions/changes.py), all in the outbox.
+    produce_changes(personas, cancel=session)
     html = next(content for content, mimetype in sent[0].alternatives if mimetype == "text/html")
     return [SentEmail(template="session-invitation", body_text=sent[0].body, body_html=html)]
+
+
+def produce_changes(personas, *, cancel: VideoSession) -> None:
+    """A session whose invitation was sent is cancelled (session-cancelled); another is moved two days later
+    (session-moved); a third loses its host from the school's staff, and the gate watch tells the host and
+    the headteacher (session-gate-red)."""
+    from schools.models import Membership, Role
+    from sessions.changes import sessions_gate_watch
+    from sessions.services import session_cancel, session_update
+    from tests.factories import MembershipFactory
+
+    session_cancel(session=cancel, actor=personas.teacher, reason="The teacher is away")
+    group = GroupFactory(school=personas.school, name="Moved")
+    consenting_family(personas.school, group, first_names=("Mo",))
+    moved = due_session(personas, group=group)
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.filter(session=moved).values_list("pk", flat=True))
+    session_update(session=moved, actor=personas.teacher, starts_at=moved.starts_at + dt.timedelta(days=2))
+    host = MembershipFactory(school=personas.school, role=Role.TEACHER).user
+    scheduled_session(personas, host=host, actor=host, groups=[group])
+    Membership.objects.filter(user=host, school=personas.school).delete()
+    assert sessions_gate_watch().alerted == 1
