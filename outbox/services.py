@@ -16,7 +16,7 @@ import json
 import logging
 import smtplib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,7 +26,7 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection, make_msgid
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Model, Q, QuerySet
@@ -416,6 +416,54 @@ class BatchResult:
     left: list[int] = field(default_factory=list)  # not tried: connection broke, or out of time
 
 
+class MailBatch:
+    """One mail server connection for a batch of messages, shared by every send loop (the outbox's and
+    the invitations'): opened lazily, so that a batch with nothing left to send never connects (left to
+    `send_messages()`, it would be opened and closed per message); closed at the end whatever happened;
+    with a time budget, so a loop stops starting new sends while there is still time to finish one
+    within the task's soft time limit.
+
+        with MailBatch() as batch:
+            for item in items:
+                if batch.out_of_time(): … give the rest back; break
+                error = batch.send(lambda connection: build_email(item, connection), what=…)
+                if error is None: … record sent
+                else: … record retry or failed; if error.connection_broken: … leave the rest; break
+    """
+
+    def __init__(self, *, budget_seconds: float | None = None):
+        self.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        self.opened = False
+        self.started = time.monotonic()
+        self.budget_seconds = _batch_budget_seconds() if budget_seconds is None else budget_seconds
+
+    def __enter__(self) -> "MailBatch":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.opened:
+            self.connection.close()
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() - self.started > self.budget_seconds
+
+    def send(self, build: Callable[[Any], EmailMessage], *, what: str) -> SendError | None:
+        """Build one message on this connection and send it. None once the server accepted it, else the
+        classified error (never raised: the caller records it). `what` names the message in the log."""
+        try:
+            if not self.opened:
+                self.opened = True  # close() in any case, even if open() fails half-way (after STARTTLS)
+                self.connection.open()
+            if not self.connection.send_messages([build(self.connection)]):
+                raise ValueError("the email backend accepted no recipient")
+        except Exception as exc:
+            error = classify_send_error(exc)
+            if not error.expected:
+                logger.exception("Unexpected error sending %s", what)
+            return error
+        return None
+
+
 def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
     """Claim and send each message over one connection. At-least-once (see the module docstring).
 
@@ -425,14 +473,9 @@ def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
     """
     ids = list(dict.fromkeys(int(pk) for pk in message_ids))
     result = BatchResult()
-    # One connection for the whole batch, opened explicitly (and lazily, so that a batch with nothing
-    # left to send never connects): left to send_messages(), it would be opened and closed per message.
-    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    opened = False
-    started = time.monotonic()
-    try:
+    with MailBatch() as batch:
         for index, pk in enumerate(ids):
-            if time.monotonic() - started > _batch_budget_seconds():
+            if batch.out_of_time():
                 result.left = ids[index:]
                 outbox_dispatch(result.left)
                 break
@@ -446,28 +489,17 @@ def outbox_send_batch(message_ids: Iterable[int]) -> BatchResult:
             if message is None:
                 result.skipped.append(pk)
                 continue
-            try:
-                if not opened:
-                    opened = True  # close() in any case, even if open() fails half-way (after STARTTLS)
-                    connection.open()
-                accepted = connection.send_messages([build_email(message, connection)])
-                if not accepted:
-                    raise ValueError("the email backend accepted no recipient")
-            except Exception as exc:
-                error = classify_send_error(exc)
-                if not error.expected:
-                    logger.exception("Unexpected error sending outbox message %s", pk)
-                status = _record_failure(message, error)
-                (result.failed if status == Status.FAILED else result.retry).append(pk)
-                if error.connection_broken:
-                    result.left = ids[index + 1 :]
-                    break
-            else:
+            error = batch.send(lambda connection: build_email(message, connection),  # noqa: B023 (called at once)
+                               what=f"outbox message {pk}")
+            if error is None:
                 _record_sent(message)
                 result.sent.append(pk)
-    finally:
-        if opened:
-            connection.close()
+                continue
+            status = _record_failure(message, error)
+            (result.failed if status == Status.FAILED else result.retry).append(pk)
+            if error.connection_broken:
+                result.left = ids[index + 1 :]
+                break
     return result
 
 

@@ -5,9 +5,10 @@ design.md, "How sending works". The database is the truth; Celery only carries "
 - `deliveries_plan` (beat, every minute): sessions whose `send_at` has come and whose start has not, by
   the database clock; one `Delivery` per eligible guardian (insert-or-ignore on the unique
   (session, guardian)), naming all their children in the session; a send task per batch after commit.
-- `delivery_send_batch` (the send task): per id, one short transaction claims the row (FOR UPDATE SKIP
-  LOCKED), locks the children's consent rows FOR SHARE and re-checks everything (promise 1); then,
-  outside any transaction, one SMTP connection carries the batch; then `sent`, `retry` or `failed`.
+- `delivery_send_batch` (the send task): one short transaction claims the whole batch (FOR UPDATE SKIP
+  LOCKED), locks the children's consent rows FOR SHARE and re-checks everything (promise 1), in a number
+  of queries that does not grow with the batch; then, outside any transaction, one SMTP connection
+  carries the batch, each accepted message recorded `sent` at once (one UPDATE), or `retry` or `failed`.
   At-least-once, as the outbox: a worker dying between the mail server's accept and our write leads to
   one more copy, counted in `possible_duplicate` (promise 2).
 - `deliveries_sweep` (beat, every minute): lost tasks, due retries, expired leases, what the start
@@ -23,7 +24,7 @@ gets no link, even when the other parent consented: invitations go only to conse
 """
 
 import logging
-import time
+import secrets
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
+from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
@@ -44,10 +45,11 @@ from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardia
 from outbox.services import (
     LOST_TASK_AFTER,
     SEND_BATCH_SIZE,
+    MailBatch,
+    SendError,
     _batch_budget_seconds,
     _lease,
     _one_line,
-    classify_send_error,
     email_queue,
     retry_delay,
     text_engine,
@@ -336,7 +338,7 @@ def deliveries_dispatch(delivery_ids: Sequence[int]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Claiming: one short transaction per invitation, with every check of promise 1 under the locks
+# Claiming: one short transaction per batch, with every check of promise 1 under the locks
 
 
 @dataclass
@@ -346,102 +348,188 @@ class Claimed:
     guardian: Guardian
     pupils: list[Pupil]
     withdraw_link: str
+    # What the claim found the row at (pending or retry): a row claimed but never tried goes back to it.
+    previous_status: str = Status.PENDING
+    # Parts of the email that are the same for every guardian of the session, built once per batch and
+    # shared by that session's claims (see `_session_parts`).
+    shared: dict = field(default_factory=dict)
 
 
-def _lock_consent_rows(pupil_ids: Sequence[int], purpose_id: int) -> None:
+def _lock_consent_rows(pupil_ids: Iterable[int], purpose_ids: Iterable[int]) -> None:
     """FOR SHARE on every guardian's consent row of these children: a withdrawal (FOR UPDATE on one of
     them) then happens strictly before this claim (which sees it) or strictly after (and cancels or
-    alerts). SQLite has no row locks; its write lock, taken at the claim's first write, serialises."""
+    alerts). One query for the whole batch, in id order so that two claims never deadlock. SQLite has no
+    row locks; its write lock, taken at the claim's first write, serialises."""
     assert ConsentStatus._meta.db_table == "consent_consentstatus"  # the table named in the SQL below
+    pupil_ids, purpose_ids = sorted(set(pupil_ids)), sorted(set(purpose_ids))
     if db_connection.vendor != "postgresql" or not pupil_ids:
         return
     with db_connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM consent_consentstatus WHERE purpose_id = %s AND pupil_id = ANY(%s) ORDER BY id FOR SHARE",
-            [purpose_id, list(pupil_ids)],
+            "SELECT id FROM consent_consentstatus WHERE purpose_id = ANY(%s) AND pupil_id = ANY(%s) "
+            "ORDER BY id FOR SHARE",
+            [purpose_ids, pupil_ids],
         )
 
 
-def _skip(delivery: Delivery, reason: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(status=Status.SKIPPED, reason=reason[:300], lease_until=None,
+def _skip_all(skipped: Sequence[tuple[int, str]]) -> None:
+    """Record why these rows will not be sent: one UPDATE per distinct reason (a handful), not per row."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for pk, reason in skipped:
+        by_reason[reason[:300]].append(pk)
+    for reason, pks in by_reason.items():
+        Delivery.objects.filter(pk__in=pks).update(status=Status.SKIPPED, reason=reason, lease_until=None,
                                                    next_attempt_at=None, dispatched_at=None)
-    _events([(delivery.pk, Status.SKIPPED, reason)])
 
 
-def delivery_claim(delivery_id: int, gate_cache: dict | None = None) -> Claimed | None:
-    """Take one due invitation for sending, or record why it will not be sent. None if it is not ours to
-    send now (gone, taken by another worker, already decided, not yet due, skipped or failed here).
+def _withdraw_links(deliveries: Sequence[Delivery]) -> dict[int, str]:
+    """delivery id → a fresh personal link for its guardian and the session's purpose, as
+    `consent.links.guardian_link_issue` makes one, for the whole batch in one INSERT."""
+    from consent.links import token_hash
+    from consent.models import GuardianLink
+
+    tokens = {d.pk: secrets.token_urlsafe(32) for d in deliveries}
+    GuardianLink.objects.bulk_create([
+        GuardianLink(guardian_id=d.guardian_id, purpose_id=d.session.purpose_id, token_sha256=token_hash(tokens[d.pk]))
+        for d in deliveries
+    ])
+    return {pk: settings.SITE_URL + reverse("parent:page", kwargs={"token": token}) for pk, token in tokens.items()}
+
+
+def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None) -> list[Claimed]:
+    """Take due invitations for sending, in one short transaction whose queries do not grow with the batch
+    (a few per session: the gate, the overtaken). Rows that will not be sent get their reason recorded;
+    rows that are not ours to send now (gone, taken by another worker, already decided, not yet due) are
+    left alone. Returns the claimed rows, marked `sending` with a lease, in id order.
 
     `gate_cache` keeps each session's gate for one batch (a few seconds): the gate is a property of the
     session, not of the guardian, and a batch is far shorter than any change of PIA or risk assessment."""
     gate_cache = gate_cache if gate_cache is not None else {}
+    ids = sorted(set(int(pk) for pk in delivery_ids))
+    if not ids:
+        return []
     with transaction.atomic():
-        delivery = (
+        deliveries = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=delivery_id, status__in=Delivery.CLAIMABLE)
+            .filter(pk__in=ids, status__in=Delivery.CLAIMABLE)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))
             .select_related("session__school__organisation", "session__platform", "session__host", "guardian")
             .annotate(db_now=Now())
-            .first()
+            .order_by("pk")
         )
-        if delivery is None:
-            return None
-        session, guardian, now = delivery.session, delivery.guardian, delivery.db_now
-        if session.status != VideoSession.Status.SCHEDULED:
-            _skip(delivery, "the session was cancelled")
-            return None
-        if session.starts_at <= now:
-            _overtake([delivery.pk], session)
-            return None
-        if session.send_at > now:
+        if not deliveries:
+            return []
+        now = deliveries[0].db_now
+        sessions = {d.session_id: d.session for d in deliveries}  # one instance per session
+        skipped: list[tuple[int, str]] = []
+        overtaken: dict[int, list[int]] = defaultdict(list)
+        later: dict[int, list[int]] = defaultdict(list)
+        candidates = []
+        for delivery in deliveries:
+            session = delivery.session = sessions[delivery.session_id]
+            if session.status != VideoSession.Status.SCHEDULED:
+                skipped.append((delivery.pk, "the session was cancelled"))
+            elif session.starts_at <= now:
+                overtaken[session.pk].append(delivery.pk)
+            elif session.send_at > now:
+                later[session.pk].append(delivery.pk)
+            else:
+                candidates.append(delivery)
+        _lock_consent_rows((p for d in candidates for p in d.pupil_ids), (d.session.purpose_id for d in candidates))
+        eligible = []
+        for delivery in candidates:
+            session = delivery.session
+            if not guardian_may_receive(delivery.guardian):
+                skipped.append((delivery.pk, "the parent or carer has no email address, or their record is erased "
+                                             "or restricted"))
+                continue
+            if session.pk not in gate_cache:
+                gate_cache[session.pk] = session_gate_reasons(session)
+            if gate_cache[session.pk]:
+                skipped.append((delivery.pk, "the session may not go ahead: " + " ".join(gate_cache[session.pk])))
+                continue
+            eligible.append(delivery)
+        members = _session_pupils(list({d.session_id for d in eligible}),
+                                  only_pupils={p for d in eligible for p in d.pupil_ids}) if eligible else {}
+        registry = _read_registry((p for pupils in members.values() for p in pupils),
+                                  {d.session.purpose_id for d in eligible}, now) if eligible else Registry()
+        claimed: list[Claimed] = []
+        for delivery in eligible:
+            session = delivery.session
+            mine = members.get(session.pk, set()) & set(delivery.pupil_ids)
+            children = _eligible_children(registry, mine, session.purpose_id).get(delivery.guardian_id, [])
+            if not children:
+                left = not mine or not any(p in registry.pupils for p in mine)
+                skipped.append((delivery.pk, "the child is no longer in the session" if left else "no active consent"))
+                continue
+            claimed.append(Claimed(
+                delivery=delivery, session=session, guardian=delivery.guardian, withdraw_link="",
+                pupils=sorted((registry.pupils[p] for p in children), key=lambda p: p.first_name),
+                previous_status=delivery.status,
+            ))
+        if claimed:
+            links = _withdraw_links([c.delivery for c in claimed])
+            lease_until = now + _lease()
+            shared: dict[int, dict] = defaultdict(dict)
+            for item in claimed:
+                delivery = item.delivery
+                item.withdraw_link = links[delivery.pk]
+                item.shared = shared[item.session.pk]
+                delivery.status = Status.SENDING
+                delivery.attempts += 1
+                delivery.lease_until = lease_until
+                delivery.recipient = item.guardian.email
+                delivery.pupil_ids = [p.pk for p in item.pupils]
+                delivery.revision = item.session.revision
+                delivery.message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
+            # One UPDATE (a CASE per column): each row has its own message id, recipient and children.
+            Delivery.objects.bulk_update([c.delivery for c in claimed], ["status", "attempts", "lease_until",
+                                                                         "recipient", "pupil_ids", "revision",
+                                                                         "message_id"])
+        if skipped:
+            _skip_all(skipped)
+        _events([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
+                 *((c.delivery.pk, Status.SENDING, "") for c in claimed)])
+        for session_id, pks in later.items():
             # Moved later since it was planned: wait for the new send time (the sweeper queues it then).
-            Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=session.send_at, dispatched_at=None)
-            return None
-        _lock_consent_rows(delivery.pupil_ids, session.purpose_id)
-        if not guardian_may_receive(guardian):
-            _skip(delivery, "the parent or carer has no email address, or their record is erased or restricted")
-            return None
-        if session.pk not in gate_cache:
-            gate_cache[session.pk] = session_gate_reasons(session)
-        if gate_cache[session.pk]:
-            _skip(delivery, "the session may not go ahead: " + " ".join(gate_cache[session.pk]))
-            return None
-        members = _session_pupils([session.pk], only_pupils=delivery.pupil_ids).get(session.pk, set())
-        registry = _read_registry(members, [session.purpose_id], now)
-        children = _eligible_children(registry, members, session.purpose_id).get(guardian.pk, [])
-        if not children:
-            left = not members or not any(p in registry.pupils for p in members)
-            _skip(delivery, "the child is no longer in the session" if left else "no active consent")
-            return None
-        from consent.links import guardian_link_issue
+            Delivery.objects.filter(pk__in=pks).update(next_attempt_at=sessions[session_id].send_at,
+                                                       dispatched_at=None)
+        for session_id, pks in overtaken.items():
+            _overtake(pks, sessions[session_id])
+    return claimed
 
-        link = guardian_link_issue(guardian=guardian, purpose=session.purpose)
-        delivery.status = Status.SENDING
-        delivery.attempts += 1
-        delivery.lease_until = now + _lease()
-        delivery.recipient = guardian.email
-        delivery.pupil_ids = children
-        delivery.revision = session.revision
-        delivery.message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-        delivery.save(update_fields=["status", "attempts", "lease_until", "recipient", "pupil_ids", "revision",
-                                     "message_id"])
-        _events([(delivery.pk, Status.SENDING, "")])
-    pupils = sorted((registry.pupils[p] for p in children), key=lambda p: p.first_name)
-    return Claimed(delivery=delivery, session=session, guardian=guardian, pupils=pupils, withdraw_link=link)
+
+def delivery_claim(delivery_id: int, gate_cache: dict | None = None) -> Claimed | None:
+    """`deliveries_claim` for one row: the claimed invitation, or None if it is not ours to send now."""
+    claimed = deliveries_claim([delivery_id], gate_cache)
+    return claimed[0] if claimed else None
 
 
 # ---------------------------------------------------------------------------------------------------
 # The email
 
 
+def _session_parts(claimed: Claimed) -> dict:
+    """What every guardian's invitation to this session shares (the protocol's reminders, the .ics), built
+    once per batch: reading the protocol is two queries, and the calendar file is the same bytes for all."""
+    parts = claimed.shared
+    if not parts:
+        from .ics import invitation_ics
+
+        school = claimed.session.school
+        try:
+            from .protocol import effective_protocol, parent_reminders
+
+            parts["reminders"] = parent_reminders(effective_protocol(school)), False
+        except ImportError:  # pragma: no cover - the protocol module is built beside this one
+            parts["reminders"] = ["An adult must be in the room with your child for the whole session."], True
+        parts["ics"] = invitation_ics(claimed.session)
+    return parts
+
+
 def invitation_context(claimed: Claimed) -> dict:
     session, school = claimed.session, claimed.session.school
-    try:
-        from .protocol import effective_protocol, parent_reminders
-
-        reminders, reminders_minimal = parent_reminders(effective_protocol(school)), False
-    except ImportError:  # pragma: no cover - the protocol module is built beside this one
-        reminders, reminders_minimal = ["An adult must be in the room with your child for the whole session."], True
+    reminders, reminders_minimal = _session_parts(claimed)["reminders"]
     names = [p.first_name for p in claimed.pupils]
     starts_at = timezone.localtime(session.starts_at, school.tz)
     # Sent before for an older revision: this email replaces that one, and says what changed.
@@ -470,8 +558,6 @@ def invitation_context(claimed: Claimed) -> dict:
 
 
 def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternatives:
-    from .ics import invitation_ics
-
     context = invitation_context(claimed)
     subject = _one_line(text_engine().render_to_string("emails/session-invitation-subject.txt", context))
     email = EmailMultiAlternatives(
@@ -483,29 +569,64 @@ def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternative
         connection=connection,
     )
     email.attach_alternative(render_to_string("emails/session-invitation-body.html", context), "text/html")
-    email.attach("invitation.ics", invitation_ics(claimed.session), "text/calendar")
+    email.attach("invitation.ics", _session_parts(claimed)["ics"], "text/calendar")
     return email
 
 
 # ---------------------------------------------------------------------------------------------------
 # Sending
 
+# Rows are claimed together, each with the lease of one send (`_lease()`: two mail timeouts and a margin).
+# So that no row's lease runs out while it waits its turn in the batch, the batch stops starting sends
+# once this much of the lease's margin is spent, and gives the rest back unsent.
+CLAIM_SLACK_SECONDS = 25
 
-def _record_sent(claimed: Claimed) -> None:
+
+def _record_sent(claimed: Claimed) -> bool:
+    """One UPDATE per message, right after the mail server accepted it, so that a worker dying in the
+    batch leaves at most the message in flight to be sent again (promise 2); the rest of the bookkeeping
+    waits for the end of the batch (`_record_sent_batch`). False if the row was already recorded sent."""
     delivery = claimed.delivery
-    with transaction.atomic():
-        # Not conditional on the lease: the server accepted it, so it is sent, whatever the sweeper did.
-        updated = Delivery.objects.filter(pk=delivery.pk).exclude(status=Status.SENT).update(
-            status=Status.SENT, sent_at=timezone.now(), sent_revision=delivery.revision,
-            message_id=delivery.message_id, lease_until=None, next_attempt_at=None, dispatched_at=None, reason="",
-        )
-        if updated:
-            _events([(delivery.pk, Status.SENT, "")])
+    # Not conditional on the lease: the server accepted it, so it is sent, whatever the sweeper did.
+    updated = Delivery.objects.filter(pk=delivery.pk).exclude(status=Status.SENT).update(
+        status=Status.SENT, sent_at=timezone.now(), sent_revision=delivery.revision,
+        message_id=delivery.message_id, lease_until=None, next_attempt_at=None, dispatched_at=None, reason="",
+    )
     logger.info("Sent invitation %s %s for session %s, attempt %s", delivery.pk, delivery.message_id,
                 delivery.session_id, delivery.attempts)
+    return bool(updated)
 
 
-def _record_failure(claimed: Claimed, error) -> str:
+def _record_sent_batch(sent: Sequence[Claimed]) -> None:
+    """The events of the batch's sent invitations, and one audit entry per session, not per message: the
+    audit chain is one lock for everyone, and each invitation's own history is in its DeliveryEvents."""
+    if not sent:
+        return
+    by_session: dict[int, tuple[VideoSession, list[int]]] = {}
+    for claimed in sent:
+        by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
+    with transaction.atomic():
+        _events((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
+        for session, sent_ids in by_session.values():
+            audit_log(actor=None, action="session.invitations_sent", obj=session,
+                      data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
+
+
+def _give_back(claimed: Sequence[Claimed], reason: str) -> None:
+    """Rows claimed but never tried (the connection broke, or time ran short) go back as they were before
+    the claim, their attempt not spent; only while still ours (same lease), in one UPDATE per status."""
+    by_status: dict[str, list[Claimed]] = defaultdict(list)
+    for item in claimed:
+        by_status[item.previous_status].append(item)
+    with transaction.atomic():
+        for status, items in by_status.items():
+            Delivery.objects.filter(
+                pk__in=[c.delivery.pk for c in items], status=Status.SENDING, lease_until=items[0].delivery.lease_until,
+            ).update(status=status, attempts=F("attempts") - 1, lease_until=None, dispatched_at=timezone.now())
+        _events((c.delivery.pk, c.previous_status, reason) for c in claimed)
+
+
+def _record_failure(claimed: Claimed, error: SendError) -> str:
     delivery, session = claimed.delivery, claimed.session
     final = not error.transient or delivery.attempts >= settings.EMAIL_MAX_ATTEMPTS
     status = Status.FAILED if final else Status.RETRY
@@ -540,52 +661,39 @@ class SendResult:
 
 
 def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
-    """Claim and send each invitation over one SMTP connection; the mail server is only ever spoken to
-    outside a transaction. At-least-once (see the module docstring)."""
+    """Claim the batch in one transaction (`deliveries_claim`), then send it over one mail server
+    connection outside any transaction, recording each accepted message at once. At-least-once (see the
+    module docstring). Queries: a constant number per batch, plus one UPDATE per message sent (and a few
+    per failure)."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     result = SendResult()
-    gate_cache: dict = {}
-    sessions_sent: dict[int, tuple[VideoSession, list[int]]] = {}
-    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    opened = False
-    started = time.monotonic()
-    try:
-        for index, pk in enumerate(ids):
-            if time.monotonic() - started > _batch_budget_seconds():
-                result.left = ids[index:]
-                deliveries_dispatch(result.left)
-                break
-            claimed = delivery_claim(pk, gate_cache)
-            if claimed is None:
-                result.skipped.append(pk)
-                continue
-            try:
-                if not opened:
-                    opened = True
-                    connection.open()
-                if not connection.send_messages([invitation_email(claimed, connection)]):
-                    raise ValueError("the email backend accepted no recipient")
-            except Exception as exc:
-                error = classify_send_error(exc)
-                if not error.expected:
-                    logger.exception("Unexpected error sending invitation %s", pk)
-                status = _record_failure(claimed, error)
-                (result.failed if status == Status.FAILED else result.retry).append(pk)
-                if error.connection_broken:
-                    result.left = ids[index + 1 :]
+    with MailBatch(budget_seconds=min(_batch_budget_seconds(), CLAIM_SLACK_SECONDS)) as batch:
+        claimed = deliveries_claim(ids)
+        claimed_ids = {c.delivery.pk for c in claimed}
+        result.skipped = [pk for pk in ids if pk not in claimed_ids]
+        sent: list[Claimed] = []
+        try:
+            for index, item in enumerate(claimed):
+                if batch.out_of_time():
+                    _give_back(claimed[index:], "not tried: the batch ran out of time; queued again")
+                    result.left = [c.delivery.pk for c in claimed[index:]]
+                    deliveries_dispatch(result.left)
                     break
-            else:
-                _record_sent(claimed)
-                result.sent.append(pk)
-                sessions_sent.setdefault(claimed.session.pk, (claimed.session, []))[1].append(pk)
-    finally:
-        if opened:
-            connection.close()
-        # One audit entry per session and batch, not per message: the audit chain is one lock for everyone,
-        # and each invitation's own history is in its DeliveryEvents.
-        for session, sent_ids in sessions_sent.values():
-            audit_log(actor=None, action="session.invitations_sent", obj=session,
-                      data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
+                error = batch.send(lambda connection: invitation_email(item, connection),  # noqa: B023 (called at once)
+                                   what=f"invitation {item.delivery.pk}")
+                if error is None:
+                    if _record_sent(item):
+                        sent.append(item)
+                    result.sent.append(item.delivery.pk)
+                    continue
+                status = _record_failure(item, error)
+                (result.failed if status == Status.FAILED else result.retry).append(item.delivery.pk)
+                if error.connection_broken:
+                    _give_back(claimed[index + 1 :], "not tried: the connection to the mail server broke")
+                    result.left = [c.delivery.pk for c in claimed[index + 1 :]]
+                    break
+        finally:
+            _record_sent_batch(sent)
     return result
 
 

@@ -151,21 +151,20 @@ def test_two_planners_at_once_create_one_delivery_per_guardian(personas, family)
 def test_a_withdrawal_during_a_claim_waits_for_it_then_alerts_the_host(family, monkeypatch):
     """The claim has checked consent (holding the consent row FOR SHARE) when the parent withdraws: the
     withdrawal waits for the claim to commit, then finds the invitation being sent and alerts the host."""
-    from consent import links
     from sessions.models import SessionAlert
 
     _, guardian, pupil, session = family
     deliveries_plan()
     delivery = Delivery.objects.get(session=session)
     checked, release, withdrawal_done = threading.Event(), threading.Event(), threading.Event()
-    issue = links.guardian_link_issue
+    issue = dispatch._withdraw_links
 
-    def paused_issue(**kwargs):
+    def paused_issue(deliveries):
         checked.set()  # consent re-checked under FOR SHARE; the claim's transaction is still open
         assert release.wait(timeout=10)
-        return issue(**kwargs)
+        return issue(deliveries)
 
-    monkeypatch.setattr(links, "guardian_link_issue", paused_issue)
+    monkeypatch.setattr(dispatch, "_withdraw_links", paused_issue)
 
     def withdraw():
         assert checked.wait(timeout=10)

@@ -1,0 +1,63 @@
+"""The send task's queries do not grow with its batch (design.md, "Scale to plan for"; quality.md, figure
+"dispatch"): the claim is one transaction of a fixed number of queries, and the only query per message is
+the UPDATE that records it sent as soon as the mail server has accepted it (promise 2: a crash then
+duplicates at most the message in flight, never the batch)."""
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from consent.models import GuardianLink
+from sessions.dispatch import deliveries_plan, delivery_send_batch
+from sessions.models import Delivery, DeliveryEvent
+from tests.factories import GroupFactory
+
+from .emails_dispatch import consenting_family, due_session
+
+pytestmark = pytest.mark.django_db
+
+Status = Delivery.Status
+
+
+def _sent_updates(queries) -> list[str]:
+    table = Delivery._meta.db_table
+    return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"') and '"sent_at"' in q["sql"]]
+
+
+def test_a_batch_of_fifty_costs_the_queries_of_a_batch_of_ten_plus_one_update_per_message(personas):
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(61):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    assert len(ids) == 61
+    links_before = GuardianLink.objects.count()
+    # The process's first batch also fills Django's caches (content types for the audit trail): not ours.
+    assert delivery_send_batch(ids[:1]).sent == ids[:1]
+
+    counts = {}
+    for size, batch in ((10, ids[1:11]), (50, ids[11:61])):
+        before = len(mail.outbox)
+        with CaptureQueriesContext(connection) as queries:
+            result = delivery_send_batch(batch)
+        assert result.sent == batch and len(mail.outbox) - before == size
+        assert len(_sent_updates(queries.captured_queries)) == size
+        counts[size] = len(queries)
+
+    fixed = counts[10] - 10
+    print(f"queries per batch: {fixed} + 1 per message sent")
+    assert counts == {10: fixed + 10, 50: fixed + 50}, f"queries per batch: {counts}"
+    assert fixed <= 40, f"the claim and bookkeeping of a batch take {fixed} queries"
+
+    # And the bulk forms wrote what the one-row forms did: every row sent with its own message id and
+    # withdraw link, each with its events.
+    rows = Delivery.objects.filter(pk__in=ids)
+    assert set(rows.values_list("status", flat=True)) == {Status.SENT}
+    assert rows.values("message_id").distinct().count() == 61
+    assert GuardianLink.objects.count() - links_before == 61
+    for status in (Status.SENDING, Status.SENT):
+        assert DeliveryEvent.objects.filter(delivery__in=ids, status=status).count() == 61
+    message_ids = {m.extra_headers["Message-ID"] for m in mail.outbox}
+    assert set(rows.values_list("message_id", flat=True)) <= message_ids
