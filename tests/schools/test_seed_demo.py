@@ -107,3 +107,50 @@ def test_demo_data_has_the_federations_signed_pia_and_approved_risk_assessment(s
     # The second version waits for the DPO's advice, so the DPO's queue has something in it.
     assert list(PiaVersion.objects.values_list("number", "status")) == [(2, "submitted"), (1, "signed")]
     assert status.version.snapshot["number_affected"]["total"] == 272
+
+
+def test_demo_data_has_sessions_whose_invitations_reach_the_demo_mailbox_for_consenting_parents_only(
+        settings, tmp_path, capsys, django_capture_on_commit_callbacks):
+    import datetime as dt
+
+    from django.db.models.functions import Now
+    from django.utils import timezone
+
+    from consent.models import ConsentStatus
+    from outbox.models import OutboxMessage
+    from sessions.dispatch import deliveries_plan
+    from sessions.gate import gate_for
+    from sessions.models import VideoSession
+
+    settings.DEMO_MODE = True
+    settings.EMAIL_BACKEND = "outbox.demo_backend.DemoMailboxBackend"
+    settings.EMAIL_FILE_PATH = tmp_path
+    call_command("seed_demo")
+    call_command("seed_demo")  # adds nothing: every session is still ahead
+
+    laxey = School.objects.get(slug="laxey")
+    sessions = VideoSession.objects.filter(school=laxey).order_by("starts_at")
+    assert sessions.count() == 6 and {s.status for s in sessions} == {"scheduled"}
+    assert all(gate_for(s).ok for s in sessions)
+    (soon,) = [s for s in sessions if "phonics" in s.title]
+    (tomorrow,) = [s for s in sessions if "story time" in s.title]
+    weekly = [s for s in sessions if "weekly" in s.title]
+    assert len(weekly) == 4 and len({s.series for s in weekly}) == 1
+    assert timezone.localtime(tomorrow.starts_at, laxey.tz).time() == dt.time(9, 0)
+    # Invitations for the soonest go out about ten minutes after the seed: not yet.
+    until_send = soon.send_at - timezone.now()
+    assert dt.timedelta(minutes=9) < until_send < dt.timedelta(minutes=12)
+    assert deliveries_plan().created == 0
+    assert f"the invitations to \"{soon.title}\"" in capsys.readouterr().out
+
+    # The send time comes (the database's clock cannot be moved: the session's send time is): the worker's
+    # planner and send task (eager here) send to the class's consenting parents, and the mailbox shows them.
+    (group,) = soon.groups.all()
+    given = set(ConsentStatus.objects.filter(pupil__in=group.pupils.all(), state="given")
+                .values_list("guardian__email", flat=True))
+    assert given and group.pupils.count() > len(given), "a class where some families consented and some did not"
+    VideoSession.objects.filter(pk=soon.pk).update(send_at=Now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliveries_plan().created == len(given)
+    invited = set(OutboxMessage.objects.filter(template="session-invitation").values_list("recipient", flat=True))
+    assert invited == given

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import random
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -112,6 +113,7 @@ class Command(BaseCommand):
             self._replies(schools["laxey"], notice, office=office)
             self._requests(schools["laxey"], notice, office=office)
             self._governance(organisation, office=office)
+            self._sessions(schools["laxey"])
             if created:
                 audit_log(actor=None, action="demo.seeded", obj=organisation,
                           data={"schools": [s.name for s in schools.values()]})
@@ -289,9 +291,56 @@ class Command(BaseCommand):
                         "the August following a pupil's leaving school, if not before."})
         pia_services.version_submit(version=draft, actor=office)
 
+    def _sessions(self, school: School) -> None:
+        """Live lessons scheduled by the teacher through the real service (the gate is green): one tomorrow
+        morning, a weekly series, and one starting about 70 minutes from now with the default hour's lead,
+        whose invitations the worker sends about ten minutes after `bin/demo` starts, to the consenting
+        parents only, into the demo mailbox. All for the Laxey class with the most consenting families, which
+        also has families who refused or have not answered. A run adds only what is not still ahead."""
+        from consent.models import ConsentStatus
+        from pia.models import Platform
+        from sessions.models import VideoSession
+        from sessions.services import session_schedule
+
+        teacher = User.objects.get(username="teacher")
+        platform = Platform.objects.get(organisation=school.organisation, name="Zoom")
+        consenting = set(ConsentStatus.objects.filter(pupil__school=school, state="given")
+                         .values_list("pupil_id", flat=True))
+        groups = Group.objects.filter(school=school, name__in=YEAR_GROUPS).prefetch_related("pupils")
+        group = max(groups, key=lambda g: (len(consenting & {p.pk for p in g.pupils.all()}), g.name))
+        now = timezone.now()
+        tomorrow = timezone.localdate(now, school.tz) + timedelta(days=1)
+        next_week = tomorrow + timedelta(days=(2 - tomorrow.weekday()) % 7)  # the next Wednesday after today
+        soon = (now + timedelta(minutes=71)).replace(second=0, microsecond=0)
+        plans = [
+            (f"{group.name} story time", datetime.combine(tomorrow, time(9, 0)), None),
+            (f"{group.name} weekly check-in", datetime.combine(next_week, time(14, 0)),
+             next_week + timedelta(weeks=3)),
+            (f"{group.name} phonics catch-up", soon, None),
+        ]
+        for title, starts_at, until in plans:
+            if VideoSession.objects.filter(school=school, title=title, status=VideoSession.Status.SCHEDULED,
+                                           starts_at__gt=now).exists():
+                continue
+            number = str(random.Random(title).randrange(8 * 10**9, 9 * 10**9))  # a Zoom-like 10-digit ID
+            session_schedule(
+                school=school, actor=teacher, title=title, host=teacher, platform=platform, groups=[group],
+                meeting_url=f"https://us02web.zoom.us/j/{number}",
+                meeting_id=f"{number[:3]} {number[3:6]} {number[6:]}", password="", starts_at=starts_at,
+                duration_minutes=30,
+                lead_minutes=VideoSession.LEAD_MINUTES_DEFAULT, repeat_weekly_until=until,
+            )
+        next_up = VideoSession.objects.filter(school=school, title=plans[-1][0], starts_at__gt=now).earliest(
+            "starts_at")
+        self.session_note = (f"Live lessons for {group.name} at {school.name}: the invitations to \"{next_up.title}\" "
+                             f"go to the consenting parents at "
+                             f"{timezone.localtime(next_up.send_at, school.tz):%H:%M} (see the demo mailbox).")
+
     def _print(self, organisation, schools, logins) -> None:
         out = self.stdout
         out.write(self.style.SUCCESS(f"Demo data ready: {organisation.name}"))
+        if getattr(self, "session_note", ""):
+            out.write(f"  {self.session_note}")
         for school in schools.values():
             out.write(f"  {school.name}: {school.pupils.count()} pupils, {school.guardians.count()} parents "
                       f"and carers, {school.groups.count()} groups")
