@@ -103,7 +103,7 @@ def test_a_teacher_schedules_a_lesson_and_only_consenting_parents_are_invited(
     assert blocking_violations(page) == [], "the demo mailbox has serious or critical accessibility violations"
     page.screenshot(path=artifacts / "session-invitations-in-demo-mailbox.png", full_page=True)
 
-    # The invitation opens in the mailbox with the time, and the parents' page it links to names the lesson.
+    # The invitation opens in the mailbox: the time with its zone in the text part, and the HTML part.
     rows.filter(has_text="Ava").get_by_role("link").click()
     assert page.get_by_text("Owls story time").first.is_visible()
     assert "(Europe/London, " in page.locator("body").inner_text()
