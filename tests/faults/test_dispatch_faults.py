@@ -1,0 +1,249 @@
+"""Invitations under faults (quality.md, "Faults"; figures "loss", "outages", "SMTP"), against a real
+Celery worker process, a Redis of our own and a local mail server that misbehaves.
+
+How time is shortened, and nothing else: the sweeper runs from the test every half second instead of
+every minute from beat, and presumes a task lost after a few seconds instead of a minute; where a real
+deployment would wait out a lease (2 × EMAIL_TIMEOUT + 30 s) or a retry's backoff (1, 2, 4 … minutes),
+the test moves that one timestamp in the database back to now, which is what waiting would do: the rows
+are the clock (design.md: long waits live in the database).
+"""
+
+import logging
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from outbox.models import OutboxMessage
+from sessions.dispatch import deliveries_plan
+from sessions.models import Delivery, SessionAlert
+
+from .conftest import FAMILY_DOMAIN, drive, due_session_with_families, family_address, statuses, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.faults]
+
+Status = Delivery.Status
+CONCURRENCY = 2
+
+
+def invitations_received(sink) -> dict[str, int]:
+    """Messages per family address (the set-up also mails staff about the PIA; those are not counted)."""
+    return {to: n for to, n in sink.per_recipient().items() if to.endswith("@" + FAMILY_DOMAIN)}
+
+
+def expire_orphaned_leases(session) -> list[int]:
+    """With every worker dead, each row still `sending` is orphaned: end its lease now, as waiting
+    2 × EMAIL_TIMEOUT + 30 s would. Returns those rows."""
+    orphaned = list(Delivery.objects.filter(session=session, status=Status.SENDING).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=orphaned).update(lease_until=timezone.now() - timedelta(seconds=1))
+    return orphaned
+
+
+def hurry_retries(session) -> None:
+    """Let every retry fall due now (the backoff itself is checked from the rows before this runs)."""
+    Delivery.objects.filter(session=session, status=Status.RETRY, next_attempt_at__gt=timezone.now()).update(
+        next_attempt_at=timezone.now())
+
+
+# ---------------------------------------------------------------------------------------------------
+# A worker killed three times during 1,000 sends
+
+
+def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_server, smtp_sink, worker_factory,
+                                                            fast_sweeper):
+    count, kill_at = 1000, (150, 450, 750)
+    session = due_session_with_families(personas, count)
+    worker = worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port, concurrency=CONCURRENCY)
+    assert deliveries_plan().created == count
+
+    orphaned: set[int] = set()
+    kills: list[dict] = []
+    started = time.monotonic()
+    for threshold in kill_at:
+        assert drive(session, until=lambda t=threshold: statuses(session).get(Status.SENT, 0) >= t, seconds=90,
+                     every=0.05, sweep_every=0.5), f"stuck before the kill at {threshold}: {statuses(session)}"
+        worker.kill()  # SIGKILL to the whole process group, mid-batch
+        kills.append(statuses(session))
+        orphaned |= set(expire_orphaned_leases(session))
+        worker.start()
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=120), statuses(session)
+    elapsed = time.monotonic() - started
+
+    # Every kill landed mid-run: invitations were still to be sent, and the worker was busy sending.
+    for at_kill in kills:
+        assert at_kill.get(Status.SENT, 0) < count and at_kill.get(Status.SENDING, 0) > 0, kills
+    rows = Delivery.objects.filter(session=session)
+    # 0 lost: every guardian received their invitation.
+    received = invitations_received(smtp_sink)
+    assert set(received) == {family_address(i) for i in range(count)}
+    # A duplicate needs a kill between the mail server's accept and the database write of that message. Each
+    # message is recorded as soon as it is accepted, so a kill finds at most one message per worker process
+    # in that window: duplicates ≤ kills × processes. Every such row was `sending` when the worker died (the
+    # batch is claimed at once, so a kill orphans the whole rest of each process's batch, tried or not); its
+    # lease expired and the sweeper counted it in `possible_duplicate` before sending it again. So every
+    # guardian who got two copies has a counted row, duplicates ≤ counted = the rows orphaned by the kills,
+    # and no row was sent a third time.
+    duplicates = sum(n - 1 for n in received.values())
+    counted = rows.aggregate(total=Sum("possible_duplicate"))["total"]
+    doubled = {to for to, n in received.items() if n > 1}
+    assert max(received.values()) <= 2
+    assert duplicates <= len(kill_at) * CONCURRENCY
+    assert doubled <= set(rows.filter(possible_duplicate__gte=1).values_list("recipient", flat=True))
+    assert duplicates <= counted == len(orphaned)
+    assert set(rows.filter(possible_duplicate__gte=1).values_list("pk", flat=True)) == orphaned
+    assert set(rows.filter(pk__in=orphaned).values_list("possible_duplicate", flat=True)) == {1}
+    # Bounded attempts: one per row, two for a row a kill interrupted.
+    assert set(rows.exclude(pk__in=orphaned).values_list("attempts", flat=True)) == {1}
+    assert set(rows.filter(pk__in=orphaned).values_list("attempts", flat=True)) == {2}
+    # Everything sent in time: before the start less ten minutes.
+    last_sent = max(rows.values_list("sent_at", flat=True))
+    assert last_sent < session.starts_at - timedelta(minutes=10)
+    print(f"\n1,000 invitations, {len(kill_at)} SIGKILLs (sent at each kill: "
+          f"{[k.get(Status.SENT, 0) for k in kills]}): all sent in {elapsed:.1f} s; "
+          f"{len(orphaned)} rows orphaned mid-send, {duplicates} duplicate message(s), {counted} counted")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Redis stopped, and Redis flushed
+
+
+def test_invitations_planned_while_redis_is_down_are_sent_once_it_is_back(personas, redis_server, smtp_sink,
+                                                                         worker_factory, fast_sweeper, caplog):
+    count = 60
+    session = due_session_with_families(personas, count)
+    worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port)
+    redis_server.stop()
+
+    with caplog.at_level(logging.WARNING, logger="sessions.dispatch"):
+        assert deliveries_plan().created == count  # the planner commits its rows although the broker is gone
+        # The sweeper keeps trying while Redis is down, and says so rather than failing.
+        drive(session, until=lambda: False, seconds=4)
+    assert any("Could not hand invitations" in r.getMessage() for r in caplog.records)
+    assert statuses(session) == {Status.PENDING: count}
+    assert invitations_received(smtp_sink) == {}
+
+    redis_server.start()  # the same port: the worker reconnects by itself
+    back = time.monotonic()
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=90), statuses(session)
+    recovery = time.monotonic() - back
+    assert invitations_received(smtp_sink) == {family_address(i): 1 for i in range(count)}
+    assert recovery < 180  # quality.md: everything due sent within 3 minutes of recovery
+    print(f"\nRedis down: {count} invitations sent {recovery:.1f} s after it came back")
+
+
+def test_invitations_lost_in_a_flushed_redis_are_recovered_by_the_sweeper(personas, redis_server, smtp_sink,
+                                                                         worker_factory, fast_sweeper):
+    count = 300
+    session = due_session_with_families(personas, count)
+    worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port, concurrency=1)
+    assert deliveries_plan().created == count
+    assert wait_for(lambda: statuses(session).get(Status.SENT, 0) >= 20, 60, step=0.05), statuses(session)
+    queued = redis_server.queued()
+    redis_server.flushall()  # every queued task is gone, and kombu's exchange bindings with them
+    at_flush = statuses(session)
+    assert queued > 0 and at_flush.get(Status.PENDING, 0) > 0, (queued, at_flush)
+
+    flushed = time.monotonic()
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=90), statuses(session)
+    recovery = time.monotonic() - flushed
+    assert invitations_received(smtp_sink) == {family_address(i): 1 for i in range(count)}
+    assert not Delivery.objects.filter(session=session, possible_duplicate__gt=0).exists()
+    print(f"\nRedis flushed with {queued} task(s) queued and {at_flush.get(Status.PENDING)} invitations unsent: "
+          f"all sent {recovery:.1f} s later")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The mail server: transient errors, a refused address, a black hole
+
+
+def test_transient_smtp_errors_are_retried_with_backoff_until_sent(personas, redis_server, smtp_sink,
+                                                                  worker_factory, fast_sweeper):
+    count = 6
+    # Five faults: even if every one of them hits the same row, it is sent on its sixth attempt (the limit).
+    faults = ["421", "451", "disconnect", "451", "421"]
+    smtp_sink.faults = list(faults)
+    session = due_session_with_families(personas, count)
+    worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port)
+    assert deliveries_plan().created == count
+
+    delays: list[tuple[int, float]] = []  # (attempts, seconds to the next attempt) of every retry seen
+
+    def note_backoff_then_hurry():
+        for delivery in Delivery.objects.filter(session=session, status=Status.RETRY,
+                                                next_attempt_at__gt=timezone.now()):
+            since = delivery.events.filter(status=Status.RETRY).latest("at", "pk").at
+            delays.append((delivery.attempts, (delivery.next_attempt_at - since).total_seconds()))
+        hurry_retries(session)
+
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=60,
+                 each=note_backoff_then_hurry), statuses(session)
+    rows = Delivery.objects.filter(session=session)
+    # Every fault cost exactly one attempt, and nothing else did: bounded attempts.
+    assert [reply for _, reply in smtp_sink.answered].count("ok") == count
+    assert rows.aggregate(total=Sum("attempts"))["total"] == count + len(faults)
+    assert max(rows.values_list("attempts", flat=True)) <= settings.EMAIL_MAX_ATTEMPTS == 6
+    # Exactly one message per guardian: a refused or interrupted DATA delivered nothing.
+    assert invitations_received(smtp_sink) == {family_address(i): 1 for i in range(count)}
+    # The backoff lives in the database: a minute after the first failure, two after the second.
+    assert len(delays) == len(faults), delays
+    for attempts, seconds in delays:
+        assert seconds >= 60 * 2 ** (attempts - 1) - 1, delays
+    reasons = {e.reason for r in rows for e in r.events.filter(status=Status.RETRY)}
+    assert any("421" in r for r in reasons) and any("451" in r for r in reasons)
+    assert any("disconnected" in r for r in reasons), reasons
+
+
+def test_a_refused_address_fails_with_the_reason_and_the_host_is_alerted(personas, redis_server, smtp_sink,
+                                                                        worker_factory, fast_sweeper):
+    count = 4
+    smtp_sink.refuse = {family_address(2)}
+    session = due_session_with_families(personas, count)
+    worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port)
+    assert deliveries_plan().created == count
+    host = session.host
+
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count - 1, Status.FAILED: 1}
+                 and smtp_sink.to(host.email), seconds=45), (statuses(session), smtp_sink.per_recipient())
+    refused = Delivery.objects.get(session=session, guardian__email=family_address(2))
+    assert refused.status == Status.FAILED and refused.attempts == 1
+    assert "550" in refused.reason
+    alert = SessionAlert.objects.get(session=session, delivery=refused)
+    assert alert.kind == SessionAlert.Kind.DELIVERY_FAILED and "550" in alert.message
+    # The host is told by email, through the outbox, which the same worker sent to the mail server.
+    assert OutboxMessage.objects.filter(recipient=host.email, template="session-alert",
+                                        status=OutboxMessage.Status.SENT).count() == 1
+    [told] = smtp_sink.to(host.email)
+    assert " ".join(str(told["Subject"]).split()).startswith(f"An invitation could not be sent: {session.title}, ")
+    assert invitations_received(smtp_sink) == {family_address(i): 1 for i in range(count) if i != 2}
+
+
+def test_a_mail_server_that_never_answers_fails_the_invitations_without_a_task_over_its_limit(
+        personas, redis_server, black_hole, worker_factory, fast_sweeper):
+    count, max_attempts, time_limit = 2, 2, 30
+    session = due_session_with_families(personas, count)
+    worker = worker_factory(broker_url=redis_server.url, smtp_port=black_hole, extra_env={
+        "EMAIL_MAX_ATTEMPTS": str(max_attempts), "CELERY_TASK_TIME_LIMIT": str(time_limit)})
+    assert deliveries_plan().created == count
+
+    def done() -> bool:
+        return statuses(session) == {Status.FAILED: count}
+
+    assert drive(session, until=done, seconds=60, each=lambda: hurry_retries(session)), statuses(session)
+    rows = Delivery.objects.filter(session=session)
+    for row in rows:
+        assert row.attempts == max_attempts and row.lease_until is None
+        # smtplib reports the greeting's read timing out as "Connection unexpectedly closed: timed out".
+        assert row.reason.startswith(f"gave up after {max_attempts} attempts: ")
+        assert {e.reason for e in row.events.filter(status__in=[Status.RETRY, Status.FAILED])} <= {
+            "the mail server disconnected", f"gave up after {max_attempts} attempts: the mail server disconnected"}
+    assert SessionAlert.objects.filter(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED).count() == count
+    assert OutboxMessage.objects.filter(recipient=session.host.email, template="session-alert").exists()
+    # Each task gave up on the silent server after EMAIL_TIMEOUT, far inside its time limit.
+    log = worker.log()
+    runs = [float(s) for s in re.findall(r"sessions\.tasks\.deliveries_send\[[^\]]+\] succeeded in ([0-9.]+)s", log)]
+    assert len(runs) >= count * max_attempts and max(runs) < time_limit - 20, runs
+    assert "TimeLimitExceeded" not in log and "Hard time limit" not in log
