@@ -22,8 +22,10 @@ Status = Delivery.Status
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    """Planning would hand new rows to the (eager) send task at commit: here each test sends itself."""
+    """Planning would hand new rows to the (eager) send task at commit, and scheduling a session already due
+    would run the planner at commit: here each test plans and sends itself."""
     monkeypatch.setattr(dispatch, "deliveries_dispatch", lambda ids: None)
+    monkeypatch.setattr("sessions.changes._plan_now", lambda: None)
 
 
 @pytest.fixture
