@@ -9,6 +9,7 @@ driven from the test process (`deliveries_sweep()` every half second) because be
 for a test; `LOST_TASK_AFTER` is shortened in-process for the same reason.
 """
 
+import asyncio
 import contextlib
 import email
 import os
@@ -144,13 +145,24 @@ class FaultySMTP:
     Faults: "421" (service closing, then the connection is dropped by the client), "451" (try again
     later), "disconnect" (the server drops the connection mid-transaction), "ok". Only messages to the
     families take faults (staff mail from the set-up goes through). `refuse` holds addresses answered 550
-    at RCPT TO, for ever. `answered` records the reply to every family message."""
+    at RCPT TO, for ever. `answered` records the reply to every family message.
+
+    `hold()` puts the next family message in the window a crash can turn into a duplicate: the server has
+    the message (it is in `received`) but has not said 250 yet; `holding` is set while it waits there, and
+    clearing it lets the 250 go (to a dead worker, by then)."""
 
     faults: list = field(default_factory=list)
     refuse: set = field(default_factory=set)
     received: list = field(default_factory=list)
     answered: list = field(default_factory=list)  # (recipients, reply) in order
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold_requested: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+    held: list = field(default_factory=list)
+
+    def hold(self) -> None:
+        self.holding.clear()
+        self.hold_requested.set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -176,6 +188,13 @@ class FaultySMTP:
         message = email.message_from_bytes(envelope.original_content or envelope.content)
         with self.lock:
             self.received.append(message)
+            hold = family and self.hold_requested.is_set()
+            if hold:
+                self.hold_requested.clear()
+                self.held.append(message["To"])
+                self.holding.set()
+        while hold and self.holding.is_set():
+            await asyncio.sleep(0.01)
         return "250 2.0.0 Accepted"
 
     def to(self, address: str) -> list:
