@@ -1,0 +1,95 @@
+"""The host on a phone: the session page with its invitations, the roster, attendance and an incident report,
+each page passing axe-core; screenshots kept in test-artifacts/."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.services import consent_refuse
+from outbox.models import OutboxMessage
+from sessions.models import Attendance, Delivery, Incident, SessionAlert
+from tests.browser.test_staff_sign_in import blocking_violations
+from tests.conftest import sign_in
+from tests.consent.consent_setup import guardian_of, pupil_at
+from tests.factories import GroupFactory
+from tests.sessions.emails_dispatch import consenting_family, current_notice
+from tests.sessions.sessions_setup import green_gate, session_row
+
+pytestmark = pytest.mark.browser
+
+Status = Delivery.Status
+
+
+def _started_session(personas):
+    """A session that started five minutes ago: Ava and Ben invited (one sent, one failed), Ivy refused."""
+    green_gate(personas)
+    owls = GroupFactory(school=personas.school, name="Owls")
+    session = session_row(personas.school, personas.teacher, title="Owls story time",
+                          starts_at=timezone.now() - dt.timedelta(minutes=5))
+    session.groups.add(owls)
+    for name, status, reason in (("Ava", Status.SENT, ""), ("Ben", Status.FAILED, "the address was refused (550)")):
+        guardian, (child,) = consenting_family(personas.school, owls, first_names=(name,))
+        Delivery.objects.create(session=session, guardian=guardian, status=status, pupil_ids=[child.pk], attempts=1,
+                                reason=reason, sent_at=timezone.now() if status == Status.SENT else None)
+    ivy = pupil_at(personas.school, first_name="Ivy")
+    owls.pupils.add(ivy)
+    consent_refuse(guardian=guardian_of(ivy), pupil=ivy, notice=current_notice(personas.school))
+    return session
+
+
+@pytest.fixture
+def host_phone(browser, live_server, personas):
+    client = Client()
+    sign_in(client, personas.teacher)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True,
+                                  has_touch=True)
+    context.set_default_timeout(15_000)
+    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
+    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
+                         for name, cookie in client.cookies.items()])
+    yield context.new_page()
+    context.close()
+
+
+def test_the_host_follows_a_session_records_attendance_and_reports_an_incident_on_a_phone(
+        live_server, transactional_db, personas, host_phone, artifacts):
+    page = host_phone
+    session = _started_session(personas)
+    page.goto(live_server.url + reverse("video_sessions:session", kwargs={"pk": session.pk}))
+    invitations = page.locator("section", has=page.get_by_role("heading", name="Invitations"))
+    assert "the address was refused (550)" in invitations.inner_text()
+    assert page.locator(".delivery-row").count() == 2
+    assert blocking_violations(page) == []
+    page.screenshot(path=artifacts / "host-session-phone.png", full_page=True)
+
+    page.get_by_role("link", name="Roster for the waiting room").click()
+    assert page.locator(".roster-admitted-list").inner_text().split() == ["Ava", "Ben"]
+    assert page.locator(".roster-refused-list").inner_text().split() == ["Ivy"]
+    assert blocking_violations(page) == []
+    page.screenshot(path=artifacts / "host-roster-phone.png", full_page=True)
+
+    page.goto(live_server.url + reverse("video_sessions:attendance", kwargs={"pk": session.pk}))
+    for name, present in (("Ava", "Present"), ("Ben", "Absent"), ("Ivy", "Absent")):
+        page.get_by_role("group", name=f"Was {name} present?").get_by_label(present).check()
+    page.get_by_role("group", name="Was an adult with Ava?").get_by_label("Yes").check()
+    assert blocking_violations(page) == []
+    page.get_by_role("button", name="Save attendance").click()
+    assert page.get_by_text("Attendance saved for 3 children.").is_visible()
+    assert Attendance.objects.filter(session=session, present=True, adult_present=True).count() == 1
+
+    page.get_by_role("link", name="Report an incident").click()
+    page.get_by_label("Uninvited participant").check()
+    page.get_by_label("What happened").fill("Someone called 'Ava2' joined; I removed them and locked the meeting.")
+    page.get_by_label("The session was ended early because of it").check()
+    assert blocking_violations(page) == []
+    page.get_by_role("button", name="Report the incident").click()
+    assert page.get_by_text("Incident recorded. The headteacher has been emailed.").is_visible()
+    assert page.locator(".session-alert[data-kind=incident]").is_visible()
+    page.screenshot(path=artifacts / "host-incident-reported-phone.png", full_page=True)
+    incident = Incident.objects.get(session=session)
+    assert incident.ended_early and incident.flagged_assessment is not None
+    assert SessionAlert.objects.filter(session=session, kind=SessionAlert.Kind.INCIDENT).exists()
+    assert OutboxMessage.objects.filter(template="session-incident", recipient=personas.headteacher.email).exists()
