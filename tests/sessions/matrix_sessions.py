@@ -45,6 +45,12 @@ ROWS = [
     Row("video_sessions:incident", everyone(403, headteacher=200, teacher=200, office=200, other_teacher=404),
         kwargs=_ours),
     Row("video_sessions:incident", THEIRS_CHANGERS, kwargs=_theirs),
+    # Posting before the start re-shows the page ("opens at the start"); nothing is saved.
+    Row("video_sessions:attendance", CHANGERS, kwargs=_ours, method="post"),
+    Row("video_sessions:attendance", THEIRS_CHANGERS, kwargs=_theirs, method="post"),
+    Row("video_sessions:incident", everyone(403, headteacher=200, teacher=200, office=200, other_teacher=404),
+        kwargs=_ours, method="post"),
+    Row("video_sessions:incident", THEIRS_CHANGERS, kwargs=_theirs, method="post"),
     Row("video_sessions:school-protocol", everyone(other_teacher=404), kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("video_sessions:school-protocol", everyone(404, other_teacher=200),
         kwargs=lambda p: {"school_pk": p.other_school.pk}),

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -379,3 +380,20 @@ def test_the_incident_email_escapes_the_title_in_html_only(personas):
     assert '"Owls <b> & co"' in email.body_text and "Inappropriate content" in email.body_text
     assert "Owls &lt;b&gt; &amp; co" in email.body_html and "<b> &" not in email.body_html
     assert "Rude video" not in email.body_text + email.body_html + email.subject
+
+
+def test_only_the_host_creator_or_headteacher_record_attendance_and_only_school_staff_report(personas, client_for):
+    group = _mixed_group(personas, 1, 0, 0)
+    session = _session(personas, group, minutes_from_now=-10)
+    pupil = group.pupils.get()
+    assert client_for(personas.office).post(_url("attendance", session),
+                                            {f"present_{pupil.pk}": "yes"}).status_code == 403
+    assert client_for(personas.dpo).post(_url("incident", session), {
+        "kind": "technical", "description": "x"}).status_code == 403
+    with pytest.raises(PermissionDenied):
+        attendance_record(session=session, actor=personas.office, rows={pupil.pk: (True, None)})
+    with pytest.raises(PermissionDenied):
+        incident_report(session=session, actor=personas.siro, kind="technical", description="x", ended_early=False)
+    assert not Attendance.objects.exists() and not Incident.objects.exists()
+    attendance_record(session=session, actor=personas.headteacher, rows={pupil.pk: (True, None)})
+    assert Attendance.objects.get().recorded_by == personas.headteacher
