@@ -86,16 +86,18 @@ def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_ser
     assert set(received) == {family_address(i) for i in range(count)}
     # A duplicate needs a kill between the mail server's accept and the database write of that message. Each
     # kill here was made to land in that window for one message (the server held its 250), so each caused
-    # exactly one duplicate; the other process's message in flight, if any, was not yet accepted. Every row
-    # `sending` when the worker died (the batch is claimed at once, so a kill orphans the rest of each
-    # process's batch, tried or not) had its lease expire and was counted in `possible_duplicate` by the
-    # sweeper before being sent again. So: duplicates = kills in the window, each duplicated guardian's row
-    # is counted, duplicates ≤ counted = the rows orphaned, and no row was sent a third time.
+    # one duplicate; the other process may, by chance, have been in that window too (a few milliseconds per
+    # message), so at most one more per kill. Every row `sending` when the worker died (the batch is claimed
+    # at once, so a kill orphans the rest of each process's batch, tried or not) had its lease expire and was
+    # counted in `possible_duplicate` by the sweeper before being sent again. So: the held messages were
+    # duplicated, duplicates ≤ kills × processes, each duplicated guardian's row is counted, duplicates ≤
+    # counted = the rows orphaned, and no row was sent a third time.
     duplicates = sum(n - 1 for n in received.values())
     counted = rows.aggregate(total=Sum("possible_duplicate"))["total"]
     doubled = sorted(to for to, n in received.items() if n > 1)
     assert max(received.values()) <= 2
-    assert duplicates == len(kill_at) and doubled == sorted(smtp_sink.held)
+    assert len(smtp_sink.held) == len(kill_at) and set(smtp_sink.held) <= set(doubled)
+    assert len(kill_at) <= duplicates <= len(kill_at) * CONCURRENCY
     assert set(doubled) <= set(rows.filter(possible_duplicate__gte=1).values_list("recipient", flat=True))
     assert duplicates <= counted == len(orphaned)
     assert set(rows.filter(possible_duplicate__gte=1).values_list("pk", flat=True)) == orphaned
