@@ -74,9 +74,8 @@ class DeliveryRow:
 
 
 def delivery_rows(deliveries: Iterable[Delivery]) -> list[DeliveryRow]:
-    """The children each invitation names (first names) and the guardian's relationship to them: two queries
-    for a whole page. Before the claim a row names no children yet: then the guardian's children in the
-    session are not known from the row, and the page says "—"."""
+    """The children each invitation names (first names; the planner records them and the claim refreshes them)
+    and the guardian's relationship to them: two queries for a whole page. A child erased since shows no name."""
     deliveries = list(deliveries)
     pupil_ids = {pk for d in deliveries for pk in d.pupil_ids}
     names = dict(Pupil.objects.filter(pk__in=pupil_ids).values_list("pk", "first_name"))
