@@ -397,3 +397,14 @@ def test_only_the_host_creator_or_headteacher_record_attendance_and_only_school_
     assert not Attendance.objects.exists() and not Incident.objects.exists()
     attendance_record(session=session, actor=personas.headteacher, rows={pupil.pk: (True, None)})
     assert Attendance.objects.get().recorded_by == personas.headteacher
+
+
+def test_times_on_the_session_page_are_in_the_schools_time_zone(personas, client_for):
+    personas.school.time_zone = "Asia/Tokyo"
+    personas.school.save(update_fields=["time_zone"])
+    group = GroupFactory(school=personas.school)
+    session = _session(personas, group, minutes_from_now=30)
+    (sent,) = [d for d in _deliveries(session, group, 7) if d.status == Status.SENT]
+    Delivery.objects.filter(pk=sent.pk).update(sent_at=dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC))
+    page = client_for(personas.teacher).get(_url("session", session)).content.decode()
+    assert "2 Mar, 10:30" in page  # 01:30 UTC is 10:30 in Tokyo
