@@ -118,6 +118,10 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, error.messages)
         else:
             messages.success(request, f"Attendance saved for {saved} child{'ren' if saved != 1 else ''}.")
+            unexpected = [c.name for c in roster.refused if form.attendance()[c.pk][0]]
+            if unexpected:
+                messages.warning(request, f"Marked present without consent: {', '.join(unexpected)}. If a child "
+                                          "without consent joined, report an incident.")
             return redirect("video_sessions:session", pk=session.pk)
     refused = {child.pk for child in roster.refused}
     return render(request, "sessions/attendance.html", {

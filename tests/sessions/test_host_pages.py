@@ -408,3 +408,13 @@ def test_times_on_the_session_page_are_in_the_schools_time_zone(personas, client
     Delivery.objects.filter(pk=sent.pk).update(sent_at=dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC))
     page = client_for(personas.teacher).get(_url("session", session)).content.decode()
     assert "2 Mar, 10:30" in page  # 01:30 UTC is 10:30 in Tokyo
+
+
+def test_a_child_without_consent_marked_present_prompts_an_incident_report(personas, client_for):
+    group = _mixed_group(personas, 0, 1, 0)
+    session = _session(personas, group, minutes_from_now=-10)
+    refused = group.pupils.get()
+    response = client_for(personas.teacher).post(_url("attendance", session), {f"present_{refused.pk}": "yes"},
+                                                 follow=True)
+    assert "Marked present without consent: No000" in response.content.decode()
+    assert Attendance.objects.get().present
