@@ -24,6 +24,7 @@ gets no link, even when the other parent consented: invitations go only to conse
 """
 
 import logging
+import re
 import secrets
 import zoneinfo
 from collections import defaultdict
@@ -40,6 +41,7 @@ from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.html import conditional_escape
 
 from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardianship, Notice, Pupil
 from outbox.services import (
@@ -482,10 +484,12 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
                 delivery.pupil_ids = [p.pk for p in item.pupils]
                 delivery.revision = item.session.revision
                 delivery.message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-            # One UPDATE (a CASE per column): each row has its own message id, recipient and children.
-            Delivery.objects.bulk_update([c.delivery for c in claimed], ["status", "attempts", "lease_until",
-                                                                         "recipient", "pupil_ids", "revision",
-                                                                         "message_id"])
+            # What is the same for the whole batch in one UPDATE, what differs per row in another (a CASE
+            # per column): each row has its own message id, recipient and children.
+            Delivery.objects.filter(pk__in=[c.delivery.pk for c in claimed]).update(
+                status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until)
+            Delivery.objects.bulk_update([c.delivery for c in claimed],
+                                         ["recipient", "pupil_ids", "revision", "message_id"])
         if skipped:
             _skip_all(skipped)
         _events([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
@@ -513,7 +517,7 @@ def _session_parts(claimed: Claimed) -> dict:
     """What every guardian's invitation to this session shares (the protocol's reminders, the .ics), built
     once per batch: reading the protocol is two queries, and the calendar file is the same bytes for all."""
     parts = claimed.shared
-    if not parts:
+    if "ics" not in parts:
         from .ics import invitation_ics
 
         school = claimed.session.school
@@ -557,18 +561,60 @@ def invitation_context(claimed: Claimed) -> dict:
     }
 
 
+INVITATION_TEMPLATES = ("emails/session-invitation-subject.txt", "emails/session-invitation-body.txt",
+                        "emails/session-invitation-body.html")
+# What differs from one guardian's invitation to the next of the same session (and revision).
+PER_GUARDIAN = ("guardian", "children", "withdraw_link")
+
+
+def invitation_render(context: dict) -> tuple[str, str, str]:
+    """The invitation's subject, text and HTML: the templates rendered in full."""
+    text = text_engine()
+    return (_one_line(text.render_to_string(INVITATION_TEMPLATES[0], context)),
+            text.render_to_string(INVITATION_TEMPLATES[1], context),
+            render_to_string(INVITATION_TEMPLATES[2], context))
+
+
+def _invitation_render_shared(claimed: Claimed, context: dict) -> tuple[str, str, str]:
+    """`invitation_render`, with the templates rendered once per batch and session: a marker stands for
+    each of `PER_GUARDIAN`, then each message fills in its own values (escaped in the HTML, as the template
+    would). Rendering three templates per message was most of the send path's time. The markers carry a
+    random key of the batch, so nothing typed into a title or a name can pose as one; and the children
+    marker says whether there are several (the templates choose "is" or "are" by it). The result is the
+    full render's, to the byte: tests/sessions/test_dispatch_queries.py checks it."""
+    parts = claimed.shared
+    key = secrets.token_hex(8) if "marker_key" not in parts else parts["marker_key"]
+    parts["marker_key"] = key
+    several = " and " in context["children"]
+    variant = (context["replaces_earlier"], tuple(str(item) for item in context["changed"]), several)
+    rendered = parts.setdefault("rendered", {})
+    if variant not in rendered:
+        marked = {**context, **{name: f"\x1f{key}:{name}\x1f" for name in PER_GUARDIAN}}
+        if several:
+            marked["children"] = f"\x1f{key}:children and \x1f"
+        text = text_engine()
+        rendered[variant] = (text.render_to_string(INVITATION_TEMPLATES[0], marked),
+                             text.render_to_string(INVITATION_TEMPLATES[1], marked),
+                             render_to_string(INVITATION_TEMPLATES[2], marked))
+    subject, body, html = rendered[variant]
+    marker = re.compile(f"\x1f{key}:({'|'.join(PER_GUARDIAN)})(?: and )?\x1f")
+    values = {name: str(context[name]) for name in PER_GUARDIAN}
+    escaped = {name: conditional_escape(value) for name, value in values.items()}
+    return (_one_line(marker.sub(lambda m: values[m[1]], subject)), marker.sub(lambda m: values[m[1]], body),
+            marker.sub(lambda m: escaped[m[1]], html))
+
+
 def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternatives:
-    context = invitation_context(claimed)
-    subject = _one_line(text_engine().render_to_string("emails/session-invitation-subject.txt", context))
+    subject, body, html = _invitation_render_shared(claimed, invitation_context(claimed))
     email = EmailMultiAlternatives(
         subject=subject,
-        body=text_engine().render_to_string("emails/session-invitation-body.txt", context),
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[claimed.delivery.recipient],
         headers={"Message-ID": claimed.delivery.message_id, "Auto-Submitted": "auto-generated"},
         connection=connection,
     )
-    email.attach_alternative(render_to_string("emails/session-invitation-body.html", context), "text/html")
+    email.attach_alternative(html, "text/html")
     email.attach("invitation.ics", _session_parts(claimed)["ics"], "text/calendar")
     return email
 

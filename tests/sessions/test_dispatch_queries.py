@@ -61,3 +61,37 @@ def test_a_batch_of_fifty_costs_the_queries_of_a_batch_of_ten_plus_one_update_pe
         assert DeliveryEvent.objects.filter(delivery__in=ids, status=status).count() == 61
     message_ids = {m.extra_headers["Message-ID"] for m in mail.outbox}
     assert set(rows.values_list("message_id", flat=True)) <= message_ids
+
+
+@pytest.mark.parametrize("replaces_earlier", [False, True])
+def test_the_invitation_rendered_once_per_session_is_the_full_render_to_the_byte(personas, replaces_earlier):
+    """The send path renders the templates once per batch and session and fills in each guardian's name,
+    children and link: the result must be what rendering the templates in full gives, for names that need
+    escaping, one child or several, a first invitation or one replacing an earlier one."""
+    from sessions.dispatch import deliveries_claim, invitation_context, invitation_email, invitation_render
+
+    owls = GroupFactory(school=personas.school, name="Owls")
+    families = [
+        consenting_family(personas.school, owls, children=1, first_names=("Ava",)),
+        consenting_family(personas.school, owls, children=2, first_names=('<b>Ben</b> & "Bo"', "Cal")),
+        consenting_family(personas.school, owls, children=3, first_names=("Dee", "Eli", "Fay\r\nBcc: x@evil.test")),
+    ]
+    guardian = families[1][0]
+    guardian.last_name = "O'Brien <script>alert(1)</script> & Co"
+    guardian.save()
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    if replaces_earlier:
+        Delivery.objects.filter(session=session).update(sent_revision=1)
+        session.title = "Story & <i>rhyme</i> time"
+        session.revision = 2
+        session.save()
+    claimed = deliveries_claim(Delivery.objects.filter(session=session).values_list("pk", flat=True))
+    assert len(claimed) == 3 and len({id(c.shared) for c in claimed}) == 1
+    for item in claimed:
+        subject, body, html = invitation_render(invitation_context(item))
+        email = invitation_email(item)
+        assert (email.subject, email.body, email.alternatives[0][0]) == (subject, body, html)
+        assert item.withdraw_link in email.body and str(item.guardian) in email.body
+    assert "O&#x27;Brien &lt;script&gt;" in invitation_email(next(c for c in claimed if c.guardian == guardian)
+                                                              ).alternatives[0][0]
