@@ -31,7 +31,9 @@ start time, link, meeting ID or password changed; and `deliveries_stale_revision
     (old time, new time, "a fresh invitation with the link and password N minutes before"; never the link
     or the password);
 - claimable rows (pending, retry): `next_attempt_at` follows the new `send_at` when it is ahead (the claim
-  refuses rows whose session's `send_at` is ahead anyway);
+  refuses rows whose session's `send_at` is ahead anyway); those among them already invited once (waiting
+  for a fresh invitation after an earlier change) get the "session moved" email when this change moved the
+  start and the new `send_at` is ahead; when it has come, rows waiting for a later send time go now;
 - rows `failed`, `skipped`, `cancelled`, `sending` are left alone; a row `sending` during the change is
   recorded `sent` with the old revision by its worker, and the sweep then treats it as above;
 - the sweep takes rows with SKIP LOCKED, only of scheduled sessions not yet started, in batches with a
@@ -259,16 +261,18 @@ def _revise_sent(rows: list[Delivery], sessions: dict[int, VideoSession], now: d
         result.waiting = Delivery.objects.filter(pk__in=ids).update(
             **reset, next_attempt_at=Subquery(session_field.values("send_at")[:1]), dispatched_at=None)
         _events((pk, Status.PENDING, MOVED_REASON) for pk in ids)
-        result.moved_told = _tell_moved(later_rows, sessions)
+        starts = _starts_told([sessions[s] for s in {d.session_id for d in later_rows}],
+                              {(d.session_id, d.sent_revision) for d in later_rows})
+        result.moved_told = _tell_moved(later_rows, sessions,
+                                        {d.pk: starts.get((d.session_id, d.sent_revision)) for d in later_rows})
     return result
 
 
-def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession]) -> int:
-    """A "session moved" email to each guardian whose invitation gave another start time, if they may still
-    be invited (the claim checks again before the fresh invitation)."""
-    told_at = _starts_told([sessions[s] for s in {d.session_id for d in rows}],
-                           {(d.session_id, d.sent_revision) for d in rows})
-    moved = [d for d in rows if told_at.get((d.session_id, d.sent_revision)) != sessions[d.session_id].starts_at]
+def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession], told_at: dict[int, datetime | None]) -> int:
+    """A "session moved" email to each guardian (of `rows`) who was last told another start time (`told_at`,
+    per row; None when unknown), if they may still be invited (the claim checks again before the fresh
+    invitation)."""
+    moved = [d for d in rows if told_at.get(d.pk) != sessions[d.session_id].starts_at]
     if not moved:
         return 0
     now = timezone.now()
@@ -287,7 +291,7 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession]) -> int:
         session = sessions[delivery.session_id]
         if delivery.guardian_id not in eligible[session.pk] or not guardian_may_receive(delivery.guardian):
             continue  # no fresh invitation will come: the claim would skip it
-        old = told_at.get((delivery.session_id, delivery.sent_revision))
+        old = told_at.get(delivery.pk)
         email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=delivery,
                     context={**_guardian_email_context(delivery, session, names),
                              "old_starts_at": timezone.localtime(old, session.school.tz) if old else None,
@@ -296,9 +300,9 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession]) -> int:
     return told
 
 
-def deliveries_revise(*, session: VideoSession) -> ReviseResult:
+def deliveries_revise(*, session: VideoSession, previous_starts_at: datetime | None = None) -> ReviseResult:
     """Inside `session_update`'s transaction, the session row locked and saved with its new revision (see
-    the module docstring for the rules)."""
+    the module docstring for the rules). `previous_starts_at`: the start before this change."""
     now = timezone.now()
     # Wait for a sweep holding a row (it never waits for this session's lock: it skips it).
     stale = list(Delivery.objects.select_for_update(of=("self",)).filter(
@@ -307,6 +311,10 @@ def deliveries_revise(*, session: VideoSession) -> ReviseResult:
     claimable = Delivery.objects.filter(session=session, status__in=Delivery.CLAIMABLE).exclude(
         pk__in=[d.pk for d in stale])
     if session.send_at > now:
+        if previous_starts_at is not None and previous_starts_at != session.starts_at:
+            # Waiting to be invited again (after an earlier change): they hold an invitation with another time.
+            again = list(claimable.filter(sent_revision__isnull=False))
+            result.moved_told += _tell_moved(again, {session.pk: session}, {d.pk: previous_starts_at for d in again})
         result.followed = claimable.update(next_attempt_at=session.send_at, dispatched_at=None)
     else:
         # Moved into the send window: rows waiting for the old, later send time go now.
@@ -330,10 +338,10 @@ def _stale_batch(limit: int) -> tuple[int, ReviseResult]:
             return 0, ReviseResult()
         # Same lock order as `session_update` (session, then rows) is impossible here; SKIP LOCKED on the
         # session instead: a session being changed right now is left to that change (and the next sweep).
-        sessions = {s.pk: s for s in VideoSession.objects.select_for_update(skip_locked=True, of=("self",))
-                    .filter(pk__in={d.session_id for d in rows}, status=VideoSession.Status.SCHEDULED,
-                            starts_at__gt=Now())
-                    .select_related("school__organisation", "purpose")}
+        sessions = {s.pk: s for s in (
+            VideoSession.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            .filter(pk__in={d.session_id for d in rows}, status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
+            .select_related("school__organisation", "purpose"))}
         mine = [d for d in rows if d.session_id in sessions and d.sent_revision < sessions[d.session_id].revision]
         result = _revise_sent(mine, sessions, now)
         per_session: dict[int, int] = defaultdict(int)
@@ -381,7 +389,7 @@ def _gate_red_recipients(session: VideoSession) -> list[str]:
 
 def _gate_red_tell(session_id: int, reasons: tuple[str, ...]) -> bool:
     with transaction.atomic():
-        session = (VideoSession.objects.select_for_update(of=("self",))
+        session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
                    .filter(pk=session_id, status=VideoSession.Status.SCHEDULED, gate_red_since__isnull=True,
                            starts_at__gt=Now())
                    .select_related("school__organisation", "host").first())

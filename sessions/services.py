@@ -315,7 +315,10 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
     invitation says changes (time, link, meeting ID, password), so that sent invitations are sent again.
     A blank `password` keeps the current one."""
     with transaction.atomic():
-        session = VideoSession.objects.select_for_update().select_related("school", "platform").get(pk=session.pk)
+        # The session row only (not its school or platform), and NO KEY: rows that merely reference the session or
+        # the school (alerts, outbox emails, a planner's new invitations) are not blocked by it.
+        session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
+                   .select_related("school", "platform").get(pk=session.pk))
         school = session.school
         if not may_change(actor, session):
             raise PermissionDenied("Only the host, whoever scheduled it and the headteacher change a session.")
@@ -385,6 +388,7 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
             raise ValidationError(errors)
         _require_green(school=school, platform=new_platform, host=new_host)
 
+        previous_starts_at = session.starts_at
         changed = []
         for name in ("title", "meeting_url", "meeting_id", "password", "duration_minutes", "lead_minutes",
                      "starts_at"):
@@ -412,7 +416,7 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
         data = {"changed": changed, "revision": session.revision, "starts_at": session.starts_at.isoformat()}
         if revised:
             # Invitations already sent are sent again (or wait for the new send time); see sessions/changes.py.
-            result = deliveries_revise(session=session)
+            result = deliveries_revise(session=session, previous_starts_at=previous_starts_at)
             data["invitations"] = {"resent": result.resent, "waiting": result.waiting,
                                    "told_moved": result.moved_told, "queued_follow": result.followed}
         # Field names only: never the link or the password.
@@ -430,7 +434,8 @@ def session_cancel(*, session: VideoSession, actor, reason: str) -> VideoSession
     if len(reason) > 1000:
         raise ValidationError({"reason": "At most 1000 characters."})
     with transaction.atomic():
-        session = VideoSession.objects.select_for_update().select_related("school").get(pk=session.pk)
+        session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
+                   .select_related("school").get(pk=session.pk))
         if not may_change(actor, session):
             raise PermissionDenied("Only the host, whoever scheduled it and the headteacher cancel a session.")
         if session.status == VideoSession.Status.CANCELLED:

@@ -318,6 +318,28 @@ def test_moving_a_waiting_session_back_into_the_window_sends_at_once(personas, o
     assert len(notices("session-moved")) == 1  # told once, for the move out of the window
 
 
+def test_a_move_before_a_fresh_invitation_went_out_is_told_and_later_changes_tell_nothing_more(personas, owls):
+    (guardian,) = families(personas, owls, 1)
+    session = due_session(personas, group=owls)
+    old_start = session.starts_at
+    deliveries_plan()
+    send_all(session)
+    # The password changes (a fresh invitation is queued, not yet sent), and then the session moves later.
+    session_update(session=session, actor=personas.teacher, password=NEW_PASSWORD)
+    assert row(session, guardian).status == Status.PENDING
+    session_update(session=session, actor=personas.teacher, starts_at=old_start + dt.timedelta(days=1))
+    (moved,) = notices("session-moved")
+    old_local = timezone.localtime(old_start, personas.school.tz)
+    assert moved.recipient == guardian.email and f"No longer: {old_local:%A %-d %B %Y}, {old_local:%H:%M}" \
+        in moved.body_text
+    session.refresh_from_db()
+    assert row(session, guardian).next_attempt_at == session.send_at
+    # Another change that does not move it tells nothing more; the fresh invitation will carry it.
+    session_update(session=session, actor=personas.teacher, password="Third-Pass-2290")
+    assert len(notices("session-moved")) == 1
+    assert_no_secrets_outside_invitations("Third-Pass-2290")
+
+
 def test_a_session_moved_into_its_window_is_planned_at_once(personas, owls, django_capture_on_commit_callbacks):
     families(personas, owls, 1)
     current_notice(personas.school)

@@ -1,6 +1,7 @@
 """Real row locks (PostgreSQL): cancelling and changing a session while its invitations are claimed, swept or
 cancelled twice, and two gate watches at once (sessions/changes.py)."""
 
+import datetime as dt
 import threading
 import time
 
@@ -103,6 +104,29 @@ def test_a_change_and_the_sweep_at_once_hand_the_fresh_invitation_over_once(pers
     delivery = Delivery.objects.get(session=session)
     assert delivery.status == Status.PENDING and delivery.sent_revision == 1
     assert handed == [[delivery.pk]]  # once, by whichever took the row first
+
+
+def test_a_move_and_the_sweep_at_once_tell_of_the_move_once_without_deadlock(personas, planned, handed):
+    """The sweep, holding the row, writes an outbox email (which references the school) while the change holds
+    the session: the change must lock the session row alone, not its school, or the two would deadlock."""
+    session, guardian = planned
+    session_update(session=session, actor=personas.teacher, password="First-Change-4411")
+    Delivery.objects.filter(session=session).update(status=Status.SENT, sent_revision=1, revision=1)
+    later = session.starts_at + dt.timedelta(days=2)
+
+    def move():
+        return session_update(session=VideoSession.objects.get(pk=session.pk), actor=personas.teacher,
+                              starts_at=later)
+
+    _run_in_threads(move, changes.deliveries_stale_revisions)
+    delivery = Delivery.objects.get(session=session)
+    session.refresh_from_db()
+    assert (delivery.status, delivery.next_attempt_at) == (Status.PENDING, session.send_at)
+    # Whichever took the row first (the sweep may hand it over for revision 2 just before the move), the
+    # guardian is told of the move once, and nothing is sent before the new send time (the claim refuses it).
+    assert handed in ([], [[delivery.pk]])
+    assert list(OutboxMessage.objects.filter(template="session-moved").values_list("recipient", flat=True)) \
+        == [guardian.email]
 
 
 def test_two_gate_watches_at_once_tell_once(personas, planned):
