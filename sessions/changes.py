@@ -3,11 +3,13 @@
 The rules (the state machine test in tests/sessions/test_state_machine.py relies on them):
 
 Scheduling (`sessions_plan_soon`, from `session_schedule`): after the scheduling transaction commits, if
-any new session is already due (its `send_at` has come, e.g. a 10-minute lead for a session starting in 15
-minutes), the planner task is queued at once. A broker failure is logged and tolerated: beat runs the
-planner every minute.
+any new session is already due (its `send_at` has come, e.g. the default 60-minute lead for a session
+starting in 15 minutes), the planner task is queued at once; so too after `session_update` moves a session (or changes
+its lead time) into its send window. A broker failure is logged and tolerated: beat runs the planner every
+minute.
 
-Cancelling (`deliveries_cancel`, inside `session_cancel`'s transaction, under the session's FOR UPDATE lock):
+Cancelling (`deliveries_cancel`, inside `session_cancel`'s transaction, the session row locked FOR NO KEY
+UPDATE, as in `session_update`: rows that merely reference it, such as alerts, are not blocked):
 - every claimable row (pending, retry) becomes `cancelled`, reason "the session was cancelled", with a
   `DeliveryEvent`. These rows are locked FOR UPDATE (no SKIP LOCKED): a claim holding one is waited for, and
   the row is then seen as `sending`;
@@ -22,8 +24,9 @@ Changing (`deliveries_revise`, inside `session_update`'s transaction when the re
 start time, link, meeting ID or password changed; and `deliveries_stale_revisions`, the per-minute sweep):
 - rows `sent` for an older revision (`sent_revision < session.revision`):
   - if the session's new `send_at` has come: back to `pending` with `revision = session.revision`,
-    `next_attempt_at = dispatched_at = now`, handed to the send task after commit. The fresh invitation goes
-    through the claim's usual checks (consent, membership, gate, address, start) and says that it replaces
+    `attempts = 0`, `next_attempt_at = dispatched_at = now`, handed to the send task after commit
+    (`sent_revision` is kept: it makes the email say that it replaces the earlier one). The fresh invitation
+    goes through the claim's usual checks (consent, membership, gate, address, start) and says that it replaces
     the earlier one and what changed (`revision_changes`);
   - if the new `send_at` is still ahead: back to `pending` with `revision = session.revision`,
     `next_attempt_at = send_at`, `dispatched_at = None` (the sweeper queues the fresh invitation at the lead
@@ -36,8 +39,9 @@ start time, link, meeting ID or password changed; and `deliveries_stale_revision
   start and the new `send_at` is ahead; when it has come, rows waiting for a later send time go now;
 - rows `failed`, `skipped`, `cancelled`, `sending` are left alone; a row `sending` during the change is
   recorded `sent` with the old revision by its worker, and the sweep then treats it as above;
-- the sweep takes rows with SKIP LOCKED, only of scheduled sessions not yet started, in batches with a
-  constant number of queries per batch (plus one email per guardian told of a move).
+- the sweep takes rows with SKIP LOCKED, only of scheduled sessions not yet started, and their sessions with
+  SKIP LOCKED too (a session being changed is left to that change), in batches with a constant number of
+  queries per batch (plus one email per guardian told of a move, and one audit entry per session).
 Changes after the start are refused by `session_update`; nothing is ever re-sent after the start (the
 claim refuses it). Invariants: at most one `Delivery` per (session, guardian); at most one invitation per
 (session, guardian, revision) except the counted `possible_duplicate`; every re-send passes the claim.
@@ -131,7 +135,8 @@ def _starts_told(sessions: Sequence[VideoSession], revisions: set[tuple[int, int
         earliest = min(s.created_at for s in sessions if s.pk in missing)
         school_ids = {s.school_id for s in sessions if s.pk in missing}
         for data in AuditEntry.objects.filter(action="session.scheduled", school_id__in=school_ids,
-                                              created_at__gte=earliest).values_list("data", flat=True):
+                                              created_at__gte=earliest).order_by("seq").values_list("data",
+                                                                                                   flat=True)[:500]:
             for session_id, at in zip(data.get("session_ids") or (), data.get("starts_at") or (), strict=False):
                 if session_id in missing:
                     for revision in {r for s, r in revisions if s == session_id and (s, r) not in told}:
