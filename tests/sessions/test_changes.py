@@ -6,7 +6,9 @@ import logging
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -433,3 +435,25 @@ def test_changes_after_the_start_are_refused_and_resend_nothing(personas, owls):
             pytest.raises(ValidationError):
         session_update(session=session, actor=personas.teacher, password=NEW_PASSWORD)
     assert Delivery.objects.get().status == Status.SENT and len(invitations()) == 1
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_the_sweep_runs_the_same_number_of_queries_for_two_rows_as_for_six(personas, owls, move):
+    counts = []
+    for size in (2, 6):
+        group = GroupFactory(school=personas.school)
+        families(personas, group, size)
+        session = due_session(personas, group=group)
+        deliveries_plan()
+        Delivery.objects.filter(session=session).update(status=Status.SENDING, attempts=1)
+        if move:
+            session_update(session=session, actor=personas.teacher, starts_at=session.starts_at + dt.timedelta(days=1))
+        else:
+            session_update(session=session, actor=personas.teacher, password=NEW_PASSWORD)
+        Delivery.objects.filter(session=session).update(status=Status.SENT, sent_revision=1, revision=1)
+        with CaptureQueriesContext(connection) as queries:
+            result = changes.deliveries_stale_revisions()
+        assert (result.waiting if move else result.resent) == size
+        # Told of the move: a consent link and an outbox row per guardian, the rest per batch.
+        counts.append(len(queries) - (2 * size if move else 0))
+    assert counts[0] == counts[1]
