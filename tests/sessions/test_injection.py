@@ -37,7 +37,7 @@ CONTROL_TEXTS = [
     f"Ava\r\nBcc: {INJECTED}",
     f"Ava\nCc: {INJECTED}",
     f"Ava\rTo: {INJECTED}",
-    f"Ava\x00\x0bBcc: {INJECTED}",
+    f"Ava\x0b\x0c\x1bBcc: {INJECTED}",  # (PostgreSQL refuses NUL in text: no row can hold one)
     f"Ava\u2028Bcc: {INJECTED}",
     f"Ava\r\n\r\nInjected body {INJECTED}",
 ]
