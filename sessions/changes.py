@@ -21,7 +21,8 @@ A row `sending` when the session is cancelled may still be recorded `sent` by it
 been told of the cancellation already (the email above).
 
 Changing (`deliveries_revise`, inside `session_update`'s transaction when the revision went up, i.e. the
-start time, link, meeting ID or password changed; and `deliveries_stale_revisions`, the per-minute sweep):
+start time, link, meeting ID or password changed, or when the lead time changed; and
+`deliveries_stale_revisions`, the per-minute sweep):
 - rows `sent` for an older revision (`sent_revision < session.revision`):
   - if the session's new `send_at` has come: back to `pending` with `revision = session.revision`,
     `attempts = 0`, `next_attempt_at = dispatched_at = now`, handed to the send task after commit

@@ -414,8 +414,9 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
             session.revision += 1
         session.save()
         data = {"changed": changed, "revision": session.revision, "starts_at": session.starts_at.isoformat()}
-        if revised:
-            # Invitations already sent are sent again (or wait for the new send time); see sessions/changes.py.
+        if revised or "lead_minutes" in changed:
+            # Invitations already sent are sent again (or wait for the new send time), and unsent ones follow the
+            # new send time; see sessions/changes.py.
             result = deliveries_revise(session=session, previous_starts_at=previous_starts_at)
             data["invitations"] = {"resent": result.resent, "waiting": result.waiting,
                                    "told_moved": result.moved_told, "queued_follow": result.followed}

@@ -457,3 +457,17 @@ def test_the_sweep_runs_the_same_number_of_queries_for_two_rows_as_for_six(perso
         # Told of the move: a consent link and an outbox row per guardian, the rest per batch.
         counts.append(len(queries) - (2 * size if move else 0))
     assert counts[0] == counts[1]
+
+
+def test_a_longer_lead_time_brings_waiting_invitations_forward(personas, owls, django_capture_on_commit_callbacks):
+    (guardian,) = families(personas, owls, 1)
+    session = due_session(personas, group=owls, minutes_ahead=30, lead_minutes=60)
+    deliveries_plan()
+    # Lead time cut to 10 minutes: the row waits for the new send time, 20 minutes away.
+    session_update(session=session, actor=personas.teacher, lead_minutes=10)
+    session.refresh_from_db()
+    assert row(session, guardian).next_attempt_at == session.send_at and send_all(session) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        session_update(session=session, actor=personas.teacher, lead_minutes=45)
+    assert row(session, guardian).status == Status.SENT and len(invitations()) == 1
+    assert "replaces" not in invitations()[0].body
