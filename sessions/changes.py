@@ -13,7 +13,8 @@ UPDATE, as in `session_update`: rows that merely reference it, such as alerts, a
 - every claimable row (pending, retry) becomes `cancelled`, reason "the session was cancelled", with a
   `DeliveryEvent`. These rows are locked FOR UPDATE (no SKIP LOCKED): a claim holding one is waited for, and
   the row is then seen as `sending`;
-- every guardian already invited (the row `sent`, or `sending`: the mail server may have accepted it) gets
+- every guardian already invited (the row `sent`, or `sending`: the mail server may have accepted it, or
+  any row with a `sent_revision`: an earlier revision was sent, whatever became of the fresh one) gets
   ONE "session cancelled" email through the outbox: school, title, the local time cancelled with the time
   zone, whom to contact. Never the link, the password or the staff's reason;
 - audited (counts only), in the `session.cancelled` entry.
@@ -61,7 +62,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -218,8 +219,9 @@ def deliveries_cancel(*, session: VideoSession) -> CancelResult:
             status=Status.CANCELLED, reason=CANCELLED_REASON, lease_until=None, next_attempt_at=None,
             dispatched_at=None)
         _events((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
-    invited = list(Delivery.objects.filter(session=session, status__in=[Status.SENT, Status.SENDING])
-                   .select_related("guardian").order_by("pk"))
+    # Invited: sent or being sent, or sent once for an earlier revision (whatever became of the fresh one).
+    invited = list(Delivery.objects.filter(Q(status__in=[Status.SENT, Status.SENDING]) | Q(sent_revision__isnull=False),
+                                           session=session).select_related("guardian").order_by("pk"))
     names = _children_names(p for d in invited for p in d.pupil_ids)
     school = session.school
     for delivery in invited:

@@ -151,6 +151,18 @@ def test_cancelling_cancels_what_is_unsent_and_tells_each_invited_guardian_once(
     assert send_all(session) == []
 
 
+def test_cancelling_tells_a_guardian_waiting_for_a_fresh_invitation_too(personas, owls):
+    (guardian,) = families(personas, owls, 1)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    send_all(session)
+    session_update(session=session, actor=personas.teacher, starts_at=session.starts_at + dt.timedelta(days=1))
+    assert row(session, guardian).status == Status.PENDING
+    session_cancel(session=session, actor=personas.teacher, reason="Trip")
+    assert row(session, guardian).status == Status.CANCELLED
+    assert [m.recipient for m in notices("session-cancelled")] == [guardian.email]
+
+
 def test_a_cancelled_session_is_not_planned_and_tells_no_one_when_nobody_was_invited(personas, owls):
     families(personas, owls, 2)
     session = due_session(personas, group=owls)
