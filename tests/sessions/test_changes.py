@@ -483,3 +483,17 @@ def test_a_longer_lead_time_brings_waiting_invitations_forward(personas, owls, d
         session_update(session=session, actor=personas.teacher, lead_minutes=45)
     assert row(session, guardian).status == Status.SENT and len(invitations()) == 1
     assert "replaces" not in invitations()[0].body
+
+
+def test_the_per_minute_sweep_task_runs_the_stale_revision_step(personas, owls):
+    from sessions import tasks
+
+    (guardian,) = families(personas, owls, 1)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    Delivery.objects.filter(session=session).update(status=Status.SENDING, attempts=1)
+    session_update(session=session, actor=personas.teacher, password=NEW_PASSWORD)
+    _in_flight_then_recorded_with_the_old_revision(session, guardian)
+    result = tasks.deliveries_sweep.delay().get()
+    assert result["resent"] == 1 and row(session, guardian).status in (Status.PENDING, Status.SENT)
+    assert row(session, guardian).revision == 2
