@@ -85,10 +85,12 @@ def test_a_teacher_schedules_a_lesson_and_only_consenting_parents_are_invited(
     assert blocking_violations(page) == [], "the session page has serious or critical accessibility violations"
     page.screenshot(path=artifacts / "session-scheduled.png", full_page=True)
 
-    # The beat's planner and the send task, in-process (Celery runs eagerly in the tests).
+    # A session already due is planned as soon as it is scheduled (Celery runs eagerly in the tests); the
+    # beat's planner and the send task then run as the worker's would, and send nothing twice.
     deliveries_plan()
     delivery_send_batch(Delivery.objects.filter(session=session).values_list("pk", flat=True))
     assert Delivery.objects.filter(session=session, status=Delivery.Status.SENT).count() == 2
+    assert Delivery.objects.filter(session=session).count() == 2
 
     page.goto(live_server.url + reverse("outbox:demo-mailbox"))
     rows = page.locator("tbody tr").filter(has_text=INVITATION_SUBJECT)
