@@ -20,6 +20,10 @@ pytestmark = pytest.mark.django_db
 Status = Delivery.Status
 
 
+def _invitations() -> list:
+    return [m for m in mail.outbox if any(a[0] == "invitation.ics" for a in m.attachments)]
+
+
 def _sent_updates(queries) -> list[str]:
     table = Delivery._meta.db_table
     return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"') and '"sent_at"' in q["sql"]]
@@ -95,3 +99,34 @@ def test_the_invitation_rendered_once_per_session_is_the_full_render_to_the_byte
         assert item.withdraw_link in email.body and str(item.guardian) in email.body
     assert "O&#x27;Brien &lt;script&gt;" in invitation_email(next(c for c in claimed if c.guardian == guardian)
                                                               ).alternatives[0][0]
+
+
+def test_a_batch_out_of_time_gives_the_untried_rows_back_unspent_and_queues_them_again(personas, monkeypatch):
+    """Rows are claimed together, each with the lease of one send: when the batch's time is up, the rows
+    not yet tried go back as they were (no attempt spent, no lease) and to a fresh task."""
+    from outbox.services import MailBatch
+    from sessions import dispatch
+
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(4):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    handed = []
+    monkeypatch.setattr(dispatch, "deliveries_dispatch", lambda pks: handed.extend(pks))
+    checks = iter([False, False])  # time enough for two messages, then out of time
+    monkeypatch.setattr(MailBatch, "out_of_time", lambda self: next(checks, True))
+
+    result = delivery_send_batch(ids)
+    assert result.sent == ids[:2] and result.left == ids[2:] and handed == ids[2:]
+    assert len(_invitations()) == 2
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == [Status.SENT, Status.SENT, Status.PENDING, Status.PENDING]
+    assert [rows[pk].attempts for pk in ids] == [1, 1, 0, 0]
+    assert all(rows[pk].lease_until is None for pk in ids)
+    # Given back, they are claimable at once: the fresh task sends them.
+    monkeypatch.setattr(MailBatch, "out_of_time", lambda self: False)
+    assert delivery_send_batch(handed).sent == ids[2:]
+    assert Delivery.objects.filter(pk__in=ids, status=Status.SENT, attempts=1).count() == 4
+    assert len(_invitations()) == 4
