@@ -16,40 +16,26 @@ suite's factories for the staff and the green gate (the development dependencies
 """
 
 import argparse
+import datetime as dt
 import multiprocessing
-import os
 import smtplib
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from benchsetup import QueryCounter  # first: it sets Django up (and sorts before django)
+from django.conf import settings
+from django.core.mail import make_msgid
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-import django
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-
-# Production runs with DEBUG off; with it on, Django keeps the SQL of every query in memory.
-settings.DEBUG = False
-
-import datetime as dt  # noqa: E402
-
-from django.core.mail import make_msgid  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from consent.models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil  # noqa: E402
-from schools.models import Role  # noqa: E402
-from sessions import dispatch  # noqa: E402
-from sessions.models import Delivery, VideoSession  # noqa: E402
-from tests.conftest import _member  # noqa: E402
-from tests.factories import OrganisationFactory, SchoolFactory, UserFactory  # noqa: E402
-from tests.sessions.emails_dispatch import current_notice  # noqa: E402
-from tests.sessions.sessions_setup import scheduled_session, tomorrow_at  # noqa: E402
+from consent.models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil
+from schools.models import Role
+from sessions import dispatch
+from sessions.models import Delivery, VideoSession
+from tests.conftest import _member
+from tests.factories import OrganisationFactory, SchoolFactory, UserFactory
+from tests.sessions.emails_dispatch import current_notice
+from tests.sessions.sessions_setup import scheduled_session, tomorrow_at
 
 FIRST = ["Amelia", "Finlo", "Breesha", "Juan", "Ealish", "Orry", "Aalin", "Illiam", "Moirrey", "Tom", "Joan", "Ann"]
 LAST = ["Quayle", "Kermode", "Kelly", "Corlett", "Cregeen", "Christian", "Moore", "Clague", "Kneale", "Teare"]
@@ -198,15 +184,6 @@ def run_baseline(port: int, messages: list[tuple[str, bytes]]) -> float:
         for recipient, data in messages:
             smtp.sendmail(settings.DEFAULT_FROM_EMAIL, [recipient], data)
     return time.perf_counter() - started
-
-
-class QueryCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def main() -> None:

@@ -8,33 +8,19 @@ the process's ru_maxrss) and the queries per batch. See bench/README.md.
 import argparse
 import csv
 import io
-import os
 import random
 import re
 import resource
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from benchsetup import QueryCounter  # first: it sets Django up (and sorts before django)
+from django.db import connection
+from django.utils import timezone
 
-import django
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-
-# Production runs with DEBUG off; with it on, Django keeps the SQL of every query in memory.
-settings.DEBUG = False
-
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from consent.imports import import_apply, import_plan, read_roster  # noqa: E402
-from consent.imports.columns import COLUMNS  # noqa: E402
-from schools.models import Organisation, School  # noqa: E402
+from consent.imports import import_apply, import_plan, read_roster
+from consent.imports.columns import COLUMNS
+from schools.models import Organisation, School
 
 FIRST = ["Amelia", "Finlo", "Breesha", "Juan", "Ealish", "Orry", "Aalin", "Illiam", "Moirrey", "Tom", "Joan", "Ann"]
 LAST = ["Quayle", "Kermode", "Kelly", "Corlett", "Cregeen", "Christian", "Moore", "Clague", "Kneale", "Teare"]
@@ -62,15 +48,6 @@ def generate_roster(target_rows: int, seed: int = 7) -> bytes:
                 writer.writerow(child + guardian)
                 rows += 1
     return out.getvalue().encode()
-
-
-class QueryCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def main() -> None:

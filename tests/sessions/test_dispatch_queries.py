@@ -29,13 +29,18 @@ def _sent_updates(queries) -> list[str]:
     return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"') and '"sent_at"' in q["sql"]]
 
 
-def test_a_batch_of_fifty_costs_the_queries_of_a_batch_of_ten_plus_one_update_per_message(personas):
+def _planned(personas, families: int) -> list[int]:
+    """A due session of `families` consenting families, planned: its delivery ids in order."""
     owls = GroupFactory(school=personas.school, name="Owls")
-    for _ in range(61):
+    for _ in range(families):
         consenting_family(personas.school, owls)
     session = due_session(personas, group=owls)
     deliveries_plan()
-    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    return list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+
+
+def test_a_batch_of_fifty_costs_the_queries_of_a_batch_of_ten_plus_one_update_per_message(personas):
+    ids = _planned(personas, 61)
     assert len(ids) == 61
     links_before = GuardianLink.objects.count()
     # The process's first batch also fills Django's caches (content types for the audit trail): not ours.
@@ -107,12 +112,7 @@ def test_a_batch_out_of_time_gives_the_untried_rows_back_unspent_and_queues_them
     from outbox.services import MailBatch
     from sessions import dispatch
 
-    owls = GroupFactory(school=personas.school, name="Owls")
-    for _ in range(4):
-        consenting_family(personas.school, owls)
-    session = due_session(personas, group=owls)
-    deliveries_plan()
-    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    ids = _planned(personas, 4)
     handed = []
     monkeypatch.setattr(dispatch, "deliveries_dispatch", lambda pks: handed.extend(pks))
     checks = iter([False, False])  # time enough for two messages, then out of time
