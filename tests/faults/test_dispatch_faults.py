@@ -11,6 +11,7 @@ are the clock (design.md: long waits live in the database).
 import logging
 import re
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -60,7 +61,7 @@ def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_ser
     worker = worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port, concurrency=CONCURRENCY)
     assert deliveries_plan().created == count
 
-    orphaned: set[int] = set()
+    orphaned: list[int] = []  # one entry per row per kill that found it `sending`
     kills: list[dict] = []
     started = time.monotonic()
     for threshold in kill_at:
@@ -72,7 +73,7 @@ def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_ser
         worker.kill()  # SIGKILL to the whole process group, mid-batch
         smtp_sink.holding.clear()
         kills.append(statuses(session))
-        orphaned |= set(expire_orphaned_leases(session))
+        orphaned += expire_orphaned_leases(session)
         worker.start()
     assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=120), statuses(session)
     elapsed = time.monotonic() - started
@@ -89,28 +90,30 @@ def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_ser
     # one duplicate; the other process may, by chance, have been in that window too (a few milliseconds per
     # message), so at most one more per kill. Every row `sending` when the worker died (the batch is claimed
     # at once, so a kill orphans the rest of each process's batch, tried or not) had its lease expire and was
-    # counted in `possible_duplicate` by the sweeper before being sent again. So: the held messages were
-    # duplicated, duplicates ≤ kills × processes, each duplicated guardian's row is counted, duplicates ≤
-    # counted = the rows orphaned, and no row was sent a third time.
+    # counted in `possible_duplicate` by the sweeper before being sent again; a row can be orphaned by two
+    # kills (its resend was interrupted too). So, per row: copies ≤ 1 + possible_duplicate, and
+    # possible_duplicate = the kills that found it sending; in all: kills ≤ duplicates ≤ kills × processes,
+    # duplicates ≤ counted, and each held message was sent again.
     duplicates = sum(n - 1 for n in received.values())
     counted = rows.aggregate(total=Sum("possible_duplicate"))["total"]
-    doubled = sorted(to for to, n in received.items() if n > 1)
-    assert max(received.values()) <= 2
-    assert len(smtp_sink.held) == len(kill_at) and set(smtp_sink.held) <= set(doubled)
+    per_row = dict(rows.values_list("recipient", "possible_duplicate"))
+    orphaned_by = dict(Counter(orphaned))
+    assert all(received[to] <= 1 + per_row[to] for to in received), {
+        to: (n, per_row[to]) for to, n in received.items() if n > 1 + per_row[to]}
+    assert dict(rows.filter(possible_duplicate__gt=0).values_list("pk", "possible_duplicate")) == orphaned_by
+    assert len(smtp_sink.held) == len(kill_at)
+    assert all(received[to] >= 1 + n for to, n in Counter(smtp_sink.held).items())
     assert len(kill_at) <= duplicates <= len(kill_at) * CONCURRENCY
-    assert set(doubled) <= set(rows.filter(possible_duplicate__gte=1).values_list("recipient", flat=True))
     assert duplicates <= counted == len(orphaned)
-    assert set(rows.filter(possible_duplicate__gte=1).values_list("pk", flat=True)) == orphaned
-    assert set(rows.filter(pk__in=orphaned).values_list("possible_duplicate", flat=True)) == {1}
-    # Bounded attempts: one per row, two for a row a kill interrupted.
-    assert set(rows.exclude(pk__in=orphaned).values_list("attempts", flat=True)) == {1}
-    assert set(rows.filter(pk__in=orphaned).values_list("attempts", flat=True)) == {2}
+    # Bounded attempts: one per row, and one more for each kill that interrupted it.
+    assert all(attempts == 1 + dup for attempts, dup in rows.values_list("attempts", "possible_duplicate"))
     # Everything sent in time: before the start less ten minutes.
     last_sent = max(rows.values_list("sent_at", flat=True))
     assert last_sent < session.starts_at - timedelta(minutes=10)
     print(f"\n1,000 invitations, {len(kill_at)} SIGKILLs (sent at each kill: "
           f"{[k.get(Status.SENT, 0) for k in kills]}): all sent in {elapsed:.1f} s; "
-          f"{len(orphaned)} rows orphaned mid-send, {duplicates} duplicate message(s), {counted} counted")
+          f"{len(orphaned)} rows orphaned mid-send ({len(set(orphaned))} distinct), {duplicates} duplicate "
+          f"message(s), {counted} counted as possible duplicates")
 
 
 # ---------------------------------------------------------------------------------------------------
