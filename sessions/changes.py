@@ -26,7 +26,8 @@ start time, link, meeting ID or password changed, or when the lead time changed;
 `deliveries_stale_revisions`, the per-minute sweep):
 - rows `sent` for an older revision (`sent_revision < session.revision`):
   - if the session's new `send_at` has come: back to `pending` with `revision = session.revision`,
-    `attempts = 0`, `next_attempt_at = dispatched_at = now`, handed to the send task after commit
+    `attempts = 0`, `next_attempt_at` empty (due at once, by the database clock), `dispatched_at = now`,
+    handed to the send task after commit
     (`sent_revision` is kept: it makes the email say that it replaces the earlier one). The fresh invitation
     goes through the claim's usual checks (consent, membership, gate, address, start) and says that it replaces
     the earlier one and what changed (`revision_changes`);
@@ -261,7 +262,7 @@ def _revise_sent(rows: list[Delivery], sessions: dict[int, VideoSession], now: d
              "attempts": 0, "lease_until": None, "reason": ""}
     if now_rows:
         ids = [d.pk for d in now_rows]
-        result.resent = Delivery.objects.filter(pk__in=ids).update(**reset, next_attempt_at=now, dispatched_at=now)
+        result.resent = Delivery.objects.filter(pk__in=ids).update(**reset, next_attempt_at=None, dispatched_at=now)
         _events((pk, Status.PENDING, RESEND_REASON) for pk in ids)
         transaction.on_commit(lambda: deliveries_dispatch(ids))
     if later_rows:
@@ -328,7 +329,7 @@ def deliveries_revise(*, session: VideoSession, previous_starts_at: datetime | N
         # Moved into the send window: rows waiting for the old, later send time go now.
         ids = list(claimable.filter(status=Status.PENDING, next_attempt_at__gt=now).values_list("pk", flat=True))
         if ids:
-            result.followed = Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now, dispatched_at=now)
+            result.followed = Delivery.objects.filter(pk__in=ids).update(next_attempt_at=None, dispatched_at=now)
             transaction.on_commit(lambda: deliveries_dispatch(ids))
     return result
 

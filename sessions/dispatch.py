@@ -50,6 +50,7 @@ from outbox.services import (
     MailBatch,
     SendError,
     _batch_budget_seconds,
+    _check_address,
     _lease,
     _one_line,
     email_queue,
@@ -130,7 +131,17 @@ def _consent_active(registry: Registry, guardian_id: int, pupil_id: int, purpose
 
 
 def guardian_may_receive(guardian: Guardian) -> bool:
-    return guardian.archived_at is None and guardian.processing_restricted_at is None and bool(guardian.email)
+    return (guardian.archived_at is None and guardian.processing_restricted_at is None
+            and _one_address(guardian.email))
+
+
+def _one_address(email: str) -> bool:
+    """Exactly one valid address, as the outbox requires: a row edited to "a@x, b@y" (or with a line break)
+    must never reach a backend that would read it as two recipients."""
+    try:
+        return bool(email) and _check_address(email) == email
+    except ValueError:
+        return False
 
 
 def _eligible_children(registry: Registry, pupil_ids: Iterable[int], purpose_id: int) -> dict[int, list[int]]:
@@ -288,7 +299,7 @@ def _plan_batch(after: tuple | None, limit: int) -> tuple[PlanResult, tuple | No
                                                             session.purpose_id).items():
                 if (session.pk, guardian_id) not in existing:
                     rows.append(Delivery(session=session, guardian_id=guardian_id, pupil_ids=children,
-                                         revision=session.revision, next_attempt_at=now, dispatched_at=now))
+                                         revision=session.revision, next_attempt_at=None, dispatched_at=now))
         # Insert-or-ignore: a second planner running at once inserts nothing twice (unique constraint).
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
         # The rows this run inserted carry its own timestamp (a concurrent planner's rows carry another).
@@ -442,8 +453,8 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
         for delivery in candidates:
             session = delivery.session
             if not guardian_may_receive(delivery.guardian):
-                skipped.append((delivery.pk, "the parent or carer has no email address, or their record is erased "
-                                             "or restricted"))
+                skipped.append((delivery.pk, "the parent or carer has no valid email address, or their record is "
+                                             "erased or restricted"))
                 continue
             if session.pk not in gate_cache:
                 gate_cache[session.pk] = session_gate_reasons(session)

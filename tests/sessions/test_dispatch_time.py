@@ -148,11 +148,8 @@ def test_around_the_clock_changes_the_send_time_is_the_start_minus_the_lead_as_a
 
 
 # Django's `date:"T"` prints nothing for a wall-clock time that happens twice (it will not guess the fold), so
-# the email reads "01:30 to 01:00 (Europe/London, )": the zone has to come from the aware datetime itself.
-AMBIGUOUS_ZONE_BLANK = pytest.mark.xfail(strict=True, reason="the invitation names no zone for the autumn night's "
-                                                             "first 01:30 (Django's T filter blanks ambiguous times)")
-RENDER_CASES = [pytest.param(*case.values, id=case.id, marks=[AMBIGUOUS_ZONE_BLANK] if "first-of-two" in case.id
-                             else []) for case in DST_CASES]
+# the emails take the zone from the aware datetime itself (`zone_abbr`): the first 01:30 says BST.
+RENDER_CASES = [pytest.param(*case.values, id=case.id) for case in DST_CASES]
 
 
 @pytest.mark.parametrize(("wall", "lead", "start_utc", "send_utc", "zone"), RENDER_CASES)
@@ -360,8 +357,7 @@ def test_a_worker_with_a_wrong_clock_sends_nothing_after_the_start(personas, owl
 @pytest.mark.parametrize("offset", [
     # The planner stamps a new row's next attempt with the worker's clock, and the claim compares it with the
     # database's: a fast worker's row is not claimable until its own clock's time (five minutes late).
-    pytest.param(SKEW, id="five-minutes-fast", marks=pytest.mark.xfail(
-        strict=True, reason="the planner sets next_attempt_at from Python's clock, not the database's")),
+    pytest.param(SKEW, id="five-minutes-fast"),
     pytest.param(-SKEW, id="five-minutes-slow"),
 ])
 def test_a_worker_with_a_wrong_clock_sends_a_due_invitation_on_time(personas, owls, family, offset):
