@@ -346,8 +346,11 @@ def deliveries_dispatch(delivery_ids: Sequence[int]) -> None:
         try:
             deliveries_send.delay(batch)
         except (OperationalError, OSError):
-            logger.warning("Could not hand invitations %s to the broker; the sweeper will send them", batch,
-                           exc_info=True)
+            # Stop at the first failure: each try against a broker that is down costs a connection timeout,
+            # and the rows are in the database, where the sweeper finds them once the broker is back.
+            logger.warning("Could not hand %s invitation(s) to the broker (first batch: %s); the sweeper will "
+                           "send them", len(delivery_ids) - start, batch, exc_info=True)
+            return
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -797,21 +800,39 @@ def _sweep_overtaken(limit: int) -> int:
 
 
 def _sweep_expired_leases(limit: int) -> int:
-    """Take back rows whose worker presumably died mid-send: the mail server may have accepted the
-    message already, so a retry may duplicate it (counted). Their last attempt spent: failed, alerted."""
+    """Take back rows whose worker presumably died mid-send.
+
+    A batch is claimed at once (every row gets the same `lease_until`) and sent in id order, each accepted
+    message recorded at once; so of the rows of one claim still `sending`, only the first can have reached
+    the mail server: it is counted as a possible duplicate (promise 2) and its attempt stays spent. The
+    others were never tried: their attempt is given back. Rows out of attempts are failed and alerted."""
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=Status.SENDING, lease_until__lt=Now(), session__starts_at__gt=Now())
-            .values_list("pk", "attempts", "session_id")[:limit]
+            .order_by("lease_until", "pk")
+            .values_list("pk", "attempts", "session_id", "lease_until")[:limit]
         )
-        again = [pk for pk, attempts, _ in rows if attempts < settings.EMAIL_MAX_ATTEMPTS]
-        final = [(pk, session_id) for pk, attempts, session_id in rows if attempts >= settings.EMAIL_MAX_ATTEMPTS]
+        first_of_claim = {}
+        for pk, _, _, lease_until in rows:
+            first_of_claim.setdefault(lease_until, pk)
+        maybe = {pk for pk in first_of_claim.values()}
+        untried = [pk for pk, _, _, _ in rows if pk not in maybe]
+        again = [pk for pk, attempts, _, _ in rows if pk in maybe and attempts < settings.EMAIL_MAX_ATTEMPTS]
+        final = [(pk, session_id) for pk, attempts, session_id, _ in rows
+                 if pk in maybe and attempts >= settings.EMAIL_MAX_ATTEMPTS]
         reason = "the worker stopped while sending; the mail server may already have accepted it"
+        if untried:
+            not_tried = "the worker stopped before trying it; queued again"
+            Delivery.objects.filter(pk__in=untried).update(
+                status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, next_attempt_at=None,
+                dispatched_at=None, reason=not_tried,
+            )
+            _events((pk, Status.RETRY, not_tried) for pk in untried)
         if again:
             Delivery.objects.filter(pk__in=again).update(
                 status=Status.RETRY, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
-                next_attempt_at=timezone.now(), dispatched_at=None, reason=reason,
+                next_attempt_at=None, dispatched_at=None, reason=reason,
             )
             _events((pk, Status.RETRY, reason) for pk in again)
         if final:
