@@ -374,13 +374,18 @@ class Claimed:
 def _lock_consent_rows(pupil_ids: Iterable[int], purpose_ids: Iterable[int]) -> None:
     """FOR SHARE on every guardian's consent row of these children: a withdrawal (FOR UPDATE on one of
     them) then happens strictly before this claim (which sees it) or strictly after (and cancels or
-    alerts). One query for the whole batch, in id order so that two claims never deadlock. SQLite has no
+    alerts). Two queries for the whole batch, in id order so that two claims never deadlock. SQLite has no
     row locks; its write lock, taken at the claim's first write, serialises."""
-    assert ConsentStatus._meta.db_table == "consent_consentstatus"  # the table named in the SQL below
+    # the tables named in the SQL below
+    assert (Pupil._meta.db_table, ConsentStatus._meta.db_table) == ("consent_pupil", "consent_consentstatus")
     pupil_ids, purpose_ids = sorted(set(pupil_ids)), sorted(set(purpose_ids))
     if db_connection.vendor != "postgresql" or not pupil_ids:
         return
     with db_connection.cursor() as cursor:
+        # The children's rows first: a guardian's FIRST decision has no consent row to lock yet, so every
+        # decision also locks the child's row (`consent.services._lock_status`, FOR NO KEY UPDATE), and a
+        # co-guardian's first refusal is ordered against this claim like any withdrawal.
+        cursor.execute("SELECT id FROM consent_pupil WHERE id = ANY(%s) ORDER BY id FOR SHARE", [pupil_ids])
         cursor.execute(
             "SELECT id FROM consent_consentstatus WHERE purpose_id = ANY(%s) AND pupil_id = ANY(%s) "
             "ORDER BY id FOR SHARE",

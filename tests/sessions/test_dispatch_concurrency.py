@@ -186,3 +186,44 @@ def test_a_withdrawal_during_a_claim_waits_for_it_then_alerts_the_host(family, m
     delivery.refresh_from_db()
     assert delivery.status == Status.SENT
     assert SessionAlert.objects.get(delivery=delivery).kind == SessionAlert.Kind.WITHDRAWN_AFTER_SEND
+
+
+def test_a_co_guardians_first_refusal_during_a_claim_waits_for_it_then_alerts_the_host(family, monkeypatch):
+    """The other parent has never answered, so there is no consent row of theirs to lock. Their refusal (a
+    "no" wins) still waits for the claim, on the child's row, then finds the invitation sent and alerts."""
+    from consent.services import consent_refuse
+    from sessions.models import SessionAlert
+    from tests.consent.consent_setup import guardian_of
+
+    _, guardian, pupil, session = family
+    other_parent = guardian_of(pupil)
+    deliveries_plan()
+    delivery = Delivery.objects.get(session=session)
+    checked, release, refusal_done = threading.Event(), threading.Event(), threading.Event()
+    issue = dispatch._withdraw_links
+
+    def paused_issue(deliveries):
+        checked.set()  # consent re-checked under the locks; the claim's transaction is still open
+        assert release.wait(timeout=10)
+        return issue(deliveries)
+
+    monkeypatch.setattr(dispatch, "_withdraw_links", paused_issue)
+
+    def refuse():
+        assert checked.wait(timeout=10)
+        consent_refuse(guardian=other_parent, pupil=pupil, notice=current_notice(session.school), attestation=True)
+        refusal_done.set()
+
+    def watch_then_release():
+        assert checked.wait(timeout=10)
+        waited = not refusal_done.wait(timeout=1.0)
+        release.set()
+        return waited
+
+    results = _run_in_threads(lambda: delivery_send_batch([delivery.pk]), refuse, watch_then_release)
+    assert True in results, "the first refusal did not wait for the claim's lock on the child's row"
+    assert len(_invitations()) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == Status.SENT
+    alert = SessionAlert.objects.get(delivery=delivery)
+    assert alert.kind == SessionAlert.Kind.WITHDRAWN_AFTER_SEND and "consent refused" in alert.message
