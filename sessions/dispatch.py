@@ -23,6 +23,7 @@ of the child has refused or withdrawn (the purpose's rule: a "no" wins). A guard
 gets no link, even when the other parent consented: invitations go only to consenting parents.
 """
 
+import json
 import logging
 import re
 import secrets
@@ -46,7 +47,6 @@ from django.utils.html import conditional_escape
 from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardianship, Notice, Pupil
 from outbox.services import (
     LOST_TASK_AFTER,
-    SEND_BATCH_SIZE,
     MailBatch,
     SendError,
     _batch_budget_seconds,
@@ -59,6 +59,7 @@ from outbox.services import (
 )
 from schools.audit import audit_log
 
+from .mailfast import FramedEmail
 from .models import Delivery, DeliveryEvent, SessionAlert, VideoSession
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ Status = Delivery.Status
 PLAN_SESSIONS_PER_BATCH = 20
 PLAN_MAX_BATCHES = 50
 SWEEP_BATCH_SIZE = 500
+# Invitations per send task: one claim, one connection. Larger than the outbox's batches, the claim's
+# fixed queries (the gate, the registry) being spread over more messages; the batch's time budget
+# (`CLAIM_SLACK_SECONDS`) still gives back what it has no time to send, whatever the size.
+SEND_BATCH_SIZE = 200
 # When invitations are still unsent this close to the start, the host is told (once per session).
 UNSENT_ALERT_BEFORE = timedelta(minutes=10)
 # Meeting passwords are erased this long after the session's end (design.md, retention).
@@ -417,6 +422,32 @@ def _withdraw_links(deliveries: Sequence[Delivery]) -> dict[int, str]:
     return {pk: settings.SITE_URL + reverse("parent:page", kwargs={"token": token}) for pk, token in tokens.items()}
 
 
+def _claim_rows_update(deliveries: Sequence[Delivery], lease_until: datetime) -> None:
+    """Mark the claimed rows `sending` with their lease, each with its own message id, recipient, children
+    and revision. PostgreSQL: one UPDATE … FROM (VALUES …), a row of values per delivery (the ORM's
+    `bulk_update`, a CASE per column, took as long as the rest of the claim). Elsewhere: what is the same
+    for the whole batch in one UPDATE, what differs per row in a `bulk_update`."""
+    if db_connection.vendor != "postgresql":
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until)
+        Delivery.objects.bulk_update(deliveries, ["recipient", "pupil_ids", "revision", "message_id"])
+        return
+    meta, quote = Delivery._meta, db_connection.ops.quote_name
+    column = {name: quote(meta.get_field(name).column) for name in (
+        "id", "status", "attempts", "lease_until", "recipient", "pupil_ids", "revision", "message_id")}
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(deliveries))
+    params = [Status.SENDING, lease_until]
+    for d in deliveries:
+        params += [d.pk, d.recipient, json.dumps(d.pupil_ids), d.revision, d.message_id]
+    sql = (f"UPDATE {quote(meta.db_table)} AS d SET {column['status']} = %s, "  # noqa: S608 (names from the model)
+           f"{column['attempts']} = d.{column['attempts']} + 1, {column['lease_until']} = %s, "
+           f"{column['recipient']} = v.recipient, {column['pupil_ids']} = v.pupil_ids::jsonb, "
+           f"{column['revision']} = v.revision, {column['message_id']} = v.message_id "
+           f"FROM (VALUES {rows}) AS v (id, recipient, pupil_ids, revision, message_id) WHERE d.{column['id']} = v.id")
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None) -> list[Claimed]:
     """Take due invitations for sending, in one short transaction whose queries do not grow with the batch
     (a few per session: the gate, the overtaken). Rows that will not be sent get their reason recorded;
@@ -503,12 +534,7 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
                 delivery.pupil_ids = [p.pk for p in item.pupils]
                 delivery.revision = item.session.revision
                 delivery.message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-            # What is the same for the whole batch in one UPDATE, what differs per row in another (a CASE
-            # per column): each row has its own message id, recipient and children.
-            Delivery.objects.filter(pk__in=[c.delivery.pk for c in claimed]).update(
-                status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until)
-            Delivery.objects.bulk_update([c.delivery for c in claimed],
-                                         ["recipient", "pupil_ids", "revision", "message_id"])
+            _claim_rows_update([c.delivery for c in claimed], lease_until)
         if skipped:
             _skip_all(skipped)
         _events([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
@@ -624,14 +650,18 @@ def _invitation_render_shared(claimed: Claimed, context: dict) -> tuple[str, str
 
 
 def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternatives:
+    """The invitation, as an ordinary email for any backend; through Django's SMTP backend its bytes come
+    from a frame serialised once per batch and session (`sessions.mailfast`): serialising each message
+    in full, headers folded and boundaries searched, was most of a message's time on the send path."""
     subject, body, html = _invitation_render_shared(claimed, invitation_context(claimed))
-    email = EmailMultiAlternatives(
+    email = FramedEmail(
         subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[claimed.delivery.recipient],
         headers={"Message-ID": claimed.delivery.message_id, "Auto-Submitted": "auto-generated"},
         connection=connection,
+        frames=claimed.shared,
     )
     email.attach_alternative(html, "text/html")
     email.attach("invitation.ics", _session_parts(claimed)["ics"], "text/calendar")
@@ -647,16 +677,42 @@ def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternative
 CLAIM_SLACK_SECONDS = 25
 
 
+def _sent_sql() -> str:
+    """The statement of `_record_sent`, its table and columns named from the model."""
+    meta, quote = Delivery._meta, db_connection.ops.quote_name
+    column = {name: quote(meta.get_field(name).column) for name in (
+        "id", "status", "sent_at", "sent_revision", "message_id", "lease_until", "next_attempt_at", "dispatched_at",
+        "reason")}
+    sets = ", ".join(f"{column[name]} = %s" for name in ("status", "sent_at", "sent_revision", "message_id", "reason"))
+    nulls = ", ".join(f"{column[name]} = NULL" for name in ("lease_until", "next_attempt_at", "dispatched_at"))
+    sql = (f"UPDATE {quote(meta.db_table)} SET {sets}, {nulls} "  # noqa: S608 (names from the model)
+           f"WHERE {column['id']} = %s AND {column['status']} <> %s")
+    if db_connection.vendor == "postgresql":
+        # In the statement's own round trip, hence its own (implicit) transaction; see `_record_sent`.
+        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    return sql
+
+
 def _record_sent(claimed: Claimed) -> bool:
     """One UPDATE per message, right after the mail server accepted it, so that a worker dying in the
     batch leaves at most the message in flight to be sent again (promise 2); the rest of the bookkeeping
-    waits for the end of the batch (`_record_sent_batch`). False if the row was already recorded sent."""
+    waits for the end of the batch (`_record_sent_batch`). False if the row was already recorded sent.
+
+    One statement written out (the ORM's building of it cost more than the database's work), and on
+    PostgreSQL without waiting for the commit's flush to disk (`synchronous_commit` off for this statement
+    only): the server has the row once it answers, so a worker killed after this loses nothing. Only a
+    crash of PostgreSQL itself could lose the last fraction of a second of such records (at most three
+    times `wal_writer_delay`, 200 ms by default); those rows are still `sending`, so they come back through
+    the lease's expiry as retries counted in `possible_duplicate`: the window promise 2 already allows
+    for the message in flight, not a new one."""
     delivery = claimed.delivery
     # Not conditional on the lease: the server accepted it, so it is sent, whatever the sweeper did.
-    updated = Delivery.objects.filter(pk=delivery.pk).exclude(status=Status.SENT).update(
-        status=Status.SENT, sent_at=timezone.now(), sent_revision=delivery.revision,
-        message_id=delivery.message_id, lease_until=None, next_attempt_at=None, dispatched_at=None, reason="",
-    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(_sent_sql(), [
+            Status.SENT, db_connection.ops.adapt_datetimefield_value(timezone.now()), delivery.revision,
+            delivery.message_id, "", delivery.pk, Status.SENT,
+        ])
+        updated = cursor.rowcount
     logger.info("Sent invitation %s %s for session %s, attempt %s", delivery.pk, delivery.message_id,
                 delivery.session_id, delivery.attempts)
     return bool(updated)
@@ -725,6 +781,28 @@ class SendResult:
     left: list[int] = field(default_factory=list)
 
 
+def _invitations_build(claimed: Sequence[Claimed], connection) -> list:
+    """Every invitation of the batch built before the first is sent, so that the sends follow each other
+    with only their UPDATE between them: a mail server kept waiting between commands answers each one
+    more slowly. An error building one is kept, and raised when that one is sent (`_built`), so that it
+    is classified and recorded as it was."""
+    emails: list = []
+    for item in claimed:
+        try:
+            email = invitation_email(item, connection)
+            email.prepare()
+        except Exception as exc:  # raised again in `MailBatch.send`, which classifies it
+            email = exc
+        emails.append(email)
+    return emails
+
+
+def _built(email):
+    if isinstance(email, Exception):
+        raise email
+    return email
+
+
 def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
     """Claim the batch in one transaction (`deliveries_claim`), then send it over one mail server
     connection outside any transaction, recording each accepted message at once. At-least-once (see the
@@ -737,6 +815,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
         claimed_ids = {c.delivery.pk for c in claimed}
         result.skipped = [pk for pk in ids if pk not in claimed_ids]
         sent: list[Claimed] = []
+        emails = _invitations_build(claimed, batch.connection)
         try:
             for index, item in enumerate(claimed):
                 if batch.out_of_time():
@@ -744,7 +823,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
                     result.left = [c.delivery.pk for c in claimed[index:]]
                     deliveries_dispatch(result.left)
                     break
-                error = batch.send(lambda connection: invitation_email(item, connection),  # noqa: B023 (called at once)
+                error = batch.send(lambda connection: _built(emails[index]),  # noqa: B023 (called at once)
                                    what=f"invitation {item.delivery.pk}")
                 if error is None:
                     if _record_sent(item):

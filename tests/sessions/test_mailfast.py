@@ -3,7 +3,9 @@ backend would have sent (same Date and boundaries), and are built in full whenev
 them exactly."""
 
 import logging
+import re
 from email import message_from_bytes
+from email.header import decode_header, make_header
 
 import pytest
 from django.core.mail import EmailMultiAlternatives, make_msgid
@@ -13,6 +15,7 @@ from django.core.mail.message import BadHeaderError
 
 from sessions import mailfast
 from sessions.mailfast import FramedEmail, PrebuiltMessage
+from tests.outbox.conftest import smtp_server  # noqa: F401 (the fixture)
 
 ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nSUMMARY:Story time\r\nEND:VCALENDAR\r\n"
 HTML_LONG_LINE = "<ul>" + "".join(f"<li>Reminder {i}: an adult stays in the room.</li>" for i in range(40)) + "</ul>"
@@ -142,3 +145,86 @@ def test_the_prebuilt_message_answers_anything_else_from_the_full_build():
     assert isinstance(prebuilt, PrebuiltMessage)
     assert prebuilt["Subject"] == email.subject and prebuilt.get_content_type() == "multipart/mixed"
     assert b"\r\n" not in prebuilt.as_bytes(linesep="\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The invitations themselves, as the send path builds and sends them
+
+
+def _families(personas, *, replaces_earlier: bool):
+    from sessions.dispatch import deliveries_plan
+    from sessions.models import Delivery
+    from tests.factories import GroupFactory
+
+    from .emails_dispatch import consenting_family, due_session
+
+    owls = GroupFactory(school=personas.school, name="Owls")
+    consenting_family(personas.school, owls, children=1, first_names=("Éabha",))
+    guardian, _ = consenting_family(personas.school, owls, children=2, first_names=('<b>Ben</b> & "Bo"', "Cal"))
+    guardian.first_name, guardian.last_name = "Seán", "O'Brien <script>alert(1)</script>"
+    guardian.save()
+    consenting_family(personas.school, owls, children=1, first_names=("Ava",))
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    if replaces_earlier:
+        Delivery.objects.filter(session=session).update(sent_revision=1)
+        session.title = "Story & <i>rhyme</i> time — Zoë's class"
+        session.revision = 2
+        session.save()
+    return list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+
+
+def _headers(message) -> list[tuple[str, str]]:
+    """The headers but the Date, the boundary (each build makes its own) left out."""
+    return [(name, re.sub(r'boundary="[^"]+"', "boundary", str(value))) for name, value in message.items()
+            if name != "Date"]
+
+
+def _decoded(message) -> list[tuple]:
+    return [(p.get_content_type(), p.get_filename(), p.get("Content-Transfer-Encoding"), p.get_payload(decode=True))
+            for p in message.walk() if not p.is_multipart()]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("replaces_earlier", [False, True])
+def test_the_invitations_framed_are_the_invitations_built_in_full(personas, replaces_earlier):
+    """Non-ASCII names, names that need escaping, two children, a replacement invitation: the bytes the SMTP
+    backend gets parse to the same headers (the Date aside) and the same decoded parts as Django's build."""
+    from sessions.dispatch import deliveries_claim, invitation_email
+
+    claimed = deliveries_claim(_families(personas, replaces_earlier=replaces_earlier))
+    assert len(claimed) == 3
+    connection = SMTPBackend()
+    for item in claimed:
+        email = invitation_email(item, connection)
+        prebuilt = email.message()
+        assert isinstance(prebuilt, PrebuiltMessage)
+        framed = message_from_bytes(prebuilt.as_bytes(linesep="\r\n"))
+        full = message_from_bytes(EmailMultiAlternatives.message(email).as_bytes(linesep="\r\n"))
+        assert _headers(framed) == _headers(full) and _headers(framed)
+        assert _decoded(framed) == _decoded(full)
+        assert [kind for kind, *_ in _decoded(framed)] == ["text/plain", "text/html", "text/calendar"]
+        assert framed["Message-ID"] == item.delivery.message_id
+    # One frame for the three: made once for the session and batch.
+    assert len({id(c.shared["frame"]) for c in claimed}) == 1 and claimed[0].shared["frame"].ok
+
+
+@pytest.mark.django_db
+def test_the_invitations_received_over_smtp_read_as_written(personas, smtp_server):  # noqa: F811
+    from sessions.dispatch import delivery_send_batch
+    from sessions.models import Delivery
+
+    ids = _families(personas, replaces_earlier=True)
+    assert delivery_send_batch(ids).sent == ids
+    assert len(smtp_server.received) == 3
+    by_id = {m["Message-ID"]: m for m in smtp_server.received}
+    for delivery in Delivery.objects.filter(pk__in=ids).select_related("guardian"):
+        message = by_id[delivery.message_id]
+        assert message["To"] == delivery.guardian.email
+        text, html, ics = (payload.decode() for *_, payload in _decoded(message))
+        assert f"Dear {delivery.guardian.first_name}" in text and "BEGIN:VCALENDAR" in ics
+        if delivery.guardian.first_name == "Seán":
+            assert "Seán O'Brien <script>alert(1)</script>" in text
+            assert "O&#x27;Brien &lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+            assert '&lt;b&gt;Ben&lt;/b&gt; &amp; &quot;Bo&quot; and Cal' in html
+        assert "Zoë's class" in str(make_header(decode_header(message["Subject"]))) and "Zoë's class" in text
