@@ -30,6 +30,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from config.celery import app as celery_app
 from consent.models import ConsentEvent, ConsentState, ConsentStatus, Guardian, Guardianship, Pupil
@@ -128,8 +129,10 @@ def redis_server(tmp_path, monkeypatch):
 
 
 def _reset_celery_connections() -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    """Forget every broker connection, so the next hand-over connects to the broker URL now configured.
+    `kombu.pools.reset` closes the process-wide pools AND forgets them: closing only the app's pool would
+    leave kombu handing that closed pool back to the next test ("Acquire on closed pool")."""
+    kombu_pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
