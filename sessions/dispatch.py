@@ -297,20 +297,26 @@ def _plan_batch(after: tuple | None, limit: int) -> tuple[PlanResult, tuple | No
                 green.append(session)
         members = _session_pupils([s.pk for s in green])
         registry = _read_registry((p for ids in members.values() for p in ids), {s.purpose_id for s in green}, now)
-        existing = set(Delivery.objects.filter(session__in=green).values_list("session_id", "guardian_id"))
-        rows = []
+        existing = {(session_id, guardian_id): (pk, status) for pk, session_id, guardian_id, status in
+                    Delivery.objects.filter(session__in=green).values_list("pk", "session_id", "guardian_id",
+                                                                           "status")}
+        rows, revive = [], {}
         for session in green:
             for guardian_id, children in _eligible_children(registry, members.get(session.pk, ()),
                                                             session.purpose_id).items():
-                if (session.pk, guardian_id) not in existing:
+                pk, status = existing.get((session.pk, guardian_id), (None, None))
+                if pk is None:
                     rows.append(Delivery(session=session, guardian_id=guardian_id, pupil_ids=children,
                                          revision=session.revision, next_attempt_at=None, dispatched_at=now))
+                elif status in REVIVABLE:
+                    revive[pk] = (children, session.revision)
         # Insert-or-ignore: a second planner running at once inserts nothing twice (unique constraint).
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
         # The rows this run inserted carry its own timestamp (a concurrent planner's rows carry another).
         new = list(Delivery.objects.filter(session__in=green, status=Status.PENDING, dispatched_at=now,
                                            created_at__gte=now).values_list("pk", "session_id"))
         _events((pk, Status.PENDING, "") for pk, _ in new)
+        new += _revive(revive, now)
         per_session: dict[int, int] = defaultdict(int)
         for _, session_id in new:
             per_session[session_id] += 1
@@ -324,6 +330,28 @@ def _plan_batch(after: tuple | None, limit: int) -> tuple[PlanResult, tuple | No
             transaction.on_commit(lambda: deliveries_dispatch(ids))
     last = sessions[-1]
     return result, (last.send_at, last.pk), ids
+
+
+# An invitation cancelled (its parent withdrew) or skipped (no consent, the gate red, the child out of the
+# group) before it was sent is planned again once its guardian is eligible again: a parent who withdraws and
+# then consents again before the lesson gets the link, as the host's roster says they may be admitted.
+REVIVABLE = (Status.CANCELLED, Status.SKIPPED)
+REVIVED_REASON = "eligible again: consent given again, or what stopped it has changed"
+
+
+def _revive(revive: dict[int, tuple[list[int], int]], now) -> list[tuple[int, int]]:
+    """Set these cancelled or skipped rows back to `pending` (those still so: SKIP LOCKED). Two queries."""
+    rows = list(Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk__in=list(revive), status__in=REVIVABLE))
+    for row in rows:
+        row.pupil_ids, row.revision = revive[row.pk]
+        row.status, row.reason, row.next_attempt_at, row.dispatched_at, row.lease_until = (
+            Status.PENDING, "", None, now, None)
+        row.attempts = 0  # a fresh invitation
+    Delivery.objects.bulk_update(rows, ["status", "reason", "pupil_ids", "revision", "attempts", "next_attempt_at",
+                                        "dispatched_at", "lease_until"])
+    _events((row.pk, Status.PENDING, REVIVED_REASON) for row in rows)
+    return [(row.pk, row.session_id) for row in rows]
 
 
 def deliveries_plan(*, batch_size: int = PLAN_SESSIONS_PER_BATCH, max_batches: int = PLAN_MAX_BATCHES) -> PlanResult:

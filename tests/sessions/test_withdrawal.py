@@ -99,3 +99,56 @@ def test_the_withdrawal_page_says_nothing_of_invitations_when_none_was_sent(pers
                            {"pupil": pupil.pk, "decision": "withdraw"}, follow=True)
     assert response.status_code == 200 and "already sent" not in response.content.decode()
     assert Delivery.objects.get().status == Status.CANCELLED
+
+
+def _invitations_to(address: str) -> list:
+    return [m for m in mail.outbox if m.to == [address] and any(a[0] == "invitation.ics" for a in m.attachments)]
+
+
+def test_a_parent_who_withdraws_then_consents_again_before_the_lesson_is_invited(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    notice = current_notice(personas.school)
+    deliveries_plan()
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=notice)
+    delivery = Delivery.objects.get(session=session)
+    assert delivery.status == Status.CANCELLED
+    consent_give(guardian=guardian, pupil=pupil, notice=notice, attestation=True)
+    assert deliveries_plan().created == 1  # the same row, planned again: still one per (session, guardian)
+    delivery.refresh_from_db()
+    assert delivery.status == Status.PENDING and delivery.pupil_ids == [pupil.pk] and delivery.attempts == 0
+    assert list(DeliveryEvent.objects.filter(delivery=delivery).values_list("status", flat=True)) == [
+        Status.PENDING, Status.CANCELLED, Status.PENDING]
+    assert delivery_send_batch([delivery.pk]).sent == [delivery.pk]
+    assert len(_invitations_to(guardian.email)) == 1
+    # Planning again changes nothing: a sent row is never planned twice.
+    assert deliveries_plan().created == 0 and len(_invitations_to(guardian.email)) == 1
+
+
+def test_a_refused_parent_stays_uninvited_however_often_the_planner_runs(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    consent_refuse(guardian=guardian, pupil=pupil, notice=current_notice(personas.school))
+    for _ in range(3):
+        assert deliveries_plan().created == 0
+    assert Delivery.objects.get(session=session).status == Status.CANCELLED
+    assert _invitations_to(guardian.email) == []
+
+
+def test_an_invitation_skipped_while_the_gate_was_red_goes_once_it_is_green(personas, owls, monkeypatch):
+    from sessions import dispatch
+
+    guardian, _ = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    delivery = Delivery.objects.get(session=session)
+    monkeypatch.setattr(dispatch, "session_gate_reasons", lambda s: ("The platform's PIA is out of date.",))
+    assert delivery_send_batch([delivery.pk]).skipped == [delivery.pk]
+    assert deliveries_plan().created == 0  # still red: nothing planned again
+    delivery.refresh_from_db()
+    assert delivery.status == Status.SKIPPED and "may not go ahead" in delivery.reason
+    monkeypatch.undo()
+    assert deliveries_plan().created == 1
+    assert delivery_send_batch([delivery.pk]).sent == [delivery.pk]
+    assert len(_invitations_to(guardian.email)) == 1
