@@ -26,7 +26,8 @@ def _invitations() -> list:
 
 def _sent_updates(queries) -> list[str]:
     table = Delivery._meta.db_table
-    return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"') and '"sent_at"' in q["sql"]]
+    # On PostgreSQL the statement comes after its `SET LOCAL synchronous_commit`, in the same query.
+    return [q["sql"] for q in queries if f'UPDATE "{table}" SET' in q["sql"] and '"sent_at"' in q["sql"]]
 
 
 def _planned(personas, families: int) -> list[int]:
