@@ -150,6 +150,34 @@ def test_two_planners_at_once_create_one_delivery_per_guardian(personas, family)
     assert DeliveryEvent.objects.count() == 5
 
 
+def _decide_during_a_claim(delivery, decide, monkeypatch) -> bool:
+    """Send `delivery`, and run `decide` (a consent decision) once the claim has re-checked consent under its
+    locks but not yet committed. Returns whether the decision had to wait for the claim (it must)."""
+    checked, release, decided = threading.Event(), threading.Event(), threading.Event()
+    issue = dispatch._withdraw_links
+
+    def paused_issue(deliveries):
+        checked.set()  # consent re-checked under the locks; the claim's transaction is still open
+        assert release.wait(timeout=10)
+        return issue(deliveries)
+
+    monkeypatch.setattr(dispatch, "_withdraw_links", paused_issue)
+
+    def decision():
+        assert checked.wait(timeout=10)
+        decide()
+        decided.set()
+
+    def watch_then_release():
+        assert checked.wait(timeout=10)
+        waited = not decided.wait(timeout=1.0)
+        release.set()
+        return waited
+
+    results = _run_in_threads(lambda: delivery_send_batch([delivery.pk]), decision, watch_then_release)
+    return True in results
+
+
 def test_a_withdrawal_during_a_claim_waits_for_it_then_alerts_the_host(family, monkeypatch):
     """The claim has checked consent (holding the consent row FOR SHARE) when the parent withdraws: the
     withdrawal waits for the claim to commit, then finds the invitation being sent and alerts the host."""
@@ -158,30 +186,9 @@ def test_a_withdrawal_during_a_claim_waits_for_it_then_alerts_the_host(family, m
     _, guardian, pupil, session = family
     deliveries_plan()
     delivery = Delivery.objects.get(session=session)
-    checked, release, withdrawal_done = threading.Event(), threading.Event(), threading.Event()
-    issue = dispatch._withdraw_links
-
-    def paused_issue(deliveries):
-        checked.set()  # consent re-checked under FOR SHARE; the claim's transaction is still open
-        assert release.wait(timeout=10)
-        return issue(deliveries)
-
-    monkeypatch.setattr(dispatch, "_withdraw_links", paused_issue)
-
-    def withdraw():
-        assert checked.wait(timeout=10)
-        consent_withdraw(guardian=guardian, pupil=pupil, notice=current_notice(session.school))
-        withdrawal_done.set()
-
-    def watch_then_release():
-        assert checked.wait(timeout=10)
-        # The withdrawal cannot take the consent row while the claim holds it.
-        waited = not withdrawal_done.wait(timeout=1.0)
-        release.set()
-        return waited
-
-    results = _run_in_threads(lambda: delivery_send_batch([delivery.pk]), withdraw, watch_then_release)
-    assert True in results, "the withdrawal did not wait for the claim's FOR SHARE lock"
+    waited = _decide_during_a_claim(delivery, lambda: consent_withdraw(
+        guardian=guardian, pupil=pupil, notice=current_notice(session.school)), monkeypatch)
+    assert waited, "the withdrawal did not wait for the claim's FOR SHARE lock"
     assert len(_invitations()) == 1
     delivery.refresh_from_db()
     assert delivery.status == Status.SENT
@@ -195,33 +202,13 @@ def test_a_co_guardians_first_refusal_during_a_claim_waits_for_it_then_alerts_th
     from sessions.models import SessionAlert
     from tests.consent.consent_setup import guardian_of
 
-    _, guardian, pupil, session = family
+    _, _, pupil, session = family
     other_parent = guardian_of(pupil)
     deliveries_plan()
     delivery = Delivery.objects.get(session=session)
-    checked, release, refusal_done = threading.Event(), threading.Event(), threading.Event()
-    issue = dispatch._withdraw_links
-
-    def paused_issue(deliveries):
-        checked.set()  # consent re-checked under the locks; the claim's transaction is still open
-        assert release.wait(timeout=10)
-        return issue(deliveries)
-
-    monkeypatch.setattr(dispatch, "_withdraw_links", paused_issue)
-
-    def refuse():
-        assert checked.wait(timeout=10)
-        consent_refuse(guardian=other_parent, pupil=pupil, notice=current_notice(session.school), attestation=True)
-        refusal_done.set()
-
-    def watch_then_release():
-        assert checked.wait(timeout=10)
-        waited = not refusal_done.wait(timeout=1.0)
-        release.set()
-        return waited
-
-    results = _run_in_threads(lambda: delivery_send_batch([delivery.pk]), refuse, watch_then_release)
-    assert True in results, "the first refusal did not wait for the claim's lock on the child's row"
+    waited = _decide_during_a_claim(delivery, lambda: consent_refuse(
+        guardian=other_parent, pupil=pupil, notice=current_notice(session.school), attestation=True), monkeypatch)
+    assert waited, "the first refusal did not wait for the claim's lock on the child's row"
     assert len(_invitations()) == 1
     delivery.refresh_from_db()
     assert delivery.status == Status.SENT
