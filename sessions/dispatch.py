@@ -493,14 +493,17 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=ids, status__in=Delivery.CLAIMABLE)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))
-            .select_related("session__school__organisation", "session__platform", "session__host", "guardian")
+            .select_related("guardian")
             .annotate(db_now=Now())
             .order_by("pk")
         )
         if not deliveries:
             return []
         now = deliveries[0].db_now
-        sessions = {d.session_id: d.session for d in deliveries}  # one instance per session
+        # One instance per session, read once for the batch rather than joined to every row (each would
+        # decrypt the meeting password again). The rows' locks keep their session from being deleted.
+        sessions = VideoSession.objects.select_related("school__organisation", "platform", "host").in_bulk(
+            {d.session_id for d in deliveries})
         skipped: list[tuple[int, str]] = []
         overtaken: dict[int, list[int]] = defaultdict(list)
         later: dict[int, list[int]] = defaultdict(list)
