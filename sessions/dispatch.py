@@ -721,8 +721,9 @@ def _sent_sql() -> str:
     nulls = ", ".join(f"{column[name]} = NULL" for name in ("lease_until", "next_attempt_at", "dispatched_at"))
     sql = (f"UPDATE {quote(meta.db_table)} SET {sets}, {nulls} "  # noqa: S608 (names from the model)
            f"WHERE {column['id']} = %s AND {column['status']} <> %s")
-    if db_connection.vendor == "postgresql":
-        # In the statement's own round trip, hence its own (implicit) transaction; see `_record_sent`.
+    if db_connection.vendor == "postgresql" and not db_connection.in_atomic_block:
+        # In the statement's own round trip, hence its own (implicit) transaction; see `_record_sent`. Inside
+        # a caller's transaction the row is that transaction's, and its commit is left as it is.
         sql = "SET LOCAL synchronous_commit TO OFF; " + sql
     return sql
 

@@ -131,3 +131,24 @@ def test_a_batch_out_of_time_gives_the_untried_rows_back_unspent_and_queues_them
     assert delivery_send_batch(handed).sent == ids[2:]
     assert Delivery.objects.filter(pk__in=ids, status=Status.SENT, attempts=1).count() == 4
     assert len(_invitations()) == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_each_sent_row_is_one_statement_committed_without_waiting_for_the_disk(personas, monkeypatch):
+    """Outside any transaction (as the send task runs), each accepted message is recorded by one query: the
+    UPDATE with `synchronous_commit` off for that statement only, which leaves the setting as it was."""
+    from sessions import dispatch
+
+    monkeypatch.setattr(dispatch, "deliveries_dispatch", lambda ids: None)
+    monkeypatch.setattr("sessions.changes._plan_now", lambda: None)
+    ids = _planned(personas, 3)
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_send_batch(ids).sent == ids
+    updates = _sent_updates(queries.captured_queries)
+    assert len(updates) == 3
+    assert all(sql.startswith("SET LOCAL synchronous_commit TO OFF; UPDATE") for sql in updates)
+    assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Status.SENT}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
