@@ -47,6 +47,7 @@ from django.utils.html import conditional_escape
 from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardianship, Notice, Pupil
 from outbox.services import (
     LOST_TASK_AFTER,
+    BatchResult,
     MailBatch,
     SendError,
     _batch_budget_seconds,
@@ -807,15 +808,6 @@ def _record_failure(claimed: Claimed, error: SendError) -> str:
     return status
 
 
-@dataclass
-class SendResult:
-    sent: list[int] = field(default_factory=list)
-    retry: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    left: list[int] = field(default_factory=list)
-
-
 def _invitations_build(claimed: Sequence[Claimed], connection) -> list:
     """Every invitation of the batch built before the first is sent, so that the sends follow each other
     with only their UPDATE between them: a mail server kept waiting between commands answers each one
@@ -838,13 +830,13 @@ def _built(email):
     return email
 
 
-def delivery_send_batch(delivery_ids: Iterable[int]) -> SendResult:
+def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
     """Claim the batch in one transaction (`deliveries_claim`), then send it over one mail server
     connection outside any transaction, recording each accepted message at once. At-least-once (see the
     module docstring). Queries: a constant number per batch, plus one UPDATE per message sent (and a few
     per failure)."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
-    result = SendResult()
+    result = BatchResult()
     with MailBatch(budget_seconds=min(_batch_budget_seconds(), CLAIM_SLACK_SECONDS)) as batch:
         claimed = deliveries_claim(ids)
         claimed_ids = {c.delivery.pk for c in claimed}
