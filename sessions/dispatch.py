@@ -8,9 +8,10 @@ design.md, "How sending works". The database is the truth; Celery only carries "
 - `delivery_send_batch` (the send task): one short transaction claims the whole batch (FOR UPDATE SKIP
   LOCKED), locks the children's consent rows FOR SHARE and re-checks everything (promise 1), in a number
   of queries that does not grow with the batch; then, outside any transaction, one SMTP connection
-  carries the batch, each accepted message recorded `sent` at once (one UPDATE), or `retry` or `failed`.
-  At-least-once, as the outbox: a worker dying between the mail server's accept and our write leads to
-  one more copy, counted in `possible_duplicate` (promise 2).
+  carries the batch, each accepted message marked in the shared cache at once (`AcceptedMarks`) and all
+  recorded `sent` together at the end (one UPDATE), or `retry` or `failed`. At-least-once, as the outbox:
+  a worker dying between the mail server's accept and its mark leads to one more copy, counted in
+  `possible_duplicate` (promise 2); the rows it marked are recorded by the sweeper, not sent again.
 - `deliveries_sweep` (beat, every minute): lost tasks, due retries, expired leases, what the start
   overtook, and one alert when invitations are still unsent ten minutes before the start (promise 3).
 - `on_consent_withdrawn`: called by `consent.services` under the consent row's FOR UPDATE lock.
@@ -27,6 +28,7 @@ import json
 import logging
 import re
 import secrets
+import uuid
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.db import connection as db_connection
 from django.db import transaction
@@ -454,25 +458,26 @@ def _withdraw_links(deliveries: Sequence[Delivery]) -> dict[int, str]:
     return {pk: f"{before}{token}{after}" for pk, token in tokens.items()}
 
 
-def _claim_rows_update(deliveries: Sequence[Delivery], lease_until: datetime) -> None:
+def _claim_rows_update(deliveries: Sequence[Delivery], lease_until: datetime, lease_token: uuid.UUID) -> None:
     """Mark the claimed rows `sending` with their lease, each with its own message id, recipient, children
     and revision. PostgreSQL: one UPDATE … FROM (VALUES …), a row of values per delivery (the ORM's
     `bulk_update`, a CASE per column, took as long as the rest of the claim). Elsewhere: what is the same
     for the whole batch in one UPDATE, what differs per row in a `bulk_update`."""
     if db_connection.vendor != "postgresql":
         Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-            status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until)
+            status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until, lease_token=lease_token)
         Delivery.objects.bulk_update(deliveries, ["recipient", "pupil_ids", "revision", "message_id"])
         return
     meta, quote = Delivery._meta, db_connection.ops.quote_name
     column = {name: quote(meta.get_field(name).column) for name in (
-        "id", "status", "attempts", "lease_until", "recipient", "pupil_ids", "revision", "message_id")}
+        "id", "status", "attempts", "lease_until", "lease_token", "recipient", "pupil_ids", "revision", "message_id")}
     rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(deliveries))
-    params = [Status.SENDING, lease_until]
+    params = [Status.SENDING, lease_until, str(lease_token)]
     for d in deliveries:
         params += [d.pk, d.recipient, json.dumps(d.pupil_ids), d.revision, d.message_id]
     sql = (f"UPDATE {quote(meta.db_table)} AS d SET {column['status']} = %s, "  # noqa: S608 (names from the model)
            f"{column['attempts']} = d.{column['attempts']} + 1, {column['lease_until']} = %s, "
+           f"{column['lease_token']} = %s::uuid, "
            f"{column['recipient']} = v.recipient, {column['pupil_ids']} = v.pupil_ids::jsonb, "
            f"{column['revision']} = v.revision, {column['message_id']} = v.message_id "
            f"FROM (VALUES {rows}) AS v (id, recipient, pupil_ids, revision, message_id) WHERE d.{column['id']} = v.id")
@@ -480,11 +485,13 @@ def _claim_rows_update(deliveries: Sequence[Delivery], lease_until: datetime) ->
         cursor.execute(sql, params)
 
 
-def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None) -> list[Claimed]:
+def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None,
+                     lease_token: uuid.UUID | None = None) -> list[Claimed]:
     """Take due invitations for sending, in one short transaction whose queries do not grow with the batch
     (a few per session: the gate, the overtaken). Rows that will not be sent get their reason recorded;
     rows that are not ours to send now (gone, taken by another worker, already decided, not yet due) are
-    left alone. Returns the claimed rows, marked `sending` with a lease, in id order.
+    left alone. Returns the claimed rows, marked `sending` with a lease, in id order, all with the same
+    `lease_token` (a new one unless given).
 
     `gate_cache` keeps each session's gate for one batch (a few seconds): the gate is a property of the
     session, not of the guardian, and a batch is far shorter than any change of PIA or risk assessment."""
@@ -556,7 +563,7 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
             ))
         if claimed:
             links = _withdraw_links([c.delivery for c in claimed])
-            lease_until = now + _lease()
+            lease_until, lease_token = now + _lease(), lease_token or uuid.uuid4()
             shared: dict[int, dict] = defaultdict(dict)
             for item in claimed:
                 delivery = item.delivery
@@ -565,11 +572,12 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
                 delivery.status = Status.SENDING
                 delivery.attempts += 1
                 delivery.lease_until = lease_until
+                delivery.lease_token = lease_token
                 delivery.recipient = item.guardian.email
                 delivery.pupil_ids = [p.pk for p in item.pupils]
                 delivery.revision = item.session.revision
                 delivery.message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-            _claim_rows_update([c.delivery for c in claimed], lease_until)
+            _claim_rows_update([c.delivery for c in claimed], lease_until, lease_token)
         if skipped:
             _skip_all(skipped)
         _events([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
@@ -583,9 +591,10 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
     return claimed
 
 
-def delivery_claim(delivery_id: int, gate_cache: dict | None = None) -> Claimed | None:
+def delivery_claim(delivery_id: int, gate_cache: dict | None = None,
+                   lease_token: uuid.UUID | None = None) -> Claimed | None:
     """`deliveries_claim` for one row: the claimed invitation, or None if it is not ours to send now."""
-    claimed = deliveries_claim([delivery_id], gate_cache)
+    claimed = deliveries_claim([delivery_id], gate_cache, lease_token)
     return claimed[0] if claimed else None
 
 
@@ -712,61 +721,133 @@ def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternative
 CLAIM_SLACK_SECONDS = 25
 
 
-def _sent_sql() -> str:
-    """The statement of `_record_sent`, its table and columns named from the model."""
+# What the mail server accepted is written to the database once per batch, at its end. Until then each
+# acceptance is marked in the shared cache (Redis in production), so that a worker dying mid-batch costs at
+# most the message in flight, not every message it had sent (promise 2); see `AcceptedMarks`.
+ACCEPTED_MARK_KEPT = timedelta(days=2)
+
+
+def accepted_mark_key(lease_token) -> str:
+    return f"gatehouse:invitations:accepted:{lease_token}"
+
+
+class AcceptedMarks:
+    """A send task's progress through its batch, in the shared cache: the id of the last row the mail server
+    accepted (rows are sent in id order), or 0 before the first. Written before the claim, so that for a
+    batch whose lease expired a missing mark means the cache lost it, never that nothing was sent.
+
+    The sweeper (`_sweep_expired_leases`) reads it for a batch whose worker died: rows up to the mark were
+    accepted and are recorded sent without sending them again; the next row is the one that may have been in
+    flight (a possible duplicate); the rest were never tried. Without a mark every row may have been
+    accepted, and each is counted as a possible duplicate: nothing is lost, and every copy is counted.
+
+    The cache is not the truth of anything: whenever writing a mark fails (the cache is down), the batch
+    falls back to one UPDATE per accepted message (`_record_sent_one`) for the rest of its rows."""
+
+    def __init__(self, lease_token: uuid.UUID) -> None:
+        self.key = accepted_mark_key(lease_token)
+        self.redis = None
+        backend = caches["default"]
+        if isinstance(backend, RedisCache):
+            # Django's cache API makes a new Redis client object for every call, a third of a mark's time:
+            # here one for the batch, from Django's own client (`get_client`, on its connection pool),
+            # writing the key and value as `cache.set` does (an int is stored as itself), so that
+            # `cache.get_many` reads the mark back.
+            self.redis_key = backend.make_and_validate_key(self.key)
+            self.redis = backend._cache.get_client(self.redis_key, write=True)
+        self.working = self._write(0)
+
+    def _write(self, delivery_id: int) -> bool:
+        try:
+            if self.redis is not None:
+                self.redis.set(self.redis_key, delivery_id, ex=int(ACCEPTED_MARK_KEPT.total_seconds()))
+            else:
+                cache.set(self.key, delivery_id, timeout=ACCEPTED_MARK_KEPT.total_seconds())
+        except Exception as exc:  # any cache backend's error: fall back to the database
+            logger.warning("The shared cache refused the invitation progress mark (%s: %s); recording each "
+                           "accepted message in the database instead", type(exc).__name__, exc)
+            return False
+        return True
+
+    def accepted(self, delivery_id: int) -> bool:
+        """Mark this row accepted; False if it must be recorded in the database now."""
+        self.working = self.working and self._write(delivery_id)
+        return self.working
+
+    def forget(self) -> None:
+        """The batch is recorded in the database: the mark has done its job."""
+        try:
+            cache.delete(self.key)
+        except Exception:  # it expires anyway
+            logger.warning("Could not delete the invitation progress mark %s; it expires by itself", self.key)
+
+
+def _record_sent_one(claimed: Claimed, sent_at: datetime) -> bool:
+    """The fallback when the cache cannot take a mark: this accepted message recorded at once. False if the
+    row was already recorded sent."""
+    return bool(_sent_rows_update([(claimed, sent_at)]))
+
+
+def _sent_rows_update(accepted: Sequence[tuple[Claimed, datetime]]) -> list[int]:
+    """Mark these rows sent, each with its moment and revision; returns the ids it changed (a row already
+    recorded sent, by the sweeper from a mark, is left alone). Not conditional on the lease: the server
+    accepted them, so they are sent, whatever the sweeper did meanwhile. PostgreSQL: one UPDATE … FROM
+    (VALUES …) … RETURNING. Elsewhere: one SELECT and one `bulk_update`."""
+    if not accepted:
+        return []
+    if db_connection.vendor != "postgresql":
+        by_pk = {claimed.delivery.pk: (claimed, sent_at) for claimed, sent_at in accepted}
+        rows = list(Delivery.objects.filter(pk__in=list(by_pk)).exclude(status=Status.SENT).only("pk"))
+        for row in rows:
+            claimed, sent_at = by_pk[row.pk]
+            row.status, row.sent_at, row.sent_revision = Status.SENT, sent_at, claimed.delivery.revision
+            row.message_id, row.reason = claimed.delivery.message_id, ""
+            row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
+        Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "message_id", "reason",
+                                            "lease_until", "lease_token", "next_attempt_at", "dispatched_at"])
+        return [row.pk for row in rows]
     meta, quote = Delivery._meta, db_connection.ops.quote_name
     column = {name: quote(meta.get_field(name).column) for name in (
-        "id", "status", "sent_at", "sent_revision", "message_id", "lease_until", "next_attempt_at", "dispatched_at",
-        "reason")}
-    sets = ", ".join(f"{column[name]} = %s" for name in ("status", "sent_at", "sent_revision", "message_id", "reason"))
-    nulls = ", ".join(f"{column[name]} = NULL" for name in ("lease_until", "next_attempt_at", "dispatched_at"))
-    sql = (f"UPDATE {quote(meta.db_table)} SET {sets}, {nulls} "  # noqa: S608 (names from the model)
-           f"WHERE {column['id']} = %s AND {column['status']} <> %s")
-    if db_connection.vendor == "postgresql" and not db_connection.in_atomic_block:
-        # In the statement's own round trip, hence its own (implicit) transaction; see `_record_sent`. Inside
-        # a caller's transaction the row is that transaction's, and its commit is left as it is.
-        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
-    return sql
-
-
-def _record_sent(claimed: Claimed) -> bool:
-    """One UPDATE per message, right after the mail server accepted it, so that a worker dying in the
-    batch leaves at most the message in flight to be sent again (promise 2); the rest of the bookkeeping
-    waits for the end of the batch (`_record_sent_batch`). False if the row was already recorded sent.
-
-    One statement written out (the ORM's building of it cost more than the database's work), and on
-    PostgreSQL without waiting for the commit's flush to disk (`synchronous_commit` off for this statement
-    only): the server has the row once it answers, so a worker killed after this loses nothing. Only a
-    crash of PostgreSQL itself could lose the last fraction of a second of such records (at most three
-    times `wal_writer_delay`, 200 ms by default); those rows are still `sending`, so they come back through
-    the lease's expiry as retries counted in `possible_duplicate`: the window promise 2 already allows
-    for the message in flight, not a new one."""
-    delivery = claimed.delivery
-    # Not conditional on the lease: the server accepted it, so it is sent, whatever the sweeper did.
+        "id", "status", "sent_at", "sent_revision", "message_id", "reason", "lease_until", "lease_token",
+        "next_attempt_at", "dispatched_at")}
+    rows = ", ".join(["(%s, %s::timestamptz, %s, %s)"] * len(accepted))
+    params: list = [Status.SENT, ""]
+    for claimed, sent_at in accepted:
+        params += [claimed.delivery.pk, sent_at, claimed.delivery.revision, claimed.delivery.message_id]
+    params.append(Status.SENT)
+    nulls = ", ".join(f"{column[name]} = NULL" for name in ("lease_until", "lease_token", "next_attempt_at",
+                                                            "dispatched_at"))
+    sql = (f"UPDATE {quote(meta.db_table)} AS d SET {column['status']} = %s, {column['reason']} = %s, "  # noqa: S608
+           f"{column['sent_at']} = v.sent_at, {column['sent_revision']} = v.revision, "
+           f"{column['message_id']} = v.message_id, {nulls} "
+           f"FROM (VALUES {rows}) AS v (id, sent_at, revision, message_id) "
+           f"WHERE d.{column['id']} = v.id AND d.{column['status']} <> %s RETURNING d.{column['id']}")
     with db_connection.cursor() as cursor:
-        cursor.execute(_sent_sql(), [
-            Status.SENT, db_connection.ops.adapt_datetimefield_value(timezone.now()), delivery.revision,
-            delivery.message_id, "", delivery.pk, Status.SENT,
-        ])
-        updated = cursor.rowcount
-    logger.info("Sent invitation %s %s for session %s, attempt %s", delivery.pk, delivery.message_id,
-                delivery.session_id, delivery.attempts)
-    return bool(updated)
+        cursor.execute(sql, params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
-def _record_sent_batch(sent: Sequence[Claimed]) -> None:
-    """The events of the batch's sent invitations, and one audit entry per session, not per message: the
-    audit chain is one lock for everyone, and each invitation's own history is in its DeliveryEvents."""
-    if not sent:
+def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]], recorded: Sequence[Claimed]) -> None:
+    """At the batch's end, in one transaction: the accepted rows not yet recorded marked sent, then the
+    events of every invitation this batch sent and one audit entry per session, not per message: the audit
+    chain is one lock for everyone, and each invitation's own history is in its DeliveryEvents. `recorded`:
+    the rows already written one by one (`_record_sent_one`)."""
+    if not accepted and not recorded:
         return
-    by_session: dict[int, tuple[VideoSession, list[int]]] = {}
-    for claimed in sent:
-        by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
     with transaction.atomic():
+        changed = set(_sent_rows_update(accepted))
+        sent = [*recorded, *(claimed for claimed, _ in accepted if claimed.delivery.pk in changed)]
+        if not sent:
+            return
+        by_session: dict[int, tuple[VideoSession, list[int]]] = {}
+        for claimed in sent:
+            by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
         _events((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
         for session, sent_ids in by_session.values():
             audit_log(actor=None, action="session.invitations_sent", obj=session,
                       data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
+    logger.info("Recorded %s invitation(s) sent (delivery/attempt): %s", len(sent), " ".join(
+        f"{c.delivery.pk}/{c.delivery.attempts}" for c in sent))
 
 
 def _give_back(claimed: Sequence[Claimed], reason: str) -> None:
@@ -832,16 +913,24 @@ def _built(email):
 
 def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
     """Claim the batch in one transaction (`deliveries_claim`), then send it over one mail server
-    connection outside any transaction, recording each accepted message at once. At-least-once (see the
-    module docstring). Queries: a constant number per batch, plus one UPDATE per message sent (and a few
-    per failure)."""
+    connection outside any transaction, marking each accepted message in the shared cache
+    (`AcceptedMarks`) and recording them all sent in one transaction at the end. At-least-once (see the
+    module docstring). Queries: a constant number per batch (and a few per failure); with the cache down,
+    one more UPDATE per message sent.
+
+    The end's record is written when the loop ends or raises an `Exception`. Anything else (a worker being
+    stopped dead, which `tests/sessions/test_state_machine.py` plays with a BaseException) leaves the rows
+    `sending` for the sweeper, which the marks tell what was accepted."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     result = BatchResult()
+    lease_token = uuid.uuid4()
+    marks = AcceptedMarks(lease_token)
     with MailBatch(budget_seconds=min(_batch_budget_seconds(), CLAIM_SLACK_SECONDS)) as batch:
-        claimed = deliveries_claim(ids)
+        claimed = deliveries_claim(ids, lease_token=lease_token)
         claimed_ids = {c.delivery.pk for c in claimed}
         result.skipped = [pk for pk in ids if pk not in claimed_ids]
-        sent: list[Claimed] = []
+        accepted: list[tuple[Claimed, datetime]] = []  # marked in the cache, recorded at the end
+        recorded: list[Claimed] = []  # recorded one by one (the cache refused a mark)
         emails = _invitations_build(claimed, batch.connection)
         try:
             for index, item in enumerate(claimed):
@@ -853,9 +942,11 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
                 error = batch.send(lambda connection: _built(emails[index]),  # noqa: B023 (called at once)
                                    what=f"invitation {item.delivery.pk}")
                 if error is None:
-                    if _record_sent(item):
-                        sent.append(item)
                     result.sent.append(item.delivery.pk)
+                    if marks.accepted(item.delivery.pk):
+                        accepted.append((item, timezone.now()))
+                    elif _record_sent_one(item, timezone.now()):
+                        recorded.append(item)
                     continue
                 status = _record_failure(item, error)
                 (result.failed if status == Status.FAILED else result.retry).append(item.delivery.pk)
@@ -863,8 +954,11 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
                     _give_back(claimed[index + 1 :], "not tried: the connection to the mail server broke")
                     result.left = [c.delivery.pk for c in claimed[index + 1 :]]
                     break
-        finally:
-            _record_sent_batch(sent)
+        except Exception:
+            _record_sent_batch(accepted, recorded)
+            raise
+        _record_sent_batch(accepted, recorded)
+    marks.forget()
     return result
 
 
@@ -896,9 +990,9 @@ def _sweep_overtaken(limit: int) -> int:
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING], session__starts_at__lte=Now())
-            # A row being sent keeps its lease: the mail server may accept it yet (and it was claimed in time).
-            .exclude(status=Status.SENDING, lease_until__gt=Now())
+            # A row being sent is not touched: while its lease runs the mail server may accept it yet (it was
+            # claimed in time), and once it has expired `_sweep_expired_leases` finds out whether it did.
+            .filter(status__in=Delivery.CLAIMABLE, session__starts_at__lte=Now())
             .values_list("pk", "session_id")[:limit]
         )
         by_session: dict[int, list[int]] = defaultdict(list)
@@ -911,45 +1005,72 @@ def _sweep_overtaken(limit: int) -> int:
 
 
 def _sweep_expired_leases(limit: int) -> int:
-    """Take back rows whose worker presumably died mid-send.
+    """Take back rows whose worker presumably died mid-send, a claim (`lease_token`) at a time.
 
-    A batch is claimed at once (every row gets the same `lease_until`) and sent in id order, each accepted
-    message recorded at once; so of the rows of one claim still `sending`, only the first can have reached
-    the mail server: it is counted as a possible duplicate (promise 2) and its attempt stays spent. The
-    others were never tried: their attempt is given back. Rows out of attempts are failed and alerted."""
+    A claim's rows are sent in id order, and each accepted message is marked in the shared cache
+    (`AcceptedMarks`) until the batch's end writes them all. So of a claim's rows still `sending`: those up to
+    its mark were accepted, and are recorded sent now, not sent again; the next may have reached the mail
+    server: it is counted as a possible duplicate (promise 2) and its attempt stays spent; the others were
+    never tried, and get their attempt back. Without a mark (the cache lost it) every row may have been
+    accepted, and each is counted. Rows out of attempts are failed and alerted. Rows of a session that
+    has started are left to `_sweep_overtaken`, after their accepted rows are recorded."""
+    expired = (Delivery.objects.filter(status=Status.SENDING, lease_until__lt=Now())
+               .values_list("lease_token", flat=True).distinct())
+    tokens = list(expired.order_by("lease_token")[:limit])
+    if not tokens:
+        return 0
+    has_token = Q(lease_token__in=[t for t in tokens if t is not None])
+    if None in tokens:
+        has_token |= Q(lease_token__isnull=True)
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=Status.SENDING, lease_until__lt=Now(), session__starts_at__gt=Now())
-            .order_by("lease_until", "pk")
-            .values_list("pk", "attempts", "session_id", "lease_until")[:limit]
+            .filter(has_token, status=Status.SENDING, lease_until__lt=Now())
+            .annotate(db_now=Now())
+            .order_by("pk")
+            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now")
         )
-        first_of_claim = {}
-        for pk, _, _, lease_until in rows:
-            first_of_claim.setdefault(lease_until, pk)
-        maybe = {pk for pk in first_of_claim.values()}
-        untried = [pk for pk, _, _, _ in rows if pk not in maybe]
-        again = [pk for pk, attempts, _, _ in rows if pk in maybe and attempts < settings.EMAIL_MAX_ATTEMPTS]
-        final = [(pk, session_id) for pk, attempts, session_id, _ in rows
-                 if pk in maybe and attempts >= settings.EMAIL_MAX_ATTEMPTS]
+        if not rows:
+            return 0
+        marks = cache_marks([token for token in {row[3] for row in rows} if token is not None])
+        now = rows[0][5]
+        accepted, maybe, untried = [], [], []
+        by_claim: dict = defaultdict(list)
+        for row in rows:
+            by_claim[row[3]].append(row)
+        for token, claim in by_claim.items():
+            mark = marks.get(token)
+            if mark is None:
+                maybe += claim
+                continue
+            accepted += [row for row in claim if row[0] <= mark]
+            rest = [row for row in claim if row[0] > mark]
+            maybe += rest[:1]
+            untried += rest[1:]
+        if accepted:
+            _sent_after_the_worker_died([row[0] for row in accepted])
+        ahead = {row[0] for row in rows if row[4] > now}
+        not_tried = "the worker stopped before trying it; queued again"
         reason = "the worker stopped while sending; the mail server may already have accepted it"
         if untried:
-            not_tried = "the worker stopped before trying it; queued again"
-            Delivery.objects.filter(pk__in=untried).update(
-                status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, next_attempt_at=None,
-                dispatched_at=None, reason=not_tried,
+            Delivery.objects.filter(pk__in=[row[0] for row in untried]).update(
+                status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, lease_token=None,
+                next_attempt_at=None, dispatched_at=None, reason=not_tried,
             )
-            _events((pk, Status.RETRY, not_tried) for pk in untried)
+            _events((row[0], Status.RETRY, not_tried) for row in untried)
+        again = [row[0] for row in maybe if row[1] < settings.EMAIL_MAX_ATTEMPTS or row[0] not in ahead]
+        final = [(row[0], row[2]) for row in maybe if row[1] >= settings.EMAIL_MAX_ATTEMPTS and row[0] in ahead]
         if again:
+            # A started session's rows become retries too, which `_sweep_overtaken` then fails and reports.
             Delivery.objects.filter(pk__in=again).update(
                 status=Status.RETRY, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
-                next_attempt_at=None, dispatched_at=None, reason=reason,
+                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=reason,
             )
             _events((pk, Status.RETRY, reason) for pk in again)
         if final:
             Delivery.objects.filter(pk__in=[pk for pk, _ in final]).update(
-                status=Status.FAILED, lease_until=None, next_attempt_at=None, dispatched_at=None,
-                reason=f"gave up: {reason}",
+                status=Status.FAILED, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
+                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=f"gave up: {reason}",
             )
             _events((pk, Status.FAILED, f"gave up: {reason}") for pk, _ in final)
             by_session: dict[int, list[int]] = defaultdict(list)
@@ -960,7 +1081,48 @@ def _sweep_expired_leases(limit: int) -> int:
                        message=f"An invitation could not be sent: {reason}.")
     for pk in again:
         logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
+    if accepted:
+        logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
+                    len(accepted), ", ".join(str(row[0]) for row in accepted))
     return len(rows)
+
+
+def cache_marks(tokens) -> dict:
+    """lease token → the id of the last row its batch marked accepted (0: none yet), for the marks the
+    cache still has; one round trip. A cache that does not answer has none."""
+    if not tokens:
+        return {}
+    keys = {accepted_mark_key(token): token for token in tokens}
+    try:
+        found = cache.get_many(list(keys))
+    except Exception as exc:
+        logger.warning("Could not read invitation progress marks (%s: %s); counting every row of those "
+                       "batches as a possible duplicate", type(exc).__name__, exc)
+        return {}
+    return {keys[key]: int(value) for key, value in found.items()}
+
+
+def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
+    """Rows the mail server accepted (their batch's progress mark says so) whose worker died before writing
+    them: recorded sent, with their event, and one audit entry per session."""
+    rows = list(Delivery.objects.filter(pk__in=list(delivery_ids)).select_related("session"))
+    now = timezone.now()
+    for row in rows:
+        # When the sweeper learnt of it: the moment of acceptance died with the worker, a lease ago at most.
+        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, now, row.revision, ""
+        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
+    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
+                                        "lease_token", "next_attempt_at", "dispatched_at"])
+    recovered = "sent; recorded from the progress mark after the worker stopped"
+    _events((row.pk, Status.SENT, recovered) for row in rows)
+    by_session: dict[int, tuple[VideoSession, list[int]]] = {}
+    for row in rows:
+        by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)
+    for session, sent_ids in by_session.values():
+        audit_log(actor=None, action="session.invitations_sent", obj=session,
+                  data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision,
+                        "recorded_by": "sweeper"})
+
 
 
 def _sweep_due(limit: int) -> list[int]:
@@ -1001,13 +1163,13 @@ def deliveries_sweep(*, batch_size: int = SWEEP_BATCH_SIZE, max_batches: int = 2
     """Run every minute by beat. Safe to run twice at once: every step claims rows with SKIP LOCKED."""
     result = SweepResult()
     for _ in range(max_batches):
-        count = _sweep_overtaken(batch_size)
-        result.overtaken += count
-        if count < batch_size:
-            break
-    for _ in range(max_batches):
         count = _sweep_expired_leases(batch_size)
         result.lease_expired += count
+        if count == 0:
+            break
+    for _ in range(max_batches):
+        count = _sweep_overtaken(batch_size)
+        result.overtaken += count
         if count < batch_size:
             break
     for _ in range(max_batches):

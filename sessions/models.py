@@ -176,6 +176,9 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The claim that holds the row while `sending`: every row of one batch shares it, and the send task's
+    # progress mark in the shared cache is filed under it (`sessions.dispatch.AcceptedMarks`).
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
     recipient = models.CharField(max_length=254, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     # A lease expired after the mail server may have accepted the message (promise 2: counted and shown).

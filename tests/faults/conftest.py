@@ -69,6 +69,8 @@ class RedisServer:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        # The shared cache (the send task's progress marks, read by the sweeper) in a database of its own.
+        self.cache_url = f"redis://127.0.0.1:{self.port}/1"
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
 
@@ -110,13 +112,16 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path, monkeypatch):
+def redis_server(tmp_path, monkeypatch, settings):
     """Our own Redis, and the in-process Celery app pointed at it (for the planner's and sweeper's
-    hand-overs); both restored afterwards."""
+    hand-overs), and this process's cache too (the sweeper reads the workers' progress marks there); all
+    restored afterwards."""
     if shutil.which("redis-server") is None:
         skip_or_fail("needs redis-server on PATH to start a Redis of its own that it may stop and flush")
     server = RedisServer(tmp_path)
     server.start()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": server.cache_url}}
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", server.url)
     _reset_celery_connections()
@@ -259,6 +264,8 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": _database_url(),
             "CELERY_BROKER_URL": broker_url,
+            # The same Redis's database 1: the cache the sweeper in the test process reads.
+            "CACHE_URL": broker_url.rsplit("/", 1)[0] + "/1",
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
             "EMAIL_TIMEOUT": str(WORKER_EMAIL_TIMEOUT),

@@ -5,13 +5,15 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
+from django.core.mail.backends import locmem
 from django.db import transaction
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from sessions import dispatch
 from sessions.dispatch import deliveries_plan, deliveries_sweep, delivery_claim
-from sessions.models import Delivery, SessionAlert, VideoSession
+from sessions.models import Delivery, DeliveryEvent, SessionAlert, VideoSession
 from tests.factories import GroupFactory
 
 from .emails_dispatch import consenting_family, due_session
@@ -128,3 +130,138 @@ def test_planning_hands_new_invitations_to_the_send_task_after_commit(personas, 
         assert mail.outbox == []  # nothing leaves while the transaction is open
     # Celery runs eagerly in the tests: the send task ran after the commit.
     assert len(mail.outbox) == 1 and Delivery.objects.get().status == Status.SENT
+
+
+# ---------------------------------------------------------------------------------------------------
+# A worker that died mid-batch: what its progress mark tells the sweeper
+
+
+class WorkerKilled(BaseException):
+    """A worker stopped dead: not an Exception, so nothing in the send task catches it or records after it."""
+
+
+class DiesAfterAccepting(locmem.EmailBackend):
+    """Accepts messages, and stops the worker dead right after accepting the `accepting`th."""
+
+    accepting = 3
+
+    def send_messages(self, messages):
+        sent = super().send_messages(messages)
+        if len(mail.outbox) == self.accepting:
+            raise WorkerKilled("SIGKILL")
+        return sent
+
+
+@pytest.fixture
+def batch_of_six(personas, settings):
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(6):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    settings.EMAIL_BACKEND = f"{__name__}.DiesAfterAccepting"
+    with pytest.raises(WorkerKilled):
+        dispatch.delivery_send_batch(ids)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert len(mail.outbox) == 3
+    assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Status.SENDING}
+    return session, ids
+
+
+def _expire_leases(ids):
+    Delivery.objects.filter(pk__in=ids).update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+
+
+def test_a_dead_workers_marked_messages_are_recorded_sent_and_not_sent_again(
+        batch_of_six, dispatched, django_capture_on_commit_callbacks):
+    """The server accepted three; the mark names the second (the worker died before marking the third)."""
+    _, ids = batch_of_six
+    _expire_leases(ids)
+    result = _sweep(django_capture_on_commit_callbacks)
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+    assert result.lease_expired == 6
+    assert [rows[pk].status for pk in ids] == [Status.SENT] * 2 + [Status.RETRY] * 4
+    assert [rows[pk].possible_duplicate for pk in ids] == [0, 0, 1, 0, 0, 0]
+    # The one in flight keeps its attempt spent; the three never tried get theirs back.
+    assert [rows[pk].attempts for pk in ids] == [1, 1, 1, 0, 0, 0]
+    assert all(rows[pk].sent_revision == 1 and rows[pk].lease_token is None for pk in ids[:2])
+    assert DeliveryEvent.objects.filter(delivery__in=ids[:2], status=Status.SENT,
+                                        reason__startswith="sent; recorded from the progress mark").count() == 2
+    assert sorted(dispatched) == ids[2:]
+
+    # Sent again: the in-flight one and the untried, once each, never the two recorded.
+    dispatch.delivery_send_batch(dispatched)
+    assert [m.to[0] for m in mail.outbox[3:]] == [rows[pk].recipient or Delivery.objects.get(pk=pk).recipient
+                                                   for pk in ids[2:]]
+    assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Status.SENT}
+
+
+def test_without_its_mark_every_row_of_a_dead_workers_batch_counts_as_a_possible_duplicate(
+        batch_of_six, dispatched, django_capture_on_commit_callbacks):
+    """The cache lost the mark: any row may have been accepted, so each is sent again and counted."""
+    _, ids = batch_of_six
+    token = Delivery.objects.get(pk=ids[0]).lease_token
+    cache.delete(dispatch.accepted_mark_key(token))
+    _expire_leases(ids)
+    _sweep(django_capture_on_commit_callbacks)
+    rows = Delivery.objects.filter(pk__in=ids)
+    assert set(rows.values_list("status", "possible_duplicate", "attempts")) == {(Status.RETRY, 1, 1)}
+    assert sorted(dispatched) == ids
+
+
+def test_a_dead_workers_batch_for_a_session_that_has_started(batch_of_six, dispatched,
+                                                             django_capture_on_commit_callbacks):
+    """What was accepted is recorded sent; the rest is failed as overtaken, an alert each, one email."""
+    session, ids = batch_of_six
+    _expire_leases(ids)
+    VideoSession.objects.filter(pk=session.pk).update(starts_at=timezone.now() - dt.timedelta(seconds=5))
+    result = _sweep(django_capture_on_commit_callbacks)
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == [Status.SENT] * 2 + [Status.FAILED] * 4
+    assert rows[ids[2]].possible_duplicate == 1
+    assert result.overtaken == 4 and dispatched == []
+    assert SessionAlert.objects.filter(kind=SessionAlert.Kind.DELIVERY_FAILED).count() == 4
+    assert OutboxMessage.objects.filter(template="session-alert").count() == 1
+
+
+def test_rows_of_two_dead_batches_are_judged_each_by_its_own_mark(
+        personas, settings, dispatched, django_capture_on_commit_callbacks):
+    """Two workers died at once, their leases ending at the same moment: each batch has its own mark."""
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(6):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    settings.EMAIL_BACKEND = f"{__name__}.DiesAfterAccepting"
+    for batch, accepting in ((ids[:3], 2), (ids[3:], 4)):  # the second dies after its second message
+        DiesAfterAccepting.accepting = accepting
+        with pytest.raises(WorkerKilled):
+            dispatch.delivery_send_batch(batch)
+    DiesAfterAccepting.accepting = 3
+    Delivery.objects.filter(pk__in=ids).update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    _sweep(django_capture_on_commit_callbacks)
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == [Status.SENT, Status.RETRY, Status.RETRY] * 2
+    assert [rows[pk].possible_duplicate for pk in ids] == [0, 1, 0] * 2
+
+
+@pytest.mark.broker
+def test_on_redis_the_marks_are_written_by_one_client_and_read_back_by_the_cache(personas, settings):
+    """With Redis as the cache, a batch writes its marks through one client of Django's pool; the
+    sweeper reads them with `cache.get_many`, which must see exactly what `cache.set` would have left."""
+    from tests.conftest import redis_url
+
+    base = redis_url().rsplit("/", 1)[0]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"{base}/9", "KEY_PREFIX": "marks-test"}}
+    token = dispatch.uuid.uuid4()
+    marks = dispatch.AcceptedMarks(token)
+    assert marks.redis is not None
+    assert dispatch.cache_marks([token]) == {token: 0}
+    assert marks.accepted(4321)
+    assert dispatch.cache_marks([token]) == {token: 4321}
+    assert marks.redis.ttl(cache.make_and_validate_key(dispatch.accepted_mark_key(token))) > 24 * 3600
+    marks.forget()
+    assert dispatch.cache_marks([token]) == {}

@@ -29,8 +29,9 @@ Mail. `ScriptedBackend` (set as EMAIL_BACKEND) records every message it accepts 
 the delivery row its Message-ID names as it is at that moment (session, guardian, children, revision). A
 step's script makes the next messages fail as the SMTP server would (Django's SMTP backend raises these
 exceptions) or kills the worker: `WorkerKilled` is a BaseException, which `except Exception` does not catch,
-so the send task stops dead there and its claimed row stays `sending` until the lease expires and the
-sweeper takes it back (counted in `possible_duplicate`). Transactions: each example runs in a savepoint
+so the send task stops dead there and its claimed rows stay `sending` until the lease expires; the sweeper
+then records sent those its progress marks name (accepted before the kill) and takes the rest back, the one
+that was in flight counted in `possible_duplicate`. Transactions: each example runs in a savepoint
 rolled back at its end, so `on_commit` hand-offs to the broker never run; the send rule plays the broker.
 
 Checks after every step: every message carrying a meeting link or password is an invitation of a delivery
