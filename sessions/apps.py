@@ -7,3 +7,6 @@ class SessionsConfig(AppConfig):
     label = "video_sessions"
     verbose_name = "Video sessions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 (registers the deployment checks)
