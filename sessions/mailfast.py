@@ -81,10 +81,11 @@ def _encode_text(text: str, subtype: str, cache: dict) -> bytes:
 
 def _fold(name: str, value: str) -> bytes:
     """The header line as Django sets it (`forbid_multi_line_headers`) and the generator folds it. A short
-    ASCII value of single spaces between words (a date, a message id, a plain address) is one line as it
-    is, without the folding machinery."""
+    ASCII value of single spaces between words (a date, a message id, a plain address, most subjects) is
+    one line as it is, without the folding machinery (tests/sessions/test_mailfast.py checks this against
+    the generator for any such value)."""
     if (value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= _POLICY.max_line_length
-            and name.lower() != "subject" and "  " not in value and value.strip() == value and "=?" not in value):
+            and "  " not in value and value.strip() == value and "=?" not in value):
         return f"{name}: {value}{LINESEP}".encode("ascii")
     return _POLICY.fold_binary(*forbid_multi_line_headers(name, value, "utf-8"))
 

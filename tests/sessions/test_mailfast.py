@@ -12,6 +12,8 @@ from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import BadHeaderError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessions import mailfast
 from sessions.mailfast import FramedEmail, PrebuiltMessage
@@ -99,6 +101,21 @@ def test_one_frame_carries_every_guardian_of_the_series():
     ("X-Tab", "a\tb"),
 ])
 def test_a_header_line_is_the_generators(name, value):
+    from email.policy import compat32
+
+    from django.core.mail.message import forbid_multi_line_headers
+
+    expected = compat32.clone(linesep="\r\n").fold_binary(*forbid_multi_line_headers(name, value, "utf-8"))
+    assert mailfast._fold(name, value) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.sampled_from(["Subject", "To", "Date", "Message-ID"]),
+       value=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90)
+       | st.lists(st.sampled_from(["Live", "lesson", "for", "Ava,", "Ben", "and", "Cal:", "Story", "time,", "Mon",
+                                   "7", "Dec", "at", "09:00", "Updated", "invitation:", "=?", "a;b", "(x)"]),
+                  max_size=14).map(" ".join))
+def test_any_header_line_the_short_path_takes_is_the_generators(name, value):
     from email.policy import compat32
 
     from django.core.mail.message import forbid_multi_line_headers
