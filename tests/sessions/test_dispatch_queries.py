@@ -72,6 +72,25 @@ def test_a_batch_of_fifty_costs_the_queries_of_a_batch_of_ten(personas):
     assert set(rows.values_list("message_id", flat=True)) <= message_ids
 
 
+def test_re_sending_after_a_change_costs_the_same_queries_per_batch(personas):
+    """A changed link or password re-sends to everyone invited: each message then says what changed since
+    the one it replaces, read once per batch and earlier revision, not once per message."""
+    ids = _planned(personas, 61)
+    session = Delivery.objects.get(pk=ids[0]).session
+    Delivery.objects.filter(pk__in=ids).update(sent_revision=1)
+    session.revision = 2
+    session.meeting_id = "999 8888 7777"
+    session.save()
+    assert delivery_send_batch(ids[:1]).sent == ids[:1]
+    counts = {}
+    for size, batch in ((10, ids[1:11]), (50, ids[11:61])):
+        with CaptureQueriesContext(connection) as queries:
+            assert delivery_send_batch(batch).sent == batch
+        counts[size] = len(queries)
+    assert counts[10] == counts[50], f"queries per batch: {counts}"
+    assert all(m.subject.startswith("Updated invitation") for m in _invitations())
+
+
 @pytest.mark.parametrize("replaces_earlier", [False, True])
 def test_the_invitation_rendered_once_per_session_is_the_full_render_to_the_byte(personas, replaces_earlier):
     """The send path renders the templates once per batch and session and fills in each guardian's name,
