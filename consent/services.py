@@ -297,7 +297,7 @@ def _append(
     if status.state != ConsentState.GIVEN:
         # Still under this row's FOR UPDATE lock: unsent invitations naming the child are cancelled, and the
         # host is alerted about sent ones (promise 5). Imported here: sessions imports consent.
-        from sessions.dispatch import on_consent_withdrawn
+        from sessions.withdrawals import on_consent_withdrawn
 
         on_consent_withdrawn(guardian_id=status.guardian_id, pupil_id=status.pupil_id,
                              purpose_id=status.purpose_id, state=status.state)

@@ -213,7 +213,7 @@ def parent_done(request: HttpRequest, token: str) -> HttpResponse:
     sent_ahead = []
     if event is not None and event.kind in (ConsentEvent.Kind.WITHDRAWN, ConsentEvent.Kind.REFUSED):
         # Promise 5: an invitation already sent cannot be called back; say so (the host has been alerted).
-        from sessions.dispatch import invitations_sent_ahead
+        from sessions.withdrawals import invitations_sent_ahead
 
         sent_ahead = invitations_sent_ahead(guardian=link.guardian, pupil_id=event.pupil_id,
                                             purpose_id=event.purpose_id)

@@ -72,15 +72,8 @@ from outbox.services import email_queue
 from schools.audit import audit_log
 from schools.models import AuditEntry, Membership, Role
 
-from .dispatch import (
-    _eligible_children,
-    _events,
-    _read_registry,
-    _session_pupils,
-    deliveries_dispatch,
-    guardian_may_receive,
-    session_url,
-)
+from .dispatch import _events, deliveries_dispatch, session_url
+from .eligibility import eligible_children, guardian_may_receive, read_registry, session_pupils
 from .gate import session_gate
 from .models import Delivery, SessionAlert, VideoSession
 
@@ -285,12 +278,12 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession], told_at
     if not moved:
         return 0
     now = timezone.now()
-    members = _session_pupils(sorted({d.session_id for d in moved}))
-    registry = _read_registry((p for ids in members.values() for p in ids),
+    members = session_pupils(sorted({d.session_id for d in moved}))
+    registry = read_registry((p for ids in members.values() for p in ids),
                               {sessions[d.session_id].purpose_id for d in moved}, now)
     names = {pk: pupil.first_name for pk, pupil in registry.pupils.items()}
     eligible = {
-        session_id: _eligible_children(registry, members.get(session_id, ()), sessions[session_id].purpose_id)
+        session_id: eligible_children(registry, members.get(session_id, ()), sessions[session_id].purpose_id)
         for session_id in {d.session_id for d in moved}
     }
     told = 0

@@ -1,71 +1,55 @@
-"""Sending invitations: the planner, the send task's claim and send, the sweeper, and withdrawals.
-
-design.md, "How sending works". The database is the truth; Celery only carries "look at delivery N".
+"""Sending invitations: the planner, and the send task's claim and send (design.md, "How sending
+works"). The database is the truth; Celery only carries "look at delivery N".
 
 - `deliveries_plan` (beat, every minute): sessions whose `send_at` has come and whose start has not, by
-  the database clock; one `Delivery` per eligible guardian (insert-or-ignore on the unique
-  (session, guardian)), naming all their children in the session; a send task per batch after commit.
+  the database clock; one `Delivery` per eligible guardian (`sessions.eligibility`; insert-or-ignore on
+  the unique (session, guardian)), naming all their children in the session; a send task per batch after
+  commit.
 - `delivery_send_batch` (the send task): one short transaction claims the whole batch (FOR UPDATE SKIP
   LOCKED), locks the children's consent rows FOR SHARE and re-checks everything (promise 1), in a number
   of queries that does not grow with the batch; then, outside any transaction, one SMTP connection
-  carries the batch, each accepted message marked in the shared cache at once (`AcceptedMarks`) and all
-  recorded `sent` together at the end (one UPDATE), or `retry` or `failed`. At-least-once, as the outbox:
-  a worker dying between the mail server's accept and its mark leads to one more copy, counted in
-  `possible_duplicate` (promise 2); the rows it marked are recorded by the sweeper, not sent again.
-- `deliveries_sweep` (beat, every minute): lost tasks, due retries, expired leases, what the start
-  overtook, and one alert when invitations are still unsent ten minutes before the start (promise 3).
-- `on_consent_withdrawn`: called by `consent.services` under the consent row's FOR UPDATE lock.
-
-Who is eligible (the planner and the claim use the same rule, `_eligible_children`): a guardian with
-parental responsibility, not erased or restricted, with an email address, of a current pupil (not left,
-not erased) who is in the session's groups or hand-picked; the guardian's own consent for the session's
-purpose is active (given, and not waiting for a renewal whose deadline has passed), and no other guardian
-of the child has refused or withdrawn (the purpose's rule: a "no" wins). A guardian who has not answered
-gets no link, even when the other parent consented: invitations go only to consenting parents.
+  carries the batch (`sessions.invitation` makes the emails), each accepted message marked in the shared
+  cache at once (`AcceptedMarks`) and all recorded `sent` together at the end (one UPDATE), or `retry` or
+  `failed`. At-least-once, as the outbox: a worker dying between the mail server's accept and its mark
+  leads to one more copy, counted in `possible_duplicate` (promise 2); the rows it marked are recorded by
+  the sweeper (`sessions.sweep`), not sent again.
+- Withdrawals: `sessions.withdrawals`.
 """
 
 import json
 import logging
-import re
 import secrets
 import uuid
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
-from django.core.mail import EmailMultiAlternatives, make_msgid
+from django.core.mail import make_msgid
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import conditional_escape
 
-from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardianship, Notice, Pupil
+from consent.models import ConsentStatus, Guardian, Pupil
 from outbox.services import (
-    LOST_TASK_AFTER,
     BatchResult,
     MailBatch,
     SendError,
     _batch_budget_seconds,
-    _check_address,
     _lease,
-    _one_line,
     email_queue,
     retry_delay,
-    text_engine,
 )
 from schools.audit import audit_log
 
-from .mailfast import FramedEmail
+from .eligibility import Registry, eligible_children, guardian_may_receive, read_registry, session_pupils
+from .invitation import invitation_email
 from .models import Delivery, DeliveryEvent, SessionAlert, VideoSession
 
 logger = logging.getLogger(__name__)
@@ -75,129 +59,14 @@ Status = Delivery.Status
 # Sessions the planner takes per transaction, and transactions per run.
 PLAN_SESSIONS_PER_BATCH = 20
 PLAN_MAX_BATCHES = 50
-SWEEP_BATCH_SIZE = 500
 # Invitations per send task: one claim, one connection. Larger than the outbox's batches, the claim's
 # fixed queries (the gate, the registry) being spread over more messages; the batch's time budget
 # (`CLAIM_SLACK_SECONDS`) still gives back what it has no time to send, whatever the size.
 SEND_BATCH_SIZE = 200
-# When invitations are still unsent this close to the start, the host is told (once per session).
-UNSENT_ALERT_BEFORE = timedelta(minutes=10)
 # Meeting passwords are erased this long after the session's end (design.md, retention).
 PASSWORD_KEPT_AFTER_END = timedelta(hours=24)
 
 OVERTAKEN_REASON = "the session started before it could be sent"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Eligibility: one rule, read in a constant number of queries for many sessions at once
-
-
-class Carer(NamedTuple):
-    """A guardian of a pupil as eligibility reads them: a row of values, not two model instances (a
-    batch reads hundreds). Has what `guardian_may_receive` asks of a guardian."""
-
-    guardian_id: int
-    parental_responsibility: bool
-    archived_at: datetime | None
-    processing_restricted_at: datetime | None
-    email: str
-
-
-@dataclass
-class Registry:
-    """What eligibility needs about a set of pupils, read in bulk (see `_read_registry`)."""
-
-    pupils: dict[int, Pupil] = field(default_factory=dict)  # current pupils only
-    carers: dict[int, list[Carer]] = field(default_factory=lambda: defaultdict(list))
-    statuses: dict[tuple[int, int, int], tuple[str, bool, int]] = field(default_factory=dict)
-    lapse_versions: dict[int, int] = field(default_factory=dict)
-
-
-def _lapse_versions(purpose_ids: Iterable[int], now: datetime) -> dict[int, int]:
-    """Per purpose, the newest material notice version whose renewal deadline has passed (in the
-    organisation's time zone): a consent given on an older version and flagged for renewal is no longer
-    active, even before the hourly `consent_lapse` task has recorded the lapse. One query."""
-    versions: dict[int, int] = {}
-    for notice in Notice.objects.filter(
-        purpose_id__in=list(purpose_ids), material_change=True, published_at__isnull=False,
-        renewal_deadline__isnull=False,
-    ).select_related("purpose__organisation"):
-        if notice.renewal_deadline < now.astimezone(zoneinfo.ZoneInfo(notice.purpose.organisation.time_zone)).date():
-            versions[notice.purpose_id] = max(versions.get(notice.purpose_id, 0), notice.version)
-    return versions
-
-
-def _read_registry(pupil_ids: Iterable[int], purpose_ids: Iterable[int], now: datetime) -> Registry:
-    """Four queries, however many pupils and guardians."""
-    pupil_ids, purpose_ids = sorted(set(pupil_ids)), sorted(set(purpose_ids))
-    registry = Registry()
-    registry.pupils = {
-        p.pk: p for p in Pupil.objects.filter(pk__in=pupil_ids, left_on__isnull=True, archived_at__isnull=True)
-        .only("pk", "first_name", "school_id")
-    }
-    for pupil_id, *carer in Guardianship.objects.filter(pupil_id__in=list(registry.pupils)).values_list(
-            "pupil_id", "guardian_id", "parental_responsibility", "guardian__archived_at",
-            "guardian__processing_restricted_at", "guardian__email"):
-        registry.carers[pupil_id].append(Carer(*carer))
-    for guardian_id, pupil_id, purpose_id, state, renewal_needed, version in ConsentStatus.objects.filter(
-        pupil_id__in=list(registry.pupils), purpose_id__in=purpose_ids
-    ).values_list("guardian_id", "pupil_id", "purpose_id", "state", "renewal_needed", "last_event__notice_version"):
-        registry.statuses[(guardian_id, pupil_id, purpose_id)] = (state, renewal_needed, version or 0)
-    registry.lapse_versions = _lapse_versions(purpose_ids, now)
-    return registry
-
-
-def _consent_active(registry: Registry, guardian_id: int, pupil_id: int, purpose_id: int) -> bool:
-    state, renewal_needed, version = registry.statuses.get((guardian_id, pupil_id, purpose_id), ("none", False, 0))
-    if state != ConsentState.GIVEN:
-        return False
-    return not (renewal_needed and version < registry.lapse_versions.get(purpose_id, 0))
-
-
-def guardian_may_receive(guardian: Guardian | Carer) -> bool:
-    return (guardian.archived_at is None and guardian.processing_restricted_at is None
-            and _one_address(guardian.email))
-
-
-def _one_address(email: str) -> bool:
-    """Exactly one valid address, as the outbox requires: a row edited to "a@x, b@y" (or with a line break)
-    must never reach a backend that would read it as two recipients."""
-    try:
-        return bool(email) and _check_address(email) == email
-    except ValueError:
-        return False
-
-
-def _eligible_children(registry: Registry, pupil_ids: Iterable[int], purpose_id: int) -> dict[int, list[int]]:
-    """guardian id → the children (of `pupil_ids`) for whom that guardian is to be invited."""
-    result: dict[int, list[int]] = defaultdict(list)
-    for pupil_id in sorted(set(pupil_ids)):
-        if pupil_id not in registry.pupils:
-            continue  # left or erased
-        carers = [c for c in registry.carers.get(pupil_id, []) if c.archived_at is None]
-        # The purpose's rule: a refusal or withdrawal by any (unerased) guardian wins.
-        if any(registry.statuses.get((c.guardian_id, pupil_id, purpose_id), ("none",))[0]
-               in (ConsentState.REFUSED, ConsentState.WITHDRAWN) for c in carers):
-            continue
-        for g in carers:
-            if (g.parental_responsibility and guardian_may_receive(g)
-                    and _consent_active(registry, g.guardian_id, pupil_id, purpose_id)):
-                result[g.guardian_id].append(pupil_id)
-    return result
-
-
-def _session_pupils(session_ids: Sequence[int], only_pupils: Iterable[int] | None = None) -> dict[int, set[int]]:
-    """session id → pupils in its groups or hand-picked. Two queries."""
-    found: dict[int, set[int]] = defaultdict(set)
-    through = Group.pupils.through.objects.filter(group__video_sessions__in=session_ids)
-    picked = VideoSession.pupils.through.objects.filter(videosession_id__in=session_ids)
-    if only_pupils is not None:
-        through, picked = through.filter(pupil_id__in=list(only_pupils)), picked.filter(pupil_id__in=list(only_pupils))
-    for session_id, pupil_id in through.values_list("group__video_sessions", "pupil_id"):
-        found[session_id].add(pupil_id)
-    for session_id, pupil_id in picked.values_list("videosession_id", "pupil_id"):
-        found[session_id].add(pupil_id)
-    return found
 
 
 def session_gate_reasons(session: VideoSession) -> tuple[str, ...]:
@@ -294,6 +163,18 @@ def _alert(*, session: VideoSession, kind: str, message: str, delivery_ids: Sequ
     return len(new)
 
 
+def _overtake(delivery_ids: Sequence[int], session: VideoSession) -> int:
+    """Mark failed what the start time overtook, with one alert each (and one email to the host)."""
+    updated = Delivery.objects.filter(pk__in=list(delivery_ids)).exclude(status__in=Delivery.FINAL).update(
+        status=Status.FAILED, reason=OVERTAKEN_REASON, lease_until=None, next_attempt_at=None, dispatched_at=None,
+    )
+    if updated:
+        _events((pk, Status.FAILED, OVERTAKEN_REASON) for pk in delivery_ids)
+        _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=delivery_ids,
+               message=f"An invitation could not be sent: {OVERTAKEN_REASON}.")
+    return updated
+
+
 # ---------------------------------------------------------------------------------------------------
 # Planning
 
@@ -329,14 +210,14 @@ def _plan_batch(after: tuple | None, limit: int) -> tuple[PlanResult, tuple | No
                 result.gate_red += 1
             else:
                 green.append(session)
-        members = _session_pupils([s.pk for s in green])
-        registry = _read_registry((p for ids in members.values() for p in ids), {s.purpose_id for s in green}, now)
+        members = session_pupils([s.pk for s in green])
+        registry = read_registry((p for ids in members.values() for p in ids), {s.purpose_id for s in green}, now)
         existing = {(session_id, guardian_id): (pk, status) for pk, session_id, guardian_id, status in
                     Delivery.objects.filter(session__in=green).values_list("pk", "session_id", "guardian_id",
                                                                            "status")}
         rows, revive = [], {}
         for session in green:
-            for guardian_id, children in _eligible_children(registry, members.get(session.pk, ()),
+            for guardian_id, children in eligible_children(registry, members.get(session.pk, ()),
                                                             session.purpose_id).items():
                 pk, status = existing.get((session.pk, guardian_id), (None, None))
                 if pk is None:
@@ -588,15 +469,15 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
                 skipped.append((delivery.pk, "the session may not go ahead: " + " ".join(gate_cache[session.pk])))
                 continue
             eligible.append(delivery)
-        members = _session_pupils(list({d.session_id for d in eligible}),
+        members = session_pupils(list({d.session_id for d in eligible}),
                                   only_pupils={p for d in eligible for p in d.pupil_ids}) if eligible else {}
-        registry = _read_registry((p for pupils in members.values() for p in pupils),
+        registry = read_registry((p for pupils in members.values() for p in pupils),
                                   {d.session.purpose_id for d in eligible}, now) if eligible else Registry()
         claimed: list[Claimed] = []
         for delivery in eligible:
             session = delivery.session
             mine = members.get(session.pk, set()) & set(delivery.pupil_ids)
-            children = _eligible_children(registry, mine, session.purpose_id).get(delivery.guardian_id, [])
+            children = eligible_children(registry, mine, session.purpose_id).get(delivery.guardian_id, [])
             if not children:
                 left = not mine or not any(p in registry.pupils for p in mine)
                 skipped.append((delivery.pk, "the child is no longer in the session" if left else "no active consent"))
@@ -641,125 +522,6 @@ def delivery_claim(delivery_id: int, gate_cache: dict | None = None,
     """`deliveries_claim` for one row: the claimed invitation, or None if it is not ours to send now."""
     claimed = deliveries_claim([delivery_id], gate_cache, lease_token)
     return claimed[0] if claimed else None
-
-
-# ---------------------------------------------------------------------------------------------------
-# The email
-
-
-def _session_parts(claimed: Claimed) -> dict:
-    """What every guardian's invitation to this session shares (the protocol's reminders, the .ics), built
-    once per batch: reading the protocol is two queries, and the calendar file is the same bytes for all."""
-    parts = claimed.shared
-    if "ics" not in parts:
-        from .ics import invitation_ics
-
-        school = claimed.session.school
-        try:
-            from .protocol import effective_protocol, parent_reminders
-
-            parts["reminders"] = parent_reminders(effective_protocol(school)), False
-        except ImportError:  # pragma: no cover - the protocol module is built beside this one
-            parts["reminders"] = ["An adult must be in the room with your child for the whole session."], True
-        parts["ics"] = invitation_ics(claimed.session)
-    return parts
-
-
-def invitation_context(claimed: Claimed) -> dict:
-    session, school = claimed.session, claimed.session.school
-    reminders, reminders_minimal = _session_parts(claimed)["reminders"]
-    names = [p.first_name for p in claimed.pupils]
-    starts_at = timezone.localtime(session.starts_at, school.tz)
-    # Sent before for an older revision: this email replaces that one, and says what changed.
-    replaces_earlier = claimed.delivery.sent_revision is not None
-    if replaces_earlier:
-        from .changes import revision_changes
-
-        # Once per batch and earlier revision, not per message: a change re-sends to everyone invited.
-        changes = claimed.shared.setdefault("changes", {})
-        since = claimed.delivery.sent_revision
-        if since not in changes:
-            changes[since] = revision_changes(session=session, since_revision=since)
-        changed = changes[since]
-    return {
-        "replaces_earlier": replaces_earlier,
-        "changed": changed if replaces_earlier else [],
-        "site_url": settings.SITE_URL,
-        "school": school,
-        "organisation": school.organisation,
-        "guardian": claimed.guardian,
-        "session": session,
-        "children": " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0],
-        "starts_at": starts_at,
-        "ends_at": timezone.localtime(session.ends_at, school.tz),
-        "time_zone": school.time_zone,
-        "host_name": session.host.get_full_name() or session.host.get_username(),
-        "reminders": reminders,
-        "reminders_minimal": reminders_minimal,
-        "withdraw_link": claimed.withdraw_link,
-    }
-
-
-INVITATION_TEMPLATES = ("emails/session-invitation-subject.txt", "emails/session-invitation-body.txt",
-                        "emails/session-invitation-body.html")
-# What differs from one guardian's invitation to the next of the same session (and revision).
-PER_GUARDIAN = ("guardian", "children", "withdraw_link")
-
-
-def invitation_render(context: dict) -> tuple[str, str, str]:
-    """The invitation's subject, text and HTML: the templates rendered in full."""
-    text = text_engine()
-    return (_one_line(text.render_to_string(INVITATION_TEMPLATES[0], context)),
-            text.render_to_string(INVITATION_TEMPLATES[1], context),
-            render_to_string(INVITATION_TEMPLATES[2], context))
-
-
-def _invitation_render_shared(claimed: Claimed, context: dict) -> tuple[str, str, str]:
-    """`invitation_render`, with the templates rendered once per batch and session: a marker stands for
-    each of `PER_GUARDIAN`, then each message fills in its own values (escaped in the HTML, as the template
-    would). Rendering three templates per message was most of the send path's time. The markers carry a
-    random key of the batch, so nothing typed into a title or a name can pose as one; and the children
-    marker says whether there are several (the templates choose "is" or "are" by it). The result is the
-    full render's, to the byte: tests/sessions/test_dispatch_queries.py checks it."""
-    parts = claimed.shared
-    key = secrets.token_hex(8) if "marker_key" not in parts else parts["marker_key"]
-    parts["marker_key"] = key
-    several = " and " in context["children"]
-    variant = (context["replaces_earlier"], tuple(str(item) for item in context["changed"]), several)
-    rendered = parts.setdefault("rendered", {})
-    if variant not in rendered:
-        marked = {**context, **{name: f"\x1f{key}:{name}\x1f" for name in PER_GUARDIAN}}
-        if several:
-            marked["children"] = f"\x1f{key}:children and \x1f"
-        text = text_engine()
-        rendered[variant] = (text.render_to_string(INVITATION_TEMPLATES[0], marked),
-                             text.render_to_string(INVITATION_TEMPLATES[1], marked),
-                             render_to_string(INVITATION_TEMPLATES[2], marked))
-    subject, body, html = rendered[variant]
-    marker = re.compile(f"\x1f{key}:({'|'.join(PER_GUARDIAN)})(?: and )?\x1f")
-    values = {name: str(context[name]) for name in PER_GUARDIAN}
-    escaped = {name: conditional_escape(value) for name, value in values.items()}
-    return (_one_line(marker.sub(lambda m: values[m[1]], subject)), marker.sub(lambda m: values[m[1]], body),
-            marker.sub(lambda m: escaped[m[1]], html))
-
-
-def invitation_email(claimed: Claimed, connection=None) -> EmailMultiAlternatives:
-    """The invitation, as an ordinary email for any backend; through Django's SMTP backend its bytes come
-    from a frame serialised once per batch and session (`sessions.mailfast`): serialising each message
-    in full, headers folded and boundaries searched, was most of a message's time on the send path."""
-    subject, body, html = _invitation_render_shared(claimed, invitation_context(claimed))
-    email = FramedEmail(
-        subject=subject,
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[claimed.delivery.recipient],
-        headers={"Message-ID": claimed.delivery.message_id, "Auto-Submitted": "auto-generated"},
-        connection=connection,
-        frames=claimed.shared,
-    )
-    email.attach_alternative(html, "text/html")
-    email.attach("invitation.ics", _session_parts(claimed)["ics"], "text/calendar")
-    return email
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1010,283 +772,6 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
         _record_sent_batch(accepted, recorded)
     marks.forget()
     return result
-
-
-# ---------------------------------------------------------------------------------------------------
-# Sweeping
-
-
-@dataclass
-class SweepResult:
-    dispatched: int = 0
-    lease_expired: int = 0
-    overtaken: int = 0
-    alerted: int = 0
-
-
-def _overtake(delivery_ids: Sequence[int], session: VideoSession) -> int:
-    """Mark failed what the start time overtook, with one alert each (and one email to the host)."""
-    updated = Delivery.objects.filter(pk__in=list(delivery_ids)).exclude(status__in=Delivery.FINAL).update(
-        status=Status.FAILED, reason=OVERTAKEN_REASON, lease_until=None, next_attempt_at=None, dispatched_at=None,
-    )
-    if updated:
-        _events((pk, Status.FAILED, OVERTAKEN_REASON) for pk in delivery_ids)
-        _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=delivery_ids,
-               message=f"An invitation could not be sent: {OVERTAKEN_REASON}.")
-    return updated
-
-
-def _sweep_overtaken(limit: int) -> int:
-    with transaction.atomic():
-        rows = list(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            # A row being sent is not touched: while its lease runs the mail server may accept it yet (it was
-            # claimed in time), and once it has expired `_sweep_expired_leases` finds out whether it did.
-            .filter(status__in=Delivery.CLAIMABLE, session__starts_at__lte=Now())
-            .values_list("pk", "session_id")[:limit]
-        )
-        by_session: dict[int, list[int]] = defaultdict(list)
-        for pk, session_id in rows:
-            by_session[session_id].append(pk)
-        count = 0
-        for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
-            count += _overtake(by_session[session.pk], session)
-    return count
-
-
-def _sweep_expired_leases(limit: int) -> int:
-    """Take back rows whose worker presumably died mid-send, a claim (`lease_token`) at a time.
-
-    A claim's rows are sent in id order, and each accepted message is marked in the shared cache
-    (`AcceptedMarks`) until the batch's end writes them all. So of a claim's rows still `sending`: those up to
-    its mark were accepted, and are recorded sent now, not sent again; the next may have reached the mail
-    server: it is counted as a possible duplicate (promise 2) and its attempt stays spent; the others were
-    never tried, and get their attempt back. Without a mark (the cache lost it) every row may have been
-    accepted, and each is counted. Rows out of attempts are failed and alerted. Rows of a session that
-    has started are left to `_sweep_overtaken`, after their accepted rows are recorded."""
-    expired = (Delivery.objects.filter(status=Status.SENDING, lease_until__lt=Now())
-               .values_list("lease_token", flat=True).distinct())
-    tokens = list(expired.order_by("lease_token")[:limit])
-    if not tokens:
-        return 0
-    has_token = Q(lease_token__in=[t for t in tokens if t is not None])
-    if None in tokens:
-        has_token |= Q(lease_token__isnull=True)
-    with transaction.atomic():
-        rows = list(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(has_token, status=Status.SENDING, lease_until__lt=Now())
-            .annotate(db_now=Now())
-            .order_by("pk")
-            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now")
-        )
-        if not rows:
-            return 0
-        marks = cache_marks([token for token in {row[3] for row in rows} if token is not None])
-        now = rows[0][5]
-        accepted, maybe, untried = [], [], []
-        by_claim: dict = defaultdict(list)
-        for row in rows:
-            by_claim[row[3]].append(row)
-        for token, claim in by_claim.items():
-            mark = marks.get(token)
-            if mark is None:
-                maybe += claim
-                continue
-            accepted += [row for row in claim if row[0] <= mark]
-            rest = [row for row in claim if row[0] > mark]
-            maybe += rest[:1]
-            untried += rest[1:]
-        if accepted:
-            _sent_after_the_worker_died([row[0] for row in accepted])
-        ahead = {row[0] for row in rows if row[4] > now}
-        not_tried = "the worker stopped before trying it; queued again"
-        reason = "the worker stopped while sending; the mail server may already have accepted it"
-        if untried:
-            Delivery.objects.filter(pk__in=[row[0] for row in untried]).update(
-                status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, lease_token=None,
-                next_attempt_at=None, dispatched_at=None, reason=not_tried,
-            )
-            _events((row[0], Status.RETRY, not_tried) for row in untried)
-        again = [row[0] for row in maybe if row[1] < settings.EMAIL_MAX_ATTEMPTS or row[0] not in ahead]
-        final = [(row[0], row[2]) for row in maybe if row[1] >= settings.EMAIL_MAX_ATTEMPTS and row[0] in ahead]
-        if again:
-            # A started session's rows become retries too, which `_sweep_overtaken` then fails and reports.
-            Delivery.objects.filter(pk__in=again).update(
-                status=Status.RETRY, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
-                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=reason,
-            )
-            _events((pk, Status.RETRY, reason) for pk in again)
-        if final:
-            Delivery.objects.filter(pk__in=[pk for pk, _ in final]).update(
-                status=Status.FAILED, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
-                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=f"gave up: {reason}",
-            )
-            _events((pk, Status.FAILED, f"gave up: {reason}") for pk, _ in final)
-            by_session: dict[int, list[int]] = defaultdict(list)
-            for pk, session_id in final:
-                by_session[session_id].append(pk)
-            for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
-                _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=by_session[session.pk],
-                       message=f"An invitation could not be sent: {reason}.")
-    for pk in again:
-        logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
-    if accepted:
-        logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
-                    len(accepted), ", ".join(str(row[0]) for row in accepted))
-    return len(rows)
-
-
-def cache_marks(tokens) -> dict:
-    """lease token → the id of the last row its batch marked accepted (0: none yet), for the marks the
-    cache still has; one round trip. A cache that does not answer has none."""
-    if not tokens:
-        return {}
-    keys = {accepted_mark_key(token): token for token in tokens}
-    try:
-        found = cache.get_many(list(keys))
-    except Exception as exc:
-        logger.warning("Could not read invitation progress marks (%s: %s); counting every row of those "
-                       "batches as a possible duplicate", type(exc).__name__, exc)
-        return {}
-    return {keys[key]: int(value) for key, value in found.items()}
-
-
-def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
-    """Rows the mail server accepted (their batch's progress mark says so) whose worker died before writing
-    them: recorded sent, with their event, and one audit entry per session."""
-    rows = list(Delivery.objects.filter(pk__in=list(delivery_ids)).select_related("session"))
-    now = timezone.now()
-    for row in rows:
-        # When the sweeper learnt of it: the moment of acceptance died with the worker, a lease ago at most.
-        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, now, row.revision, ""
-        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
-    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
-                                        "lease_token", "next_attempt_at", "dispatched_at"])
-    recovered = "sent; recorded from the progress mark after the worker stopped"
-    _events((row.pk, Status.SENT, recovered) for row in rows)
-    by_session: dict[int, tuple[VideoSession, list[int]]] = {}
-    for row in rows:
-        by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)
-    for session, sent_ids in by_session.values():
-        audit_log(actor=None, action="session.invitations_sent", obj=session,
-                  data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision,
-                        "recorded_by": "sweeper"})
-
-
-
-def _sweep_due(limit: int) -> list[int]:
-    """Claimable rows whose task seems lost, and retries now due, of sessions still ahead: to the broker."""
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status__in=Delivery.CLAIMABLE, session__send_at__lte=Now(), session__starts_at__gt=Now())
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))
-            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - LOST_TASK_AFTER))
-            .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(dispatched_at=now)
-            transaction.on_commit(lambda: deliveries_dispatch(ids))
-    return ids
-
-
-def _sweep_unsent_near_start() -> int:
-    """One alert per session whose invitations are still unsent ten minutes before its start."""
-    sessions = VideoSession.objects.filter(
-        status=VideoSession.Status.SCHEDULED, starts_at__gt=Now(), starts_at__lte=Now() + UNSENT_ALERT_BEFORE,
-        deliveries__status__in=[*Delivery.CLAIMABLE, Status.SENDING],
-    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).distinct().select_related("school", "host")
-    alerted = 0
-    for session in sessions:
-        with transaction.atomic():
-            unsent = session.deliveries.filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING]).count()
-            alerted += _alert(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
-                              message=f"{unsent} invitation(s) still unsent shortly before the start; "
-                                      "they are still being tried until the session starts.")
-    return alerted
-
-
-def deliveries_sweep(*, batch_size: int = SWEEP_BATCH_SIZE, max_batches: int = 20) -> SweepResult:
-    """Run every minute by beat. Safe to run twice at once: every step claims rows with SKIP LOCKED."""
-    result = SweepResult()
-    for _ in range(max_batches):
-        count = _sweep_expired_leases(batch_size)
-        result.lease_expired += count
-        if count == 0:
-            break
-    for _ in range(max_batches):
-        count = _sweep_overtaken(batch_size)
-        result.overtaken += count
-        if count < batch_size:
-            break
-    for _ in range(max_batches):
-        ids = _sweep_due(batch_size)
-        result.dispatched += len(ids)
-        if len(ids) < batch_size:
-            break
-    result.alerted = _sweep_unsent_near_start()
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------
-# Withdrawals (promise 5)
-
-
-def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, state: str) -> None:
-    """Called by `consent.services` inside a decision's transaction, under the consent row's FOR UPDATE
-    lock, when a consent becomes anything but "given" (withdrawn, refused, lapsed).
-
-    A "no" from any guardian wins, so every guardian's unsent invitations naming this child, for sessions
-    of this purpose still ahead, lose the child; an invitation left naming no child is cancelled. Rows a
-    claim holds are skipped (SKIP LOCKED, no deadlock with the claim's FOR SHARE): that claim is waiting
-    for this transaction and will see the new state. Invitations already sent (or being sent) cannot be
-    called back: the host is alerted and emailed once per invitation."""
-    reason = {ConsentState.REFUSED: "consent refused", ConsentState.LAPSED: "consent lapsed",
-              ConsentState.NONE: "consent superseded by a newer notice"}.get(state, "consent withdrawn")
-    ahead = Delivery.objects.filter(session__purpose_id=purpose_id, session__starts_at__gt=Now(),
-                                    guardian__guardianships__pupil_id=pupil_id)
-    unsent = [
-        d for d in ahead.filter(status__in=Delivery.CLAIMABLE).select_for_update(skip_locked=True, of=("self",))
-        if pupil_id in d.pupil_ids
-    ]
-    cancelled, narrowed = [], []
-    for delivery in unsent:
-        remaining = [p for p in delivery.pupil_ids if p != pupil_id]
-        if remaining:
-            Delivery.objects.filter(pk=delivery.pk).update(pupil_ids=remaining)
-            narrowed.append(delivery.pk)
-        else:
-            cancelled.append(delivery.pk)
-    if cancelled:
-        Delivery.objects.filter(pk__in=cancelled).update(status=Status.CANCELLED, reason=reason, lease_until=None,
-                                                         next_attempt_at=None, dispatched_at=None)
-        _events((pk, Status.CANCELLED, reason) for pk in cancelled)
-    if cancelled or narrowed:
-        audit_log(actor=None, action="session.invitations_cancelled", obj=None,
-                  school=Pupil.objects.select_related("school__organisation").get(pk=pupil_id).school,
-                  data={"pupil_id": pupil_id, "guardian_id": guardian_id, "purpose_id": purpose_id, "reason": reason,
-                        "cancelled": cancelled, "narrowed": narrowed})
-    sent = [d for d in ahead.filter(status__in=[Status.SENT, Status.SENDING]).select_related("session__school",
-                                                                                            "session__host")
-            if pupil_id in d.pupil_ids]
-    if sent:
-        # The host needs the first name to know whom not to admit (staff see pupils' first names anyway).
-        first_name = Pupil.objects.filter(pk=pupil_id).values_list("first_name", flat=True).first() or "the child"
-    for delivery in sent:
-        _alert(session=delivery.session, kind=SessionAlert.Kind.WITHDRAWN_AFTER_SEND, delivery_ids=[delivery.pk],
-               message=f"The invitation naming {first_name} was already sent; since then: {reason}. Do not "
-                       f"admit {first_name} unless consent is given again.")
-
-
-def invitations_sent_ahead(*, guardian: Guardian, pupil_id: int, purpose_id: int) -> list[VideoSession]:
-    """Sessions still ahead for which this guardian's invitation naming this child was already sent: the
-    parent's withdrawal page says so (and that the teacher has been told)."""
-    rows = Delivery.objects.filter(guardian=guardian, session__purpose_id=purpose_id, session__starts_at__gt=Now(),
-                                   status__in=[Status.SENT, Status.SENDING]).select_related("session__school")
-    return [d.session for d in rows if pupil_id in d.pupil_ids]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from schools.audit import audit_log
 from schools.models import SCHOOL_ROLES, Membership, Role
 from schools.scope import build_scope
 
-from .dispatch import _eligible_children, _read_registry, _session_pupils
+from .eligibility import eligible_children, read_registry, session_pupils
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist
 from .services import may_change
@@ -121,11 +121,11 @@ class Roster:
 def session_roster(session: VideoSession, now: datetime | None = None) -> Roster:
     """The current children of the session (groups and hand-picked; not those who left or were erased), split
     by the dispatcher's rule: a child may be admitted when at least one guardian may be invited for them now
-    (`_eligible_children`); any other child must not be let in from the waiting room. Seven queries."""
+    (`eligible_children`); any other child must not be let in from the waiting room. Seven queries."""
     now = now or timezone.now()
-    pupil_ids = _session_pupils([session.pk]).get(session.pk, set())
-    registry = _read_registry(pupil_ids, [session.purpose_id], now)
-    eligible = _eligible_children(registry, registry.pupils, session.purpose_id)
+    pupil_ids = session_pupils([session.pk]).get(session.pk, set())
+    registry = read_registry(pupil_ids, [session.purpose_id], now)
+    eligible = eligible_children(registry, registry.pupils, session.purpose_id)
     admitted_ids = {pk for children in eligible.values() for pk in children}
     first_names = {pk: pupil.first_name for pk, pupil in registry.pupils.items()}
     counts = Counter(name.casefold() for name in first_names.values())
@@ -204,7 +204,7 @@ def attendance_record(*, session: VideoSession, actor, rows: Mapping[int, tuple[
     Returns how many rows were saved."""
     _may_record(actor, session)
     _check_started(session, "attendance")
-    children = set(_session_pupils([session.pk]).get(session.pk, set()))
+    children = set(session_pupils([session.pk]).get(session.pk, set()))
     unknown = set(rows) - children
     if unknown or not rows:
         raise ValidationError("Record attendance only for the children of this session.")

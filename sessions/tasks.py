@@ -5,7 +5,7 @@ works"). `deliveries_send` is at-least-once: see `sessions.dispatch`."""
 from celery import shared_task
 from django.utils import timezone
 
-from . import changes, dispatch
+from . import changes, dispatch, sweep
 
 
 @shared_task(name="sessions.tasks.deliveries_plan")
@@ -23,7 +23,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
 
 @shared_task(name="sessions.tasks.deliveries_sweep")
 def deliveries_sweep() -> dict[str, int]:
-    result = dispatch.deliveries_sweep()
+    result = sweep.deliveries_sweep()
     # Invitations recorded sent for an older revision of a changed session (a send in flight during the change).
     revised = changes.deliveries_stale_revisions()
     return {"dispatched": result.dispatched, "lease_expired": result.lease_expired,

@@ -34,7 +34,7 @@ from kombu import pools as kombu_pools
 
 from config.celery import app as celery_app
 from consent.models import ConsentEvent, ConsentState, ConsentStatus, Guardian, Guardianship, Pupil
-from sessions import dispatch
+from sessions import sweep
 from sessions.models import Delivery, VideoSession
 from tests.factories import GroupFactory
 from tests.sessions.emails_dispatch import PASSWORD, current_notice
@@ -340,7 +340,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def fast_sweeper(monkeypatch):
     """Presume a handed-over task lost after 3 s instead of a minute (the sweeper runs in this process)."""
-    monkeypatch.setattr(dispatch, "LOST_TASK_AFTER", FAST_LOST_TASK_AFTER)
+    monkeypatch.setattr(sweep, "LOST_TASK_AFTER", FAST_LOST_TASK_AFTER)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -403,7 +403,7 @@ def drive(session, *, until, seconds: float, every: float = 0.5, sweep_every: fl
         if time.monotonic() - last_sweep >= sweep_every:
             if each is not None:
                 each()
-            dispatch.deliveries_sweep()
+            sweep.deliveries_sweep()
             last_sweep = time.monotonic()
         time.sleep(every)
     return bool(until())

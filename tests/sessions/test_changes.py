@@ -16,9 +16,10 @@ from consent.services import consent_withdraw
 from outbox.models import OutboxMessage
 from schools.models import AuditEntry
 from sessions import changes
-from sessions.dispatch import deliveries_plan, deliveries_sweep, delivery_send_batch, session_url
+from sessions.dispatch import deliveries_plan, delivery_send_batch, session_url
 from sessions.models import Delivery, DeliveryEvent, VideoSession
 from sessions.services import session_cancel, session_update
+from sessions.sweep import deliveries_sweep
 from tests.factories import GroupFactory
 from tests.sessions.sessions_setup import ZOOM_URL, scheduled_session, session_row
 

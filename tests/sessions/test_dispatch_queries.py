@@ -96,7 +96,8 @@ def test_the_invitation_rendered_once_per_session_is_the_full_render_to_the_byte
     """The send path renders the templates once per batch and session and fills in each guardian's name,
     children and link: the result must be what rendering the templates in full gives, for names that need
     escaping, one child or several, a first invitation or one replacing an earlier one."""
-    from sessions.dispatch import deliveries_claim, invitation_context, invitation_email, invitation_render
+    from sessions.dispatch import deliveries_claim
+    from sessions.invitation import invitation_context, invitation_email, invitation_render
 
     owls = GroupFactory(school=personas.school, name="Owls")
     families = [

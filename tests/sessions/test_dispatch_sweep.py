@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from sessions import dispatch
-from sessions.dispatch import deliveries_plan, deliveries_sweep, delivery_claim
+from sessions.dispatch import deliveries_plan, delivery_claim
 from sessions.models import Delivery, DeliveryEvent, SessionAlert, VideoSession
+from sessions.sweep import cache_marks, deliveries_sweep
 from tests.factories import GroupFactory
 
 from .emails_dispatch import consenting_family, due_session
@@ -259,9 +260,9 @@ def test_on_redis_the_marks_are_written_by_one_client_and_read_back_by_the_cache
     token = dispatch.uuid.uuid4()
     marks = dispatch.AcceptedMarks(token)
     assert marks.redis is not None
-    assert dispatch.cache_marks([token]) == {token: 0}
+    assert cache_marks([token]) == {token: 0}
     assert marks.accepted(4321)
-    assert dispatch.cache_marks([token]) == {token: 4321}
+    assert cache_marks([token]) == {token: 4321}
     assert marks.redis.ttl(cache.make_and_validate_key(dispatch.accepted_mark_key(token))) > 24 * 3600
     marks.forget()
-    assert dispatch.cache_marks([token]) == {}
+    assert cache_marks([token]) == {}

@@ -22,7 +22,8 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from consent.models import Guardian
-from sessions.dispatch import deliveries_plan, delivery_claim, delivery_send_batch, invitation_email
+from sessions.dispatch import deliveries_plan, delivery_claim, delivery_send_batch
+from sessions.invitation import invitation_email
 from sessions.models import Delivery, VideoSession
 from sessions.services import session_cancel, session_update
 from tests.factories import GroupFactory

@@ -207,7 +207,8 @@ def _decoded(message) -> list[tuple]:
 def test_the_invitations_framed_are_the_invitations_built_in_full(personas, replaces_earlier):
     """Non-ASCII names, names that need escaping, two children, a replacement invitation: the bytes the SMTP
     backend gets parse to the same headers (the Date aside) and the same decoded parts as Django's build."""
-    from sessions.dispatch import deliveries_claim, invitation_email
+    from sessions.dispatch import deliveries_claim
+    from sessions.invitation import invitation_email
 
     claimed = deliveries_claim(_families(personas, replaces_earlier=replaces_earlier))
     assert len(claimed) == 3

@@ -1,0 +1,243 @@
+"""The sweeper (beat, every minute; design.md, "How sending works"): what the database says is owed,
+whatever the broker lost, and what the start time overtook.
+
+- Expired leases, a claim at a time: what its progress marks say was accepted is recorded sent, the row
+  that may have been in flight is sent again and counted as a possible duplicate (promise 2), the rows
+  never tried get their attempt back.
+- What the start overtook is failed, with an alert; nothing is ever sent after the start.
+- Rows whose task seems lost, and retries now due, go back to the broker (`dispatch.deliveries_dispatch`).
+- One alert per session when invitations are still unsent ten minutes before its start (promise 3).
+
+Safe to run twice at once: every step takes its rows with SKIP LOCKED.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from outbox.services import LOST_TASK_AFTER
+from schools.audit import audit_log
+
+from . import dispatch
+from .dispatch import _alert, _events, _overtake, accepted_mark_key
+from .models import Delivery, SessionAlert, VideoSession
+
+logger = logging.getLogger(__name__)
+
+Status = Delivery.Status
+
+SWEEP_BATCH_SIZE = 500
+# When invitations are still unsent this close to the start, the host is told (once per session).
+UNSENT_ALERT_BEFORE = timedelta(minutes=10)
+
+
+@dataclass
+class SweepResult:
+    dispatched: int = 0
+    lease_expired: int = 0
+    overtaken: int = 0
+    alerted: int = 0
+
+
+def _sweep_overtaken(limit: int) -> int:
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            # A row being sent is not touched: while its lease runs the mail server may accept it yet (it was
+            # claimed in time), and once it has expired `_sweep_expired_leases` finds out whether it did.
+            .filter(status__in=Delivery.CLAIMABLE, session__starts_at__lte=Now())
+            .values_list("pk", "session_id")[:limit]
+        )
+        by_session: dict[int, list[int]] = defaultdict(list)
+        for pk, session_id in rows:
+            by_session[session_id].append(pk)
+        count = 0
+        for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
+            count += _overtake(by_session[session.pk], session)
+    return count
+
+
+def _sweep_expired_leases(limit: int) -> int:
+    """Take back rows whose worker presumably died mid-send, a claim (`lease_token`) at a time.
+
+    A claim's rows are sent in id order, and each accepted message is marked in the shared cache
+    (`AcceptedMarks`) until the batch's end writes them all. So of a claim's rows still `sending`: those up to
+    its mark were accepted, and are recorded sent now, not sent again; the next may have reached the mail
+    server: it is counted as a possible duplicate (promise 2) and its attempt stays spent; the others were
+    never tried, and get their attempt back. Without a mark (the cache lost it) every row may have been
+    accepted, and each is counted. Rows out of attempts are failed and alerted. Rows of a session that
+    has started are left to `_sweep_overtaken`, after their accepted rows are recorded."""
+    expired = (Delivery.objects.filter(status=Status.SENDING, lease_until__lt=Now())
+               .values_list("lease_token", flat=True).distinct())
+    tokens = list(expired.order_by("lease_token")[:limit])
+    if not tokens:
+        return 0
+    has_token = Q(lease_token__in=[t for t in tokens if t is not None])
+    if None in tokens:
+        has_token |= Q(lease_token__isnull=True)
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(has_token, status=Status.SENDING, lease_until__lt=Now())
+            .annotate(db_now=Now())
+            .order_by("pk")
+            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now")
+        )
+        if not rows:
+            return 0
+        marks = cache_marks([token for token in {row[3] for row in rows} if token is not None])
+        now = rows[0][5]
+        accepted, maybe, untried = [], [], []
+        by_claim: dict = defaultdict(list)
+        for row in rows:
+            by_claim[row[3]].append(row)
+        for token, claim in by_claim.items():
+            mark = marks.get(token)
+            if mark is None:
+                maybe += claim
+                continue
+            accepted += [row for row in claim if row[0] <= mark]
+            rest = [row for row in claim if row[0] > mark]
+            maybe += rest[:1]
+            untried += rest[1:]
+        if accepted:
+            _sent_after_the_worker_died([row[0] for row in accepted])
+        ahead = {row[0] for row in rows if row[4] > now}
+        not_tried = "the worker stopped before trying it; queued again"
+        reason = "the worker stopped while sending; the mail server may already have accepted it"
+        if untried:
+            Delivery.objects.filter(pk__in=[row[0] for row in untried]).update(
+                status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, lease_token=None,
+                next_attempt_at=None, dispatched_at=None, reason=not_tried,
+            )
+            _events((row[0], Status.RETRY, not_tried) for row in untried)
+        again = [row[0] for row in maybe if row[1] < settings.EMAIL_MAX_ATTEMPTS or row[0] not in ahead]
+        final = [(row[0], row[2]) for row in maybe if row[1] >= settings.EMAIL_MAX_ATTEMPTS and row[0] in ahead]
+        if again:
+            # A started session's rows become retries too, which `_sweep_overtaken` then fails and reports.
+            Delivery.objects.filter(pk__in=again).update(
+                status=Status.RETRY, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
+                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=reason,
+            )
+            _events((pk, Status.RETRY, reason) for pk in again)
+        if final:
+            Delivery.objects.filter(pk__in=[pk for pk, _ in final]).update(
+                status=Status.FAILED, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
+                lease_token=None, next_attempt_at=None, dispatched_at=None, reason=f"gave up: {reason}",
+            )
+            _events((pk, Status.FAILED, f"gave up: {reason}") for pk, _ in final)
+            by_session: dict[int, list[int]] = defaultdict(list)
+            for pk, session_id in final:
+                by_session[session_id].append(pk)
+            for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
+                _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=by_session[session.pk],
+                       message=f"An invitation could not be sent: {reason}.")
+    for pk in again:
+        logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
+    if accepted:
+        logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
+                    len(accepted), ", ".join(str(row[0]) for row in accepted))
+    return len(rows)
+
+
+def cache_marks(tokens) -> dict:
+    """lease token → the id of the last row its batch marked accepted (0: none yet), for the marks the
+    cache still has; one round trip. A cache that does not answer has none."""
+    if not tokens:
+        return {}
+    keys = {accepted_mark_key(token): token for token in tokens}
+    try:
+        found = cache.get_many(list(keys))
+    except Exception as exc:
+        logger.warning("Could not read invitation progress marks (%s: %s); counting every row of those "
+                       "batches as a possible duplicate", type(exc).__name__, exc)
+        return {}
+    return {keys[key]: int(value) for key, value in found.items()}
+
+
+def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
+    """Rows the mail server accepted (their batch's progress mark says so) whose worker died before writing
+    them: recorded sent, with their event, and one audit entry per session."""
+    rows = list(Delivery.objects.filter(pk__in=list(delivery_ids)).select_related("session"))
+    now = timezone.now()
+    for row in rows:
+        # When the sweeper learnt of it: the moment of acceptance died with the worker, a lease ago at most.
+        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, now, row.revision, ""
+        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
+    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
+                                        "lease_token", "next_attempt_at", "dispatched_at"])
+    recovered = "sent; recorded from the progress mark after the worker stopped"
+    _events((row.pk, Status.SENT, recovered) for row in rows)
+    by_session: dict[int, tuple[VideoSession, list[int]]] = {}
+    for row in rows:
+        by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)
+    for session, sent_ids in by_session.values():
+        audit_log(actor=None, action="session.invitations_sent", obj=session,
+                  data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision,
+                        "recorded_by": "sweeper"})
+
+
+
+def _sweep_due(limit: int) -> list[int]:
+    """Claimable rows whose task seems lost, and retries now due, of sessions still ahead: to the broker."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status__in=Delivery.CLAIMABLE, session__send_at__lte=Now(), session__starts_at__gt=Now())
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - LOST_TASK_AFTER))
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(dispatched_at=now)
+            transaction.on_commit(lambda: dispatch.deliveries_dispatch(ids))
+    return ids
+
+
+def _sweep_unsent_near_start() -> int:
+    """One alert per session whose invitations are still unsent ten minutes before its start."""
+    sessions = VideoSession.objects.filter(
+        status=VideoSession.Status.SCHEDULED, starts_at__gt=Now(), starts_at__lte=Now() + UNSENT_ALERT_BEFORE,
+        deliveries__status__in=[*Delivery.CLAIMABLE, Status.SENDING],
+    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).distinct().select_related("school", "host")
+    alerted = 0
+    for session in sessions:
+        with transaction.atomic():
+            unsent = session.deliveries.filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING]).count()
+            alerted += _alert(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
+                              message=f"{unsent} invitation(s) still unsent shortly before the start; "
+                                      "they are still being tried until the session starts.")
+    return alerted
+
+
+def deliveries_sweep(*, batch_size: int = SWEEP_BATCH_SIZE, max_batches: int = 20) -> SweepResult:
+    """Run every minute by beat. Safe to run twice at once: every step claims rows with SKIP LOCKED."""
+    result = SweepResult()
+    for _ in range(max_batches):
+        count = _sweep_expired_leases(batch_size)
+        result.lease_expired += count
+        if count == 0:
+            break
+    for _ in range(max_batches):
+        count = _sweep_overtaken(batch_size)
+        result.overtaken += count
+        if count < batch_size:
+            break
+    for _ in range(max_batches):
+        ids = _sweep_due(batch_size)
+        result.dispatched += len(ids)
+        if len(ids) < batch_size:
+            break
+    result.alerted = _sweep_unsent_near_start()
+    return result

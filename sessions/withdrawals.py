@@ -1,0 +1,66 @@
+"""What a withdrawal (or refusal, or lapse) does to invitations (promise 5): called by `consent.services`
+inside the decision's transaction, under the consent row's FOR UPDATE lock."""
+
+from django.db.models.functions import Now
+
+from consent.models import ConsentState, Guardian, Pupil
+from schools.audit import audit_log
+
+from .dispatch import _alert, _events
+from .models import Delivery, SessionAlert, VideoSession
+
+Status = Delivery.Status
+
+
+def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, state: str) -> None:
+    """Called by `consent.services` inside a decision's transaction, under the consent row's FOR UPDATE
+    lock, when a consent becomes anything but "given" (withdrawn, refused, lapsed).
+
+    A "no" from any guardian wins, so every guardian's unsent invitations naming this child, for sessions
+    of this purpose still ahead, lose the child; an invitation left naming no child is cancelled. Rows a
+    claim holds are skipped (SKIP LOCKED, no deadlock with the claim's FOR SHARE): that claim is waiting
+    for this transaction and will see the new state. Invitations already sent (or being sent) cannot be
+    called back: the host is alerted and emailed once per invitation."""
+    reason = {ConsentState.REFUSED: "consent refused", ConsentState.LAPSED: "consent lapsed",
+              ConsentState.NONE: "consent superseded by a newer notice"}.get(state, "consent withdrawn")
+    ahead = Delivery.objects.filter(session__purpose_id=purpose_id, session__starts_at__gt=Now(),
+                                    guardian__guardianships__pupil_id=pupil_id)
+    unsent = [
+        d for d in ahead.filter(status__in=Delivery.CLAIMABLE).select_for_update(skip_locked=True, of=("self",))
+        if pupil_id in d.pupil_ids
+    ]
+    cancelled, narrowed = [], []
+    for delivery in unsent:
+        remaining = [p for p in delivery.pupil_ids if p != pupil_id]
+        if remaining:
+            Delivery.objects.filter(pk=delivery.pk).update(pupil_ids=remaining)
+            narrowed.append(delivery.pk)
+        else:
+            cancelled.append(delivery.pk)
+    if cancelled:
+        Delivery.objects.filter(pk__in=cancelled).update(status=Status.CANCELLED, reason=reason, lease_until=None,
+                                                         next_attempt_at=None, dispatched_at=None)
+        _events((pk, Status.CANCELLED, reason) for pk in cancelled)
+    if cancelled or narrowed:
+        audit_log(actor=None, action="session.invitations_cancelled", obj=None,
+                  school=Pupil.objects.select_related("school__organisation").get(pk=pupil_id).school,
+                  data={"pupil_id": pupil_id, "guardian_id": guardian_id, "purpose_id": purpose_id, "reason": reason,
+                        "cancelled": cancelled, "narrowed": narrowed})
+    sent = [d for d in ahead.filter(status__in=[Status.SENT, Status.SENDING]).select_related("session__school",
+                                                                                            "session__host")
+            if pupil_id in d.pupil_ids]
+    if sent:
+        # The host needs the first name to know whom not to admit (staff see pupils' first names anyway).
+        first_name = Pupil.objects.filter(pk=pupil_id).values_list("first_name", flat=True).first() or "the child"
+    for delivery in sent:
+        _alert(session=delivery.session, kind=SessionAlert.Kind.WITHDRAWN_AFTER_SEND, delivery_ids=[delivery.pk],
+               message=f"The invitation naming {first_name} was already sent; since then: {reason}. Do not "
+                       f"admit {first_name} unless consent is given again.")
+
+
+def invitations_sent_ahead(*, guardian: Guardian, pupil_id: int, purpose_id: int) -> list[VideoSession]:
+    """Sessions still ahead for which this guardian's invitation naming this child was already sent: the
+    parent's withdrawal page says so (and that the teacher has been told)."""
+    rows = Delivery.objects.filter(guardian=guardian, session__purpose_id=purpose_id, session__starts_at__gt=Now(),
+                                   status__in=[Status.SENT, Status.SENDING]).select_related("session__school")
+    return [d.session for d in rows if pupil_id in d.pupil_ids]
