@@ -32,6 +32,7 @@ from django.utils import timezone
 from consent.models import ConsentEvent, ConsentState, ConsentStatus, Group, Guardian, Guardianship, Pupil
 from schools.models import Role
 from sessions import dispatch
+from sessions.invitation import invitation_email
 from sessions.models import Delivery, VideoSession
 from tests.conftest import _member
 from tests.factories import OrganisationFactory, SchoolFactory, UserFactory
@@ -170,7 +171,7 @@ def baseline_messages(session: VideoSession) -> list[tuple[str, bytes]]:
             withdraw_link=f"{settings.SITE_URL}/p/{'x' * 43}/",
         )
         # As Django's SMTP backend serialises it.
-        data = dispatch.invitation_email(claimed).message().as_bytes(linesep="\r\n")
+        data = invitation_email(claimed).message().as_bytes(linesep="\r\n")
         messages.append((delivery.recipient, data))
     return messages
 
