@@ -84,6 +84,9 @@ def _sweep_expired_leases(limit: int) -> int:
     has_token = Q(lease_token__in=[t for t in tokens if t is not None])
     if None in tokens:
         has_token |= Q(lease_token__isnull=True)
+    # Read before the rows are locked, so that no transaction waits on the cache: the marks of an expired
+    # lease no longer move (its worker is presumed dead), so reading them first changes nothing.
+    marks = cache_marks([token for token in tokens if token is not None])
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -94,7 +97,6 @@ def _sweep_expired_leases(limit: int) -> int:
         )
         if not rows:
             return 0
-        marks = cache_marks([token for token in {row[3] for row in rows} if token is not None])
         now = rows[0][5]
         accepted, maybe, untried = [], [], []
         by_claim: dict = defaultdict(list)
