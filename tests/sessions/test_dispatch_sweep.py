@@ -153,14 +153,19 @@ class DiesAfterAccepting(locmem.EmailBackend):
         return sent
 
 
-@pytest.fixture
-def batch_of_six(personas, settings):
+def _six_planned(personas) -> tuple[VideoSession, list[int]]:
+    """A due session of six consenting families, planned: the session and its delivery ids in order."""
     owls = GroupFactory(school=personas.school, name="Owls")
     for _ in range(6):
         consenting_family(personas.school, owls)
     session = due_session(personas, group=owls)
     deliveries_plan()
-    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    return session, list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.fixture
+def batch_of_six(personas, settings):
+    session, ids = _six_planned(personas)
     settings.EMAIL_BACKEND = f"{__name__}.DiesAfterAccepting"
     with pytest.raises(WorkerKilled):
         dispatch.delivery_send_batch(ids)
@@ -227,20 +232,14 @@ def test_a_dead_workers_batch_for_a_session_that_has_started(batch_of_six, dispa
 
 
 def test_rows_of_two_dead_batches_are_judged_each_by_its_own_mark(
-        personas, settings, dispatched, django_capture_on_commit_callbacks):
+        personas, settings, monkeypatch, dispatched, django_capture_on_commit_callbacks):
     """Two workers died at once, their leases ending at the same moment: each batch has its own mark."""
-    owls = GroupFactory(school=personas.school, name="Owls")
-    for _ in range(6):
-        consenting_family(personas.school, owls)
-    session = due_session(personas, group=owls)
-    deliveries_plan()
-    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    _, ids = _six_planned(personas)
     settings.EMAIL_BACKEND = f"{__name__}.DiesAfterAccepting"
     for batch, accepting in ((ids[:3], 2), (ids[3:], 4)):  # the second dies after its second message
-        DiesAfterAccepting.accepting = accepting
+        monkeypatch.setattr(DiesAfterAccepting, "accepting", accepting)
         with pytest.raises(WorkerKilled):
             dispatch.delivery_send_batch(batch)
-    DiesAfterAccepting.accepting = 3
     Delivery.objects.filter(pk__in=ids).update(lease_until=timezone.now() - dt.timedelta(seconds=1))
     _sweep(django_capture_on_commit_callbacks)
     rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
