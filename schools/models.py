@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -29,6 +30,16 @@ class Organisation(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FEDERATION)
     time_zone = models.CharField(max_length=64, default="Europe/London", validators=[validate_time_zone])
+    # Scheduling a lesson that fewer than this share of its children may attend asks for a confirmation,
+    # and the lesson's page keeps a warning.
+    coverage_warning_percent = models.PositiveSmallIntegerField(
+        "warn below this share of children with consent (%)", default=50,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    # The daily digest goes out at this hour, in each school's own time zone.
+    digest_hour = models.PositiveSmallIntegerField(
+        "hour of the daily digest", default=7, validators=[MinValueValidator(0), MaxValueValidator(23)],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
