@@ -129,6 +129,34 @@ def request_status_counts(guardians: QuerySet) -> dict[str, int]:
     return counts
 
 
+def unanswered_counts_by_school(*, school_ids: Iterable[int], purposes: Iterable[Purpose]) -> dict[int, dict[str, int]]:
+    """school id → how many of its guardians (with parental responsibility for a child on roll) were not yet
+    asked, are waiting, or have had every reminder, for the current notice of their organisation's purpose.
+    One query per purpose (one per organisation), however many schools: the home pages' figures."""
+    result: dict[int, dict[str, int]] = {}
+    for purpose in purposes:
+        notice = purpose.current_notice()
+        concerned = _concerned_guardianships().filter(guardian=OuterRef("pk"))
+        requests = ConsentRequest.objects.filter(guardian=OuterRef("pk"), notice=notice)
+        rows = (
+            Guardian.objects.filter(school_id__in=list(school_ids), school__organisation_id=purpose.organisation_id,
+                                    archived_at__isnull=True, processing_restricted_at__isnull=True)
+            .exclude(email="")
+            .filter(Exists(concerned.filter(~_settled(purpose))))
+            .annotate(request_status=Case(
+                When(Exists(requests.filter(closed_at__isnull=True)), then=Value(RequestStatus.WAITING)),
+                When(Exists(requests.filter(closed_reason=Closed.CAP_REACHED)), then=Value(RequestStatus.EXHAUSTED)),
+                default=Value(RequestStatus.NOT_ASKED), output_field=CharField(),
+            ))
+            .order_by().values("school_id", "request_status").annotate(n=Count("pk"))
+        )
+        for row in rows:
+            counts = result.setdefault(row["school_id"], {RequestStatus.NOT_ASKED: 0, RequestStatus.WAITING: 0,
+                                                          RequestStatus.EXHAUSTED: 0})
+            counts[row["request_status"]] = row["n"]
+    return result
+
+
 @dataclass(frozen=True)
 class Child:
     pupil_id: int

@@ -90,19 +90,22 @@ def platform_status(*, platform: Platform, school: School | None = None, today: 
     return PlatformStatus(not reasons, version, tuple(reasons))
 
 
-def platforms_with_status(*, organisation: Organisation, today: date | None = None) -> list[tuple]:
-    """Every platform of the organisation with its status, in a constant number of queries."""
-    platforms = (
-        Platform.objects.filter(organisation=organisation)
-        .select_related("pia__school", "pia__organisation")
+def with_pia_versions(platforms):
+    """Platforms with what `platform_status` reads prefetched: its answer then costs no query."""
+    return (
+        platforms.select_related("pia__school", "pia__organisation")
         .prefetch_related(
             Prefetch("pia__versions", queryset=PiaVersion.objects.filter(status=Status.SIGNED),
                      to_attr="signed_versions"),
             Prefetch("pia__versions", queryset=PiaVersion.objects.filter(status__in=PiaVersion.OPEN)
                      .order_by("-number"), to_attr="open_versions"),
         )
-        .order_by("name", "pk")
     )
+
+
+def platforms_with_status(*, organisation: Organisation, today: date | None = None) -> list[tuple]:
+    """Every platform of the organisation with its status, in a constant number of queries."""
+    platforms = with_pia_versions(Platform.objects.filter(organisation=organisation)).order_by("name", "pk")
     return [(platform, platform_status(platform=platform, today=today)) for platform in platforms]
 
 

@@ -11,7 +11,7 @@ from datetime import date
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from schools.audit import audit_log
@@ -364,22 +364,22 @@ class AssessmentStatus:
     reasons: tuple[str, ...] = field(default=())
 
 
-def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:
-    """For the sessions' governance gate. The school's own assessments count, or else the organisation-wide
-    ones. Red when there is none approved, when a review date has passed or is missing, or when an incident
-    flagged one. When several apply (two video-lessons assessments of one school), every one of them must be
-    green: the answer never depends on which row the database returns first."""
-    today = today or timezone.localdate(timezone.now(), school.tz)
-    approved = list(
+def _approved_video_lessons(organisation_ids) -> list[AssessmentVersion]:
+    return list(
         AssessmentVersion.objects.filter(
             status=Status.APPROVED, assessment__topic=Assessment.Topic.VIDEO_LESSONS,
-            assessment__organisation_id=school.organisation_id,
+            assessment__organisation_id__in=list(organisation_ids),
         )
-        .filter(Q(assessment__school=school) | Q(assessment__school__isnull=True))
         .select_related("assessment")
         .order_by("-approved_at", "-pk")
     )
-    applicable = [v for v in approved if v.assessment.school_id == school.pk] or approved
+
+
+def _status_from(approved: list[AssessmentVersion], school: School, today: date) -> AssessmentStatus:
+    """The gate's answer for `school` from its organisation's approved video-lessons versions."""
+    mine = [v for v in approved if v.assessment.organisation_id == school.organisation_id
+            and v.assessment.school_id in (school.pk, None)]
+    applicable = [v for v in mine if v.assessment.school_id == school.pk] or mine
     if not applicable:
         return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.",))
     reasons = []
@@ -393,6 +393,24 @@ def video_lessons_assessment_status(*, school: School, today: date | None = None
             reasons.append(f"{name} was flagged for review after an incident: "
                            f"{version.assessment.review_flag_reason}".rstrip(": "))
     return AssessmentStatus(not reasons, applicable[0], tuple(reasons))
+
+
+def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:
+    """For the sessions' governance gate. The school's own assessments count, or else the organisation-wide
+    ones. Red when there is none approved, when a review date has passed or is missing, or when an incident
+    flagged one. When several apply (two video-lessons assessments of one school), every one of them must be
+    green: the answer never depends on which row the database returns first."""
+    today = today or timezone.localdate(timezone.now(), school.tz)
+    return _status_from(_approved_video_lessons([school.organisation_id]), school, today)
+
+
+def video_lessons_assessment_statuses(*, schools, today: date | None = None) -> dict[int, AssessmentStatus]:
+    """`video_lessons_assessment_status` for many schools in one query (a dashboard's lessons)."""
+    schools = list(schools)
+    approved = _approved_video_lessons({school.organisation_id for school in schools})
+    now = timezone.now()
+    return {school.pk: _status_from(approved, school, today or timezone.localdate(now, school.tz))
+            for school in schools}
 
 
 def assessment_flag_for_review(*, assessment: Assessment, reason: str, actor) -> Assessment:

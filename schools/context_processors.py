@@ -30,7 +30,17 @@ def gatehouse(request):
             "demo_mailbox": settings.DEMO_MODE and bool(roles),
         },
         "staff_roles": roles,
+        "needs_you_count": _needs_you_count(request) if show_navigation and roles else 0,
     }
+
+
+def _needs_you_count(request) -> int:
+    from .home import needs_you
+
+    items = getattr(request, "_needs_you", None)
+    if items is None:
+        items = request._needs_you = needs_you(request.user, scope_for(request))
+    return len(items)
 
 
 def _second_factor_pending(request) -> bool:

@@ -5,13 +5,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from consent.models import Group, Guardian
+from consent.models import Group
 from consent.views_staff import registry_tools
-from outbox.models import OutboxMessage
-from outbox.services import OUTBOX_ROLES, outbox_visible_to
 
 from .audit import action_label
 from .forms import AuditFilterForm
+from .home import home_page
 from .models import AuditEntry, Membership, Role, School
 from .scope import get_school_or_404, scope_for, staff_required
 
@@ -26,62 +25,24 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """The home page: each of the person's roles has its section (`schools.home`)."""
     scope = scope_for(request)
-    schools = (
-        School.objects.filter(pk__in=scope.school_ids)
-        .select_related("organisation")
-        .annotate(
-            pupil_count=Count("pupils", filter=Q(pupils__left_on__isnull=True), distinct=True),
-        )
-        .order_by("organisation__name", "name")
-    )
-    # One query per count, whatever the number of schools, rather than one per school.
-    guardian_counts = dict(
-        Guardian.objects.filter(school__in=scope.school_ids)
-        .values_list("school")
-        .annotate(n=Count("id"))
-        .values_list("school", "n")
-    )
-    group_counts = dict(
-        Group.objects.filter(school__in=scope.school_ids)
-        .values_list("school")
-        .annotate(n=Count("id"))
-        .values_list("school", "n")
-    )
-    cards = [
-        {
-            "school": school,
-            "roles": sorted(Role(r).label for r in scope.roles_at_school(school.pk)),
-            "pupils": school.pupil_count,
-            "guardians": guardian_counts.get(school.pk, 0),
-            "groups": group_counts.get(school.pk, 0),
-        }
-        for school in schools
-    ]
+    chosen = request.GET.get("school", "")
+    home = home_page(request.user, scope, coverage_school=int(chosen) if chosen.isdigit() else None)
+    request._needs_you = home.needs_you  # the navigation bar's count, without asking twice
     recent = []
     if scope.has_any_role(AUDIT_READERS):
         recent = [
             (entry, action_label(entry.action))
             for entry in _audit_entries_for(scope).order_by("-seq")[:8]
         ]
-    email_problems = None
-    if scope.has_any_role(OUTBOX_ROLES):
-        email_problems = outbox_visible_to(scope).aggregate(
-            failed=Count("id", filter=Q(status=OutboxMessage.Status.FAILED)),
-            possible_duplicates=Count("id", filter=Q(possible_duplicate__gt=0)),
-        )
-    organisation_roles = Membership.objects.filter(user=request.user, school__isnull=True).select_related(
-        "organisation"
-    )
     return render(
         request,
         "schools/dashboard.html",
         {
             "active_nav": "dashboard",
-            "cards": cards,
-            "organisation_roles": organisation_roles,
+            "home": home,
             "recent": recent,
-            "email_problems": email_problems,
             "has_memberships": bool(scope.roles),
         },
     )

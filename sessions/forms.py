@@ -181,6 +181,7 @@ class ListFilterForm(forms.Form):
         required=False, label="Show")
     school = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="School")
     include_cancelled = forms.BooleanField(required=False, label="Include cancelled")
+    blocked_only = forms.BooleanField(required=False, label="Only lessons that cannot go ahead")
 
     def __init__(self, *args, schools, **kwargs):
         super().__init__(*args, **kwargs)

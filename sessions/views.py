@@ -37,6 +37,7 @@ from .protocol import (
     rule_label,
     school_protocol,
 )
+from .readiness import blocked, sessions_readiness
 from .services import (
     SCHEDULE_ROLES,
     local_start,
@@ -76,23 +77,27 @@ def session_list(request: HttpRequest) -> HttpResponse:
     form = ListFilterForm(request.GET or None, schools=schools)
     # Upcoming: not yet over.
     sessions = scope.filter(VideoSession.objects.all()).filter(starts_at__gte=timezone.now() - timedelta(hours=4))
-    show, chosen, include_cancelled = "school", None, False
+    show, chosen, include_cancelled, blocked_only = "school", None, False, False
     if form.is_bound and form.is_valid():
         show = form.cleaned_data["show"] or "school"
         chosen = form.cleaned_data["school"]
         include_cancelled = form.cleaned_data["include_cancelled"]
+        blocked_only = form.cleaned_data["blocked_only"]
     if show == "mine":
         sessions = sessions.filter(Q(host=request.user) | Q(created_by=request.user))
     if chosen:
         sessions = sessions.filter(school_id=chosen)
     if not include_cancelled:
         sessions = sessions.filter(status=VideoSession.Status.SCHEDULED)
-    sessions = sessions.select_related("school", "host", "platform").order_by("starts_at", "pk")
+    if blocked_only:
+        sessions = sessions.filter(blocked(sessions))
+    sessions = sessions.select_related("school__organisation", "host", "platform").order_by("starts_at", "pk")
     page = Paginator(sessions, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"session": s, "local": _local(s)} for s in page]
+    rows = sessions_readiness(page.object_list)
     query = "&".join(f"{key}={value}" for key, value in (
         ("show", show if show != "school" else ""), ("school", chosen or ""),
-        ("include_cancelled", "on" if include_cancelled else "")) if value)
+        ("include_cancelled", "on" if include_cancelled else ""), ("blocked_only", "on" if blocked_only else ""))
+        if value)
     schedulable = [s for s in schools if scope.roles_at_school(s.pk) & SCHEDULE_ROLES]
     # The sessions the user hosts come first, whatever the filter shows below them.
     hosting = [] if show == "mine" or page.number > 1 else [
@@ -102,7 +107,8 @@ def session_list(request: HttpRequest) -> HttpResponse:
     return render(request, "sessions/list.html", {
         "hosting": hosting,
         "active_nav": NAV, "form": form, "rows": rows, "page": page, "query": query, "show": show,
-        "filtered": bool(chosen or show == "mine" or include_cancelled), "schedulable": schedulable,
+        "filtered": bool(chosen or show == "mine" or include_cancelled or blocked_only),
+        "blocked_only": blocked_only, "schedulable": schedulable,
         "schools": schools,
     })
 

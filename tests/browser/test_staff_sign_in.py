@@ -49,7 +49,7 @@ def test_headteacher_signs_in_with_a_second_factor_and_sees_the_dashboard(
     page.locator("form[action$='/verify/'] button[type=submit]").click()
 
     page.wait_for_url(f"**{reverse('schools:dashboard')}")
-    assert page.locator("h1").inner_text().strip() == "Dashboard"
+    assert page.locator("h1").inner_text().strip() == "Home"
     assert page.get_by_role("link", name="Laxey School").is_visible()
     page.screenshot(path=artifacts / "headteacher-dashboard.png", full_page=True)
 

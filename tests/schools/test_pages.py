@@ -10,15 +10,15 @@ from tests.factories import GroupFactory, GuardianshipFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_dashboard_shows_each_school_in_scope_with_its_registry_counts(client, personas):
+def test_the_home_page_shows_each_school_in_scope_with_its_consent_figures(client, personas):
     GuardianshipFactory(guardian__school=personas.school)
     GuardianshipFactory(guardian__school=personas.other_school)
     sign_in(client, personas.headteacher)
     response = client.get(reverse("schools:dashboard"))
     assert response.status_code == 200
-    cards = response.context["cards"]
-    assert [card["school"] for card in cards] == [personas.school]
-    assert cards[0]["pupils"] == 1 and cards[0]["guardians"] == 1
+    rows = response.context["home"].head["school_rows"]
+    assert [row["school"] for row in rows] == [personas.school]
+    assert rows[0]["children"] == 1
     assert "Other School" not in response.content.decode()
 
 

@@ -1,0 +1,458 @@
+"""The home page: what each person sees at once when they sign in — what is ready, what is blocked, and what
+needs them.
+
+One page, sections by role; a person with several roles sees each of theirs:
+
+- headteachers: the next 14 days of lessons with their readiness, consent coverage per class (per school
+  for an executive head), risk assessments and PIAs waiting or out of date, overdue actions, parents'
+  requests with the days left, emails that failed, incidents;
+- teachers: their lessons, incidents they reported, attendance not yet recorded;
+- office: parents not yet asked or not answering, imports waiting for confirmation, requests, failed emails;
+- the DPO, SIRO and organisation admin: the DPO's queue, PIAs and assessments due across the organisation,
+  requests near or past their deadline in any school, incidents, and a row of readiness figures per school.
+
+"Needs you" (`needs_you`) lists what only this person can move forward, oldest first; its count is in the
+navigation bar of every staff page.
+
+Every figure is an aggregate query or one page of rows: the number of queries does not grow with the number
+of schools, lessons or pupils, and a list shows its first few items with a link to the full page.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.models import ConsentState, Group, ImportRun, Pupil, Purpose, RightsRequest
+from consent.requests import RequestStatus, unanswered_counts_by_school
+from consent.rights import RIGHTS_ROLES
+from consent.views_staff import with_effective_state
+from outbox.models import OutboxMessage
+from outbox.services import OUTBOX_ROLES, outbox_visible_to
+from pia.models import PiaVersion
+from riskassess.models import Assessment, AssessmentVersion, Hazard
+from riskassess.services import APPROVE_ROLES
+from sessions.gate import gates_for_combinations
+from sessions.models import Attendance, Delivery, Incident, VideoSession
+from sessions.readiness import Readiness, sessions_readiness
+
+from .models import ORGANISATION_ROLES, Role, School
+from .scope import StaffScope
+
+User = get_user_model()
+LESSON_DAYS = 14
+LIST_SIZE = 8  # items of a list shown on the home page; the rest are on the full page
+REVIEW_SOON_DAYS = 30
+REQUEST_SOON_DAYS = 7
+INCIDENT_DAYS = 14
+ATTENDANCE_DAYS = 14
+PiaStatus = PiaVersion.Status
+
+
+def _url(name: str, *args, query: str = "") -> str:
+    return reverse(name, args=args) + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class Todo:
+    """Something only this person can move forward."""
+
+    kind: str  # advise, decide, sign, approve, review, answer, attendance, action
+    title: str
+    url: str
+    since: datetime
+    school_name: str
+
+
+@dataclass
+class Listing:
+    """The first items of a list, its total and where the rest are."""
+
+    items: list
+    total: int
+    url: str = ""
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.items), 0)
+
+
+# --- The pieces ---------------------------------------------------------------------------------------------
+
+
+def _lessons(sessions_qs, now: datetime, url: str) -> tuple[list[Readiness], dict]:
+    window = sessions_qs.filter(status=VideoSession.Status.SCHEDULED, starts_at__gte=now - timedelta(hours=1),
+                                starts_at__lt=now + timedelta(days=LESSON_DAYS))
+    shown = list(window.select_related("school__organisation", "host", "platform").order_by("starts_at", "pk")
+                 [:LIST_SIZE * 2])
+    readiness = sessions_readiness(shown, now)
+    total = window.count()
+    return readiness, {"total": total, "url": url, "more": max(total - len(shown), 0),
+                       "blocked_shown": sum(r.blocked for r in readiness)}
+
+
+def _purposes(organisation_ids) -> dict[int, Purpose]:
+    """Each organisation's first purpose (live video lessons): the one the home page counts consent for."""
+    found: dict[int, Purpose] = {}
+    for purpose in Purpose.objects.filter(organisation_id__in=list(organisation_ids)).order_by("id"):
+        found.setdefault(purpose.organisation_id, purpose)
+    return found
+
+
+COVERAGE_KEYS = ("consented", "refused", "no_answer", "lapsed", "renewal")
+
+
+def _coverage_counts(pupils, purpose: Purpose, by: str) -> dict:
+    rows = (
+        with_effective_state(pupils, purpose).values(by)
+        .annotate(
+            total=Count("pk", distinct=True),
+            consented=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.GIVEN, renewal_needed=False)),
+            refused=Count("pk", distinct=True, filter=Q(effective_state__in=[ConsentState.REFUSED,
+                                                                              ConsentState.WITHDRAWN])),
+            no_answer=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.NONE)),
+            lapsed=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.LAPSED)),
+            renewal=Count("pk", distinct=True, filter=Q(renewal_needed=True)),
+        )
+        .order_by()
+    )
+    return {row[by]: row for row in rows}
+
+
+def coverage_by_group(school: School, purpose: Purpose | None) -> list[dict]:
+    """One school's classes and groups with their consent figures: two queries."""
+    counts = _coverage_counts(Pupil.objects.filter(school=school, left_on__isnull=True, archived_at__isnull=True,
+                                                   groups__isnull=False), purpose, "groups") if purpose else {}
+    rows = []
+    for group in Group.objects.filter(school=school).order_by("kind", "name"):
+        row = counts.get(group.pk, {})
+        rows.append({"group": group, "total": row.get("total", 0), **{k: row.get(k, 0) for k in COVERAGE_KEYS},
+                     "url": _url("consent:pupils", school.pk, query=f"group={group.pk}")})
+    return [row for row in rows if row["total"]]
+
+
+def coverage_by_school(schools: list[School], purposes: dict[int, Purpose]) -> dict[int, dict]:
+    """school id → its consent figures: one query per organisation."""
+    result: dict[int, dict] = {}
+    for organisation_id, purpose in purposes.items():
+        ids = [s.pk for s in schools if s.organisation_id == organisation_id]
+        if ids:
+            result.update(_coverage_counts(Pupil.objects.filter(school_id__in=ids, left_on__isnull=True,
+                                                                archived_at__isnull=True), purpose, "school_id"))
+    return result
+
+
+def _assessments_due(scope: StaffScope, school_ids, organisation_ids, today: date) -> Listing:
+    approved = AssessmentVersion.objects.filter(assessment=OuterRef("pk"), status=AssessmentVersion.Status.APPROVED)
+    assessments = (
+        Assessment.objects.filter(Q(school_id__in=school_ids)
+                                  | Q(school__isnull=True, organisation_id__in=organisation_ids))
+        .annotate(review_on=Subquery(approved.values("review_on")[:1]))
+        .filter(Q(review_on__lte=today + timedelta(days=REVIEW_SOON_DAYS)) | Q(review_flagged_at__isnull=False))
+    )
+    items = list(assessments.select_related("school").order_by("review_on", "pk")[:LIST_SIZE])
+    for item in items:
+        item.overdue = bool(item.review_on and item.review_on < today)
+    return Listing(items, assessments.count(), _url("riskassess:reviews-due"))
+
+
+def _pias_out_of_date(school_ids, organisation_ids, today: date) -> Listing:
+    signed = (PiaVersion.objects.filter(status=PiaStatus.SIGNED, review_on__lt=today)
+              .filter(Q(pia__school_id__in=school_ids) | Q(pia__school__isnull=True,
+                                                            pia__organisation_id__in=organisation_ids)))
+    items = list(signed.select_related("pia__school").order_by("review_on", "pk")[:LIST_SIZE])
+    return Listing(items, signed.count(), _url("pia:list"))
+
+
+def _rights(school_ids, today: date, *, soon_only: bool = False) -> Listing:
+    requests = RightsRequest.objects.filter(school_id__in=school_ids, status__in=RightsRequest.ACTIVE)
+    if soon_only:
+        requests = requests.filter(due_on__lte=today + timedelta(days=REQUEST_SOON_DAYS))
+    items = list(requests.select_related("school").order_by("due_on", "received_at", "pk")[:LIST_SIZE])
+    for item in items:
+        item.days_left = (item.due_on - today).days
+        item.days_late = -item.days_left
+    return Listing(items, requests.count(), _url("consent:rights"))
+
+
+def _email_problems(scope: StaffScope, school_ids) -> dict:
+    outbox = {"failed": 0, "possible_duplicates": 0}
+    if scope.has_any_role(OUTBOX_ROLES):
+        outbox = outbox_visible_to(scope).aggregate(
+            failed=Count("id", filter=Q(status=OutboxMessage.Status.FAILED)),
+            possible_duplicates=Count("id", filter=Q(possible_duplicate__gt=0)),
+        )
+    invitations = Delivery.objects.filter(session__school_id__in=school_ids).aggregate(
+        failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
+        possible_duplicates=Count("id", filter=Q(possible_duplicate__gt=0)),
+    )
+    failed_sessions = list(
+        VideoSession.objects.filter(school_id__in=school_ids, deliveries__status=Delivery.Status.FAILED)
+        .select_related("school").distinct().order_by("-starts_at", "-pk")[:LIST_SIZE])
+    return {"outbox": outbox, "invitations": invitations, "failed_sessions": failed_sessions,
+            "outbox_url": _url("outbox:list") if scope.has_any_role(OUTBOX_ROLES) else "",
+            "any": bool(outbox["failed"] or outbox["possible_duplicates"] or invitations["failed"]
+                        or invitations["possible_duplicates"])}
+
+
+def _incidents(school_ids, now: datetime, **conditions) -> Listing:
+    recent = Q(reported_at__gte=now - timedelta(days=INCIDENT_DAYS))
+    still_flagged = Q(flagged_assessment__review_flagged_at__isnull=False)
+    incidents = Incident.objects.filter(session__school_id__in=school_ids, **conditions).filter(recent | still_flagged)
+    items = list(incidents.select_related("session__school", "flagged_assessment").order_by("-reported_at", "-pk")
+                 [:LIST_SIZE])
+    return Listing(items, incidents.count())
+
+
+def _attendance_missing(user, now: datetime) -> Listing:
+    sessions = (VideoSession.objects.filter(host=user, status=VideoSession.Status.SCHEDULED,
+                                            starts_at__gte=now - timedelta(days=ATTENDANCE_DAYS), starts_at__lt=now)
+                .exclude(Exists(Attendance.objects.filter(session=OuterRef("pk")))))
+    items = list(sessions.select_related("school").order_by("starts_at", "pk")[:LIST_SIZE])
+    return Listing(items, sessions.count())
+
+
+# --- Needs you ----------------------------------------------------------------------------------------------
+
+
+def _controller_pias(scope: StaffScope) -> Q:
+    """PIAs this person decides on as data controller: their schools' as headteacher, and an organisation's
+    whole-organisation PIAs where they are headteacher of every school (`pia.services.controller_roles`)."""
+    head_schools = scope.schools_where({Role.HEADTEACHER})
+    whole = [oid for oid in scope.organisation_ids
+             if Role.HEADTEACHER in _whole_organisation_roles(scope, oid)]
+    return Q(pia__school_id__in=head_schools) | Q(pia__school__isnull=True, pia__organisation_id__in=whole)
+
+
+def _whole_organisation_roles(scope: StaffScope, organisation_id: int) -> frozenset[str]:
+    """Like `StaffScope.roles_for_whole_organisation`, from the scope alone (no query per organisation)."""
+    schools = [sid for sid, oid in scope.organisation_by_school.items() if oid == organisation_id]
+    held = set(scope.roles_by_organisation.get(organisation_id, frozenset()))
+    if schools:
+        held |= frozenset.intersection(*(scope.roles_at_school(sid) for sid in schools))
+    return frozenset(held)
+
+
+PIA_STEPS = {
+    PiaStatus.SUBMITTED: ("advise", "Give your advice on"),
+    PiaStatus.ADVISED: ("decide", "Decide, as data controller, on"),
+    PiaStatus.DECIDED: ("sign", "Sign, as SIRO,"),
+}
+
+
+def _where(obj) -> str:
+    """The school of a PIA or an assessment, or its whole organisation."""
+    return obj.school.name if obj.school_id else f"All of {obj.organisation.name}"
+
+
+def _org_roles(scope: StaffScope, role: str) -> list[int]:
+    return [oid for oid, roles in scope.roles_by_organisation.items() if role in roles]
+
+
+def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo]:
+    """What only this person can move forward, oldest first."""
+    now = now or timezone.now()
+    items: list[Todo] = []
+    steps = []
+    if dpo := _org_roles(scope, Role.DPO):
+        steps.append(Q(status=PiaStatus.SUBMITTED, pia__organisation_id__in=dpo))
+    if scope.has_any_role({Role.HEADTEACHER}):
+        steps.append(Q(status=PiaStatus.ADVISED) & _controller_pias(scope))
+    if siro := _org_roles(scope, Role.SIRO):
+        steps.append(Q(status=PiaStatus.DECIDED, pia__organisation_id__in=siro))
+    if steps:
+        condition = steps[0]
+        for step in steps[1:]:
+            condition |= step
+        # Nobody decides on a version they wrote (`pia.services`): it is not theirs to move.
+        for version in (PiaVersion.objects.filter(condition).exclude(created_by=user)
+                        .select_related("pia__school", "pia__organisation").order_by("submitted_at", "pk")):
+            kind, verb = PIA_STEPS[version.status]
+            items.append(Todo(kind, f"{verb} the PIA “{version.pia.title}” (version {version.number})",
+                              _url(f"pia:{kind}", version.pk), version.submitted_at or version.created_at,
+                              _where(version.pia)))
+    approvers = scope.schools_where(APPROVE_ROLES)
+    approver_orgs = [oid for oid in scope.organisation_ids
+                     if _whole_organisation_roles(scope, oid) & APPROVE_ROLES]
+    if approvers or approver_orgs:
+        mine = Q(assessment__school_id__in=approvers) | Q(assessment__school__isnull=True,
+                                                           assessment__organisation_id__in=approver_orgs)
+        for version in (AssessmentVersion.objects.filter(mine, status=AssessmentVersion.Status.SUBMITTED)
+                        .exclude(submitted_by=user).select_related("assessment__school", "assessment__organisation")
+                        .order_by("submitted_at", "pk")):
+            items.append(Todo("approve", f"Approve the risk assessment “{version.assessment.title}” "
+                                         f"(version {version.number})",
+                              _url("riskassess:version", version.pk), version.submitted_at or version.created_at,
+                              _where(version.assessment)))
+        assessments = (Assessment.objects.filter(Q(school_id__in=approvers)
+                                                 | Q(school__isnull=True, organisation_id__in=approver_orgs))
+                       .filter(review_flagged_at__isnull=False).select_related("school", "organisation"))
+        for assessment in assessments:
+            items.append(Todo("review", f"Review the risk assessment “{assessment.title}”: flagged after an incident",
+                              _url("riskassess:assessment", assessment.pk), assessment.review_flagged_at,
+                              _where(assessment)))
+    rights_schools = scope.schools_where(RIGHTS_ROLES)
+    if rights_schools:
+        for request in (RightsRequest.objects.filter(school_id__in=rights_schools, status__in=RightsRequest.ACTIVE)
+                        .select_related("school").order_by("received_at", "pk")[:50]):
+            days = (request.due_on - timezone.localdate(now, request.school.tz)).days
+            left = f"{days} days left" if days > 1 else ("1 day left" if days == 1 else
+                                                           "due today" if days == 0 else f"{-days} days late")
+            items.append(Todo("answer", f"Answer a parent's {request.get_kind_display().split(' (')[0].lower()} "
+                                        f"request ({left})",
+                              _url("consent:rights-request", request.pk), request.received_at, request.school.name))
+    for session in _attendance_missing(user, now).items:
+        items.append(Todo("attendance", f"Record attendance for “{session.title}”",
+                          _url("video_sessions:attendance", session.pk), session.ends_at, session.school.name))
+    today = timezone.localdate(now)
+    for hazard in (Hazard.objects.filter(action_owner=user, action_done_on__isnull=True, action_due_on__lt=today,
+                                         version__status=AssessmentVersion.Status.APPROVED)
+                   .exclude(further_action="").select_related("version__assessment__school",
+                                                              "version__assessment__organisation")[:50]):
+        items.append(Todo("action", f"Overdue action: {hazard.further_action[:80]}",
+                          _url("riskassess:actions-overdue"),
+                          timezone.make_aware(datetime.combine(hazard.action_due_on, datetime.min.time())),
+                          _where(hazard.version.assessment)))
+    return sorted(items, key=lambda item: item.since)
+
+
+# --- The page -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Home:
+    needs_you: list[Todo]
+    head: dict | None = None
+    teacher: dict | None = None
+    office: dict | None = None
+    organisation: dict | None = None
+    roles: list[str] = field(default_factory=list)
+
+
+def _school_rows(schools: list[School], purposes: dict[int, Purpose], now: datetime) -> list[dict]:
+    """Per school: lessons in the next 14 days and how many are blocked, consent coverage, failed emails.
+    A constant number of queries whatever the number of schools."""
+    ids = [s.pk for s in schools]
+    window = (VideoSession.objects.filter(school_id__in=ids, status=VideoSession.Status.SCHEDULED,
+                                          starts_at__gte=now - timedelta(hours=1),
+                                          starts_at__lt=now + timedelta(days=LESSON_DAYS)))
+    lessons = dict(window.values_list("school_id").annotate(n=Count("pk")).order_by())
+    # Blocked: the gate of each (school, platform, host) of the window's lessons, asked once each.
+    combos = list(window.values_list("school_id", "platform_id", "host_id").annotate(n=Count("pk")).order_by())
+    hosts = {user.pk: user for user in User.objects.filter(pk__in={host for _, _, host, _ in combos})}
+    by_id = {s.pk: s for s in schools}
+    gates = gates_for_combinations([(by_id[school], platform, hosts.get(host)) for school, platform, host, _ in combos])
+    blocked: dict[int, int] = defaultdict(int)
+    for school, platform, host, n in combos:
+        if not gates[school, platform, host].ok:
+            blocked[school] += n
+    coverage = coverage_by_school(schools, purposes)
+    failed = dict(Delivery.objects.filter(session__school_id__in=ids, status=Delivery.Status.FAILED)
+                  .values_list("session__school_id").annotate(n=Count("pk")).order_by())
+    rows = []
+    for school in schools:
+        figures = coverage.get(school.pk, {})
+        total = figures.get("total", 0)
+        consented = figures.get("consented", 0)
+        rows.append({"school": school, "lessons": lessons.get(school.pk, 0), "blocked": blocked.get(school.pk, 0),
+                     "children": total, "consented": consented,
+                     "percent": round(100 * consented / total) if total else None,
+                     "no_answer": figures.get("no_answer", 0), "failed": failed.get(school.pk, 0),
+                     "url": _url("consent:pupils", school.pk)})
+    return rows
+
+
+def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_school: int | None = None) -> Home:
+    """Everything the home page shows this person, section by section. `coverage_school` picks the school
+    whose classes a head of several schools sees."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    home = Home(needs_you=needs_you(user, scope, now))
+    schools = list(School.objects.filter(pk__in=scope.school_ids).select_related("organisation").order_by("name"))
+    by_id = {s.pk: s for s in schools}
+    purposes = _purposes(scope.organisation_ids)
+
+    head_schools = sorted(scope.schools_where({Role.HEADTEACHER}), key=lambda pk: by_id[pk].name)
+    if head_schools:
+        head_orgs = {by_id[pk].organisation_id for pk in head_schools}
+        lessons, lesson_totals = _lessons(VideoSession.objects.filter(school_id__in=head_schools), now,
+                                          _url("video_sessions:list"))
+        head = {
+            "schools": [by_id[pk] for pk in head_schools], "several": len(head_schools) > 1,
+            "lessons": lessons, "lesson_totals": lesson_totals,
+            "assessments": _assessments_due(scope, head_schools, head_orgs, today),
+            "pias_waiting": [todo for todo in home.needs_you if todo.kind == "decide"],
+            "pias_out_of_date": _pias_out_of_date(head_schools, head_orgs, today),
+            "actions_overdue": Hazard.objects.filter(
+                Q(version__assessment__school_id__in=head_schools)
+                | Q(version__assessment__school__isnull=True, version__assessment__organisation_id__in=head_orgs),
+                version__status=AssessmentVersion.Status.APPROVED, action_done_on__isnull=True,
+                action_due_on__lt=today).exclude(further_action="").count(),
+            "rights": _rights(head_schools, today),
+            "emails": _email_problems(scope, head_schools),
+            "incidents": _incidents(head_schools, now),
+        }
+        # Every school's row, and the classes of one school at a time (the first, or the one asked for).
+        chosen = by_id[coverage_school if coverage_school in head_schools else head_schools[0]]
+        head["school_rows"] = _school_rows([by_id[pk] for pk in head_schools], purposes, now)
+        head["coverage_school"] = chosen
+        head["coverage"] = coverage_by_group(chosen, purposes.get(chosen.organisation_id))
+        home.head = head
+        home.roles.append("head")
+
+    if Role.TEACHER in scope.roles:
+        mine = VideoSession.objects.filter(Q(host=user) | Q(created_by=user), school_id__in=scope.school_ids)
+        lessons, lesson_totals = _lessons(mine, now, _url("video_sessions:list", query="show=mine"))
+        home.teacher = {
+            "lessons": lessons, "lesson_totals": lesson_totals,
+            "incidents": _incidents(scope.school_ids, now, reported_by=user),
+            "attendance": _attendance_missing(user, now),
+        }
+        home.roles.append("teacher")
+
+    office_schools = sorted(scope.schools_where({Role.OFFICE}), key=lambda pk: by_id[pk].name)
+    if office_schools:
+        asked = unanswered_counts_by_school(school_ids=office_schools,
+                                            purposes=[p for oid, p in purposes.items()
+                                                      if oid in {by_id[pk].organisation_id for pk in office_schools}])
+        home.office = {
+            "requests": [{"school": by_id[pk], **{k.value: v for k, v in asked.get(pk, {}).items()},
+                          "url": _url("consent:requests", pk)} for pk in office_schools],
+            "imports": Listing(*_imports_waiting(office_schools)),
+            "rights": _rights(office_schools, today),
+            "emails": _email_problems(scope, office_schools),
+        }
+        home.office["not_asked"] = sum(row.get(RequestStatus.NOT_ASKED.value, 0) for row in home.office["requests"])
+        home.office["waiting"] = sum(row.get(RequestStatus.WAITING.value, 0) + row.get(RequestStatus.EXHAUSTED.value, 0)
+                                     for row in home.office["requests"])
+        home.roles.append("office")
+
+    org_ids = sorted(oid for oid, roles in scope.roles_by_organisation.items() if roles & ORGANISATION_ROLES)
+    if org_ids:
+        org_schools = [s for s in schools if s.organisation_id in org_ids]
+        ids = [s.pk for s in org_schools]
+        dpo = _org_roles(scope, Role.DPO)
+        queue = dict(PiaVersion.objects.filter(pia__organisation_id__in=dpo, status__in=PiaVersion.OPEN)
+                     .values_list("status").annotate(n=Count("pk")).order_by()) if dpo else {}
+        home.organisation = {
+            "is_dpo": bool(dpo),
+            "queue": {"advice": queue.get(PiaStatus.SUBMITTED, 0), "controller": queue.get(PiaStatus.ADVISED, 0),
+                      "siro": queue.get(PiaStatus.DECIDED, 0), "changes": queue.get(PiaStatus.CHANGES_REQUESTED, 0)},
+            "assessments": _assessments_due(scope, ids, org_ids, today),
+            "pias_out_of_date": _pias_out_of_date(ids, org_ids, today),
+            "rights": _rights([pk for pk in ids if pk in scope.schools_where(RIGHTS_ROLES)], today, soon_only=True),
+            "incidents": _incidents(ids, now),
+            "school_rows": _school_rows(org_schools, purposes, now),
+        }
+        home.roles.append("organisation")
+    return home
+
+
+def _imports_waiting(school_ids) -> tuple[list, int, str]:
+    runs = ImportRun.objects.filter(school_id__in=school_ids, status=ImportRun.Status.PLANNED)
+    items = list(runs.select_related("school", "uploaded_by").order_by("created_at", "pk")[:LIST_SIZE])
+    return items, runs.count(), ""
