@@ -35,12 +35,11 @@ def gatehouse(request):
 
 
 def _needs_you_count(request) -> int:
-    from .home import needs_you
+    """The home page has the list already; every other page asks for the count alone (one query)."""
+    from .home import needs_you_count
 
     items = getattr(request, "_needs_you", None)
-    if items is None:
-        items = request._needs_you = needs_you(request.user, scope_for(request))
-    return len(items)
+    return len(items) if items is not None else needs_you_count(request.user, scope_for(request))
 
 
 def _second_factor_pending(request) -> bool:

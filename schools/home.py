@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -208,12 +208,11 @@ def _incidents(school_ids, now: datetime, **conditions) -> Listing:
     return Listing(items, incidents.count())
 
 
-def _attendance_missing(user, now: datetime) -> Listing:
-    sessions = (VideoSession.objects.filter(host=user, status=VideoSession.Status.SCHEDULED,
-                                            starts_at__gte=now - timedelta(days=ATTENDANCE_DAYS), starts_at__lt=now)
-                .exclude(Exists(Attendance.objects.filter(session=OuterRef("pk")))))
-    items = list(sessions.select_related("school").order_by("starts_at", "pk")[:LIST_SIZE])
-    return Listing(items, sessions.count())
+def _attendance_missing_queryset(user, now: datetime) -> QuerySet:
+    """The person's lessons of the last 14 days that have started and have no attendance recorded."""
+    return (VideoSession.objects.filter(host=user, status=VideoSession.Status.SCHEDULED,
+                                        starts_at__gte=now - timedelta(days=ATTENDANCE_DAYS), starts_at__lt=now)
+            .exclude(Exists(Attendance.objects.filter(session=OuterRef("pk")))))
 
 
 # --- Needs you ----------------------------------------------------------------------------------------------
@@ -253,10 +252,9 @@ def _org_roles(scope: StaffScope, role: str) -> list[int]:
     return [oid for oid, roles in scope.roles_by_organisation.items() if role in roles]
 
 
-def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo]:
-    """What only this person can move forward, oldest first."""
-    now = now or timezone.now()
-    items: list[Todo] = []
+def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySet]:
+    """What waits for this person, source by source: the one definition behind both the list and the count."""
+    sources: dict[str, QuerySet] = {}
     steps = []
     if dpo := _org_roles(scope, Role.DPO):
         steps.append(Q(status=PiaStatus.SUBMITTED, pia__organisation_id__in=dpo))
@@ -269,50 +267,72 @@ def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo
         for step in steps[1:]:
             condition |= step
         # Nobody decides on a version they wrote (`pia.services`): it is not theirs to move.
-        for version in (PiaVersion.objects.filter(condition).exclude(created_by=user)
-                        .select_related("pia__school", "pia__organisation").order_by("submitted_at", "pk")):
+        sources["pia"] = PiaVersion.objects.filter(condition).exclude(created_by=user)
+    approvers = scope.schools_where(APPROVE_ROLES)
+    approver_orgs = [oid for oid in scope.organisation_ids if _whole_organisation_roles(scope, oid) & APPROVE_ROLES]
+    if approvers or approver_orgs:
+        sources["approve"] = (AssessmentVersion.objects.filter(
+            Q(assessment__school_id__in=approvers)
+            | Q(assessment__school__isnull=True, assessment__organisation_id__in=approver_orgs),
+            status=AssessmentVersion.Status.SUBMITTED).exclude(submitted_by=user))
+        sources["review"] = (Assessment.objects.filter(Q(school_id__in=approvers)
+                                                       | Q(school__isnull=True, organisation_id__in=approver_orgs))
+                             .filter(review_flagged_at__isnull=False))
+    if rights_schools := scope.schools_where(RIGHTS_ROLES):
+        sources["answer"] = RightsRequest.objects.filter(school_id__in=rights_schools, status__in=RightsRequest.ACTIVE)
+    sources["attendance"] = _attendance_missing_queryset(user, now)
+    sources["action"] = (Hazard.objects.filter(action_owner=user, action_done_on__isnull=True,
+                                               action_due_on__lt=timezone.localdate(now),
+                                               version__status=AssessmentVersion.Status.APPROVED)
+                         .exclude(further_action=""))
+    return sources
+
+
+def needs_you_count(user, scope: StaffScope, now: datetime | None = None) -> int:
+    """How many things wait for this person (the navigation bar's badge): one query, whatever the roles."""
+    sources = _todo_querysets(user, scope, now or timezone.now())
+    counts = {kind: Subquery(qs.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("*")).values("n"))
+              for kind, qs in sources.items()}
+    row = User.objects.filter(pk=user.pk).annotate(**counts).values(*counts).first() or {}
+    return sum(n or 0 for n in row.values())
+
+
+def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo]:
+    """What only this person can move forward, oldest first (at most 50 of each kind)."""
+    now = now or timezone.now()
+    sources = _todo_querysets(user, scope, now)
+    items: list[Todo] = []
+    if "pia" in sources:
+        for version in (sources["pia"].select_related("pia__school", "pia__organisation")
+                        .order_by("submitted_at", "pk")[:50]):
             kind, verb = PIA_STEPS[version.status]
             items.append(Todo(kind, f"{verb} the PIA “{version.pia.title}” (version {version.number})",
                               _url(f"pia:{kind}", version.pk), version.submitted_at or version.created_at,
                               _where(version.pia)))
-    approvers = scope.schools_where(APPROVE_ROLES)
-    approver_orgs = [oid for oid in scope.organisation_ids
-                     if _whole_organisation_roles(scope, oid) & APPROVE_ROLES]
-    if approvers or approver_orgs:
-        mine = Q(assessment__school_id__in=approvers) | Q(assessment__school__isnull=True,
-                                                           assessment__organisation_id__in=approver_orgs)
-        for version in (AssessmentVersion.objects.filter(mine, status=AssessmentVersion.Status.SUBMITTED)
-                        .exclude(submitted_by=user).select_related("assessment__school", "assessment__organisation")
-                        .order_by("submitted_at", "pk")):
+    if "approve" in sources:
+        for version in (sources["approve"].select_related("assessment__school", "assessment__organisation")
+                        .order_by("submitted_at", "pk")[:50]):
             items.append(Todo("approve", f"Approve the risk assessment “{version.assessment.title}” "
                                          f"(version {version.number})",
                               _url("riskassess:version", version.pk), version.submitted_at or version.created_at,
                               _where(version.assessment)))
-        assessments = (Assessment.objects.filter(Q(school_id__in=approvers)
-                                                 | Q(school__isnull=True, organisation_id__in=approver_orgs))
-                       .filter(review_flagged_at__isnull=False).select_related("school", "organisation"))
-        for assessment in assessments:
+        for assessment in sources["review"].select_related("school", "organisation").order_by("review_flagged_at")[:50]:
             items.append(Todo("review", f"Review the risk assessment “{assessment.title}”: flagged after an incident",
                               _url("riskassess:assessment", assessment.pk), assessment.review_flagged_at,
                               _where(assessment)))
-    rights_schools = scope.schools_where(RIGHTS_ROLES)
-    if rights_schools:
-        for request in (RightsRequest.objects.filter(school_id__in=rights_schools, status__in=RightsRequest.ACTIVE)
-                        .select_related("school").order_by("received_at", "pk")[:50]):
+    if "answer" in sources:
+        for request in sources["answer"].select_related("school").order_by("received_at", "pk")[:50]:
             days = (request.due_on - timezone.localdate(now, request.school.tz)).days
             left = f"{days} days left" if days > 1 else ("1 day left" if days == 1 else
                                                            "due today" if days == 0 else f"{-days} days late")
             items.append(Todo("answer", f"Answer a parent's {request.get_kind_display().split(' (')[0].lower()} "
                                         f"request ({left})",
                               _url("consent:rights-request", request.pk), request.received_at, request.school.name))
-    for session in _attendance_missing(user, now).items:
+    for session in sources["attendance"].select_related("school").order_by("starts_at", "pk")[:50]:
         items.append(Todo("attendance", f"Record attendance for “{session.title}”",
                           _url("video_sessions:attendance", session.pk), session.ends_at, session.school.name))
-    today = timezone.localdate(now)
-    for hazard in (Hazard.objects.filter(action_owner=user, action_done_on__isnull=True, action_due_on__lt=today,
-                                         version__status=AssessmentVersion.Status.APPROVED)
-                   .exclude(further_action="").select_related("version__assessment__school",
-                                                              "version__assessment__organisation")[:50]):
+    for hazard in sources["action"].select_related("version__assessment__school",
+                                                   "version__assessment__organisation").order_by("action_due_on")[:50]:
         items.append(Todo("action", f"Overdue action: {hazard.further_action[:80]}",
                           _url("riskassess:actions-overdue"),
                           timezone.make_aware(datetime.combine(hazard.action_due_on, datetime.min.time())),
@@ -410,7 +430,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
         home.teacher = {
             "lessons": lessons, "lesson_totals": lesson_totals,
             "incidents": _incidents(scope.school_ids, now, reported_by=user),
-            "attendance": _attendance_missing(user, now),
+            "attendance": [todo for todo in home.needs_you if todo.kind == "attendance"],
         }
         home.roles.append("teacher")
 

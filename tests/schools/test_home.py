@@ -94,7 +94,7 @@ def test_a_lesson_shows_its_gate_coverage_and_invitations_to_its_head_and_host(c
     body = home(client, personas.headteacher)
     assert "Year 3 phonics" in body and "Ready" in body
     assert "1 of 3" in body  # children who may attend
-    assert "Not yet due" in body
+    assert "invitations go" in body
     client.logout()
     assert "Year 3 phonics" in home(client, personas.teacher)  # the host's "Your lessons"
     assert session.pk
@@ -105,7 +105,7 @@ def test_a_red_gate_shows_its_reason_and_who_can_fix_it_to_the_right_people_only
     assessment = session.school.risk_assessments.first() or session.school.organisation.risk_assessments.first()
     assessment_flag_for_review(assessment=assessment, reason="An uninvited adult joined.", actor=personas.teacher)
     body = home(client, personas.headteacher)
-    assert "Blocked" in body and "flagged for review after an incident" in body
+    assert "Cannot go ahead yet" in body and "flagged for review after an incident" in body
     assert "Who can fix it: The headteacher approves the risk assessment." in body
     # The head, the host (teacher), and the organisation roles' per-school row; never the other school.
     assert who_sees(client, personas, "Who can fix it: The headteacher approves") == {"headteacher", "teacher"}
@@ -265,3 +265,24 @@ def test_another_organisations_dpo_sees_nothing_of_this_one(client, personas):
     TOTPDeviceFactory(user=other_dpo)
     body = home(client, other_dpo)
     assert "Laxey" not in body and "Safeguarding concern" not in body
+
+
+def test_the_badge_count_agrees_with_the_list_for_every_kind(personas):
+    from schools.home import needs_you, needs_you_count
+    from schools.scope import build_scope
+    from tests.riskassess.matrix_reviews import overdue_action
+
+    version = draft_pia(personas.organisation, personas.office, school=personas.school, title="Teams")
+    pia_services.version_submit(version=version, actor=personas.office)
+    pia_services.version_advise(version=version, actor=personas.dpo, advice="Go ahead.", step_comments={})
+    guardian = guardian_of(pupil_at(personas.school))
+    RightsRequest.objects.create(school=personas.school, guardian=guardian, guardian_label="A parent",
+                                 kind=RightsRequest.Kind.ACCESS, due_on=timezone.localdate())
+    hazard = overdue_action(personas)
+    session_row(personas.school, personas.headteacher, title="Yesterday",
+                starts_at=timezone.now() - dt.timedelta(days=1))
+    for user in (personas.headteacher, hazard.action_owner, personas.office, personas.dpo, personas.teacher):
+        scope = build_scope(user)
+        assert needs_you_count(user, scope) == len(needs_you(user, scope))
+    kinds = {todo.kind for todo in needs_you(personas.headteacher, build_scope(personas.headteacher))}
+    assert kinds == {"decide", "answer", "attendance", "action"}

@@ -95,7 +95,7 @@ def test_the_list_shows_a_red_marker_with_the_reason_and_who_can_fix_it(personas
     assessment = personas.school.risk_assessments.first() or personas.organisation.risk_assessments.first()
     assessment_flag_for_review(assessment=assessment, reason="Zoombombing in Year 5.", actor=personas.headteacher)
     page = client_for(personas.teacher).get(reverse("video_sessions:list")).content.decode()
-    assert "Blocked" in page and "flagged for review after an incident" in page
+    assert "Cannot go ahead yet" in page and "flagged for review after an incident" in page
     assert "Who can fix it: The headteacher approves the risk assessment." in page
     assert ">Scheduled<" not in page
 
