@@ -76,7 +76,7 @@ def produce(personas) -> list[SentEmail]:
     started = session_row(personas.school, personas.teacher, starts_at=timezone.now() - dt.timedelta(minutes=5))
     incident_report(session=started, actor=personas.teacher, kind="technical", description="The sound failed.",
                     ended_early=False)
-    # session-cancelled, session-moved and session-gate-red (sessions/changes.py), all in the outbox.
+    # session-cancelled, session-moved, session-gate-red (sessions/changes.py) and daily-digest, all in the outbox.
     produce_changes(personas, cancel=session)
     html = next(content for content, mimetype in sent[0].alternatives if mimetype == "text/html")
     return [SentEmail(template="session-invitation", body_text=sent[0].body, body_html=html)]
