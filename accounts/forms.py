@@ -213,3 +213,10 @@ class PasswordResetForm(DjangoPasswordResetForm):
         html_email_template_name=None,
     ) -> None:
         password_reset_email_queue(user=context["user"], uidb64=context["uid"], token=context["token"])
+
+
+class EmailPreferencesForm(forms.Form):
+    daily_digest = forms.BooleanField(
+        label="Send me the daily digest", required=False,
+        help_text="One email a day with what changed and what needs you, instead of one email per event.",
+    )

@@ -170,6 +170,17 @@ def two_factor_enrol(*, user, device: TOTPDevice) -> list[str]:
     return backup_codes_generate(user=user, actor=user)
 
 
+def digest_preference_set(*, user: User, daily_digest: bool) -> bool:
+    """Turn the person's own daily digest on or off. Returns whether it changed (a repeated submission
+    changes and records nothing)."""
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user.pk).exclude(daily_digest=daily_digest).update(daily_digest=daily_digest)
+        if changed:
+            auth_audit(actor=user, action="account.digest_changed", user=user, data={"daily_digest": daily_digest})
+    user.daily_digest = daily_digest
+    return bool(changed)
+
+
 def password_reset_email_queue(*, user: User, uidb64: str, token: str):
     """Queue the reset link through the outbox.
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("two-factor/backup-codes/", views.backup_codes, name="backup-codes"),
     path("two-factor/backup-codes/new/", views.backup_codes_regenerate, name="backup-codes-regenerate"),
     path("security/", views.security, name="security"),
+    path("security/email/", views.email_preferences, name="email-preferences"),
     path("security/password/", views.PasswordChangeView.as_view(), name="password-change"),
     path("confirm/", views.confirm, name="confirm"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),

@@ -25,15 +25,24 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from schools.audit import Actor
+from schools.digest import digest_place
 from schools.models import AuditEntry
 from schools.scope import user_requires_two_factor
 
-from .forms import ConfirmIdentityForm, LoginForm, PasswordResetForm, TwoFactorSetupForm, VerifyForm
+from .forms import (
+    ConfirmIdentityForm,
+    EmailPreferencesForm,
+    LoginForm,
+    PasswordResetForm,
+    TwoFactorSetupForm,
+    VerifyForm,
+)
 from .reauth import confirm_identity_required, identity_confirmation_record
 from .services import (
     ATTEMPTED_USERNAME_MAX,
     auth_audit,
     backup_codes_generate,
+    digest_preference_set,
     totp_device_for_enrolment,
     two_factor_enrol,
     user_has_second_factor,
@@ -245,8 +254,31 @@ def security(request: HttpRequest) -> HttpResponse:
         "has_backup_codes": backup is not None,
         "required": user_requires_two_factor(user),
         "idle_minutes": _idle_minutes(),
+        "email_form": EmailPreferencesForm(initial={"daily_digest": user.daily_digest}),
+        "digest_place": digest_place(user),
     }
     return render(request, "accounts/security.html", context)
+
+
+@require_POST
+@login_required
+def email_preferences(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's own choices only: the form names no account."""
+    form = EmailPreferencesForm(request.POST)
+    if form.is_valid():
+        on = form.cleaned_data["daily_digest"]
+        digest_preference_set(user=request.user, daily_digest=on)
+        place = digest_place(request.user)
+        if on and place is not None:
+            messages.success(request, f"The daily digest is on. It comes each day at {place.hour:02d}:00 "
+                                      f"({place.time_zone}) when there is something to tell.")
+        elif on:
+            messages.success(request, "The daily digest is on. It starts once you are a member of staff of a "
+                                      "school or an organisation.")
+        else:
+            messages.success(request, "The daily digest is off. Lessons within 24 hours that cannot go ahead, "
+                                      "and incidents, are still emailed to you at once.")
+    return redirect("accounts:security")
 
 
 @sensitive_post_parameters("password", "code", "backup_code")

@@ -304,6 +304,8 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-housekeeping": {"task": "sessions.tasks.sessions_housekeeping", "schedule": 3600.0},
     # A session whose governance gate turned red after scheduling: the host and headteachers are told once.
     "sessions-gate-watch": {"task": "sessions.tasks.sessions_gate_watch", "schedule": 300.0},
+    # Each person's daily digest, once their organisation's hour has come in their school's time zone.
+    "daily-digest": {"task": "schools.tasks.digest_dispatch", "schedule": 900.0},
 }
 
 # Security headers. HSTS, secure cookies and the HTTPS redirect follow DEBUG; the CSP is strict always.

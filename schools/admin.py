@@ -61,7 +61,7 @@ class ReadOnlyScopedAdmin(ScopedAdmin):
 class OrganisationAdmin(ScopedAdmin):
     school_path = None
     organisation_path = "pk"
-    list_display = ["name", "kind", "time_zone"]
+    list_display = ["name", "kind", "time_zone", "digest_hour"]
     prepopulated_fields = {"slug": ["name"]}
 
 

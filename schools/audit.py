@@ -123,6 +123,9 @@ ACTION_LABELS: dict[str, str] = {
     "session.password_revealed": "looked at a video session's meeting password",
     "session.attendance_recorded": "recorded the attendance of a video session",
     "session.incident_reported": "reported an incident in a video session",
+    # The daily digest (schools/digest.py) and each person's choice of it.
+    "digest.sent": "sent the daily digests",
+    "account.digest_changed": "changed whether they get the daily digest",
 }
 
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from lib.models import AppendOnlyModel
 
@@ -194,3 +195,57 @@ class AuditEntry(AppendOnlyModel):
         }
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Digest(models.Model):
+    """One person's daily digest for one day of their time zone (`schools.digest`). At most one a day, by the
+    unique constraint; recorded even when there was nothing to tell (`sent` false), so that the dispatcher does
+    not ask again that day. The email itself is in the outbox, related to this row."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digests")
+    day = models.DateField()
+    created_at = models.DateTimeField(default=timezone.now)
+    changes = models.PositiveIntegerField(default=0)  # notices listed under "What changed"
+    needs_you = models.PositiveIntegerField(default=0)  # lines listed under "Needs you"
+    sent = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-day", "user"]
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="digest_once_per_person_and_day")]
+
+    def __str__(self) -> str:
+        return f"Daily digest of {self.day:%-d %B %Y} for {self.user}"
+
+
+class DigestItem(models.Model):
+    """Something one person is to hear of: in their next daily digest as news, or at once by email (then
+    `told_at` is set and the digest lists it as already told). `digest` is the digest that carried it; until
+    then it is pending. Written by the services where the thing happens (`schools.notices`)."""
+
+    class Kind(models.TextChoices):
+        GATE_RED = "gate_red", "A lesson cannot go ahead"
+        INCIDENT = "incident", "An incident was reported"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_items")
+    school = models.ForeignKey(School, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What it is about (a session, an incident), as the outbox and the audit trail name objects.
+    related_type = models.CharField(max_length=100, blank=True)
+    related_id = models.CharField(max_length=64, blank=True)
+    title = models.CharField(max_length=300)
+    text = models.CharField(max_length=500, blank=True)
+    path = models.CharField(max_length=300, blank=True)  # a page of the site; the email puts SITE_URL in front
+    created_at = models.DateTimeField(default=timezone.now)
+    told_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a digest deletes what it carried: an item must never fall back to pending and be told twice.
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, null=True, blank=True, related_name="items")
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], condition=Q(digest__isnull=True), name="digest_item_pending"),
+            models.Index(fields=["related_type", "related_id"], name="digest_item_related"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"

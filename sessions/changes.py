@@ -51,16 +51,23 @@ claim refuses it). Invariants: at most one `Delivery` per (session, guardian); a
 
 The gate turning red after scheduling (`sessions_gate_watch`, beat every 5 minutes): for every scheduled
 session not yet started, the gate is computed once per (school, platform, host). Red, and `gate_red_since`
-empty: `gate_red_since` is set, a `SessionAlert` of kind GATE_RED records the reasons, and the host and the
-school's headteachers are emailed once. Green: `gate_red_since` is cleared, so a later red is told again.
-Invitations are not touched here: every claim re-checks the gate and skips while it is red.
+empty: `gate_red_since` is set, a `SessionAlert` of kind GATE_RED records the reasons, and each person to tell
+(the host and the school's headteachers) gets a notice (`schools.notices`). Each of them hears once of each red
+spell of each lesson:
+- a lesson starting more than 24 hours ahead: in their next daily digest, one section naming every such
+  lesson (`schools.digest`); no email at once;
+- a lesson starting within 24 hours (red now, or red for days and now this close, told to nobody yet because
+  the digest had not come or the person does not take it): at once, one email per person and run naming
+  every such lesson; the digest then lists it as already told, not as news.
+Green: `gate_red_since` is cleared, so a later red is told again, and notices nobody heard yet are dropped
+(no longer true). Invitations are not touched here: every claim re-checks the gate and skips while it is red.
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
@@ -70,9 +77,10 @@ from django.utils import timezone
 from consent.models import Pupil
 from outbox.services import email_queue
 from schools.audit import audit_log
-from schools.models import AuditEntry, Membership, Role
+from schools.models import AuditEntry, DigestItem, Membership, Role
+from schools.notices import digest_items_add, digest_items_untold
 
-from .dispatch import _events, deliveries_dispatch, session_url
+from .dispatch import _events, deliveries_dispatch, session_path, session_url
 from .eligibility import eligible_children, guardian_may_receive, read_registry, session_pupils
 from .gate import session_gate
 from .models import Delivery, SessionAlert, VideoSession
@@ -85,6 +93,8 @@ CANCELLED_REASON = "the session was cancelled"
 RESEND_REASON = "the session changed: a fresh invitation replaces the one sent"
 MOVED_REASON = "the session moved: a fresh invitation goes at the new send time"
 STALE_BATCH_SIZE = 200
+# A lesson this close to its start that cannot go ahead is told at once, not in the next daily digest.
+URGENT_WITHIN = timedelta(hours=24)
 
 # What an invitation says, in the words of the "this replaces the earlier invitation" line.
 CHANGE_LABELS = {
@@ -379,51 +389,82 @@ class GateWatchResult:
     red: int = 0
     alerted: int = 0
     cleared: int = 0
+    told: int = 0  # people emailed at once about lessons within 24 hours
 
 
-def _gate_red_recipients(session: VideoSession) -> list[str]:
-    """The host and the school's headteachers, each address once."""
-    addresses = [session.host.email] if session.host.is_active else []
-    addresses += Membership.objects.filter(school_id=session.school_id, role=Role.HEADTEACHER,
-                                           user__is_active=True).values_list("user__email", flat=True)
-    return list(dict.fromkeys(a for a in addresses if a))
+def _gate_red_recipients(session: VideoSession) -> list:
+    """The host and the school's headteachers (active, with an address), each once."""
+    users = [session.host] if session.host.is_active else []
+    users += [m.user for m in Membership.objects.filter(school_id=session.school_id, role=Role.HEADTEACHER,
+                                                        user__is_active=True).select_related("user")]
+    return list({user.pk: user for user in users if user.email}.values())
 
 
-def _gate_red_tell(session_id: int, reasons: tuple[str, ...]) -> bool:
+def _gate_red_mark(session_id: int, reasons: tuple[str, ...]) -> bool:
+    """Mark the session red, record its alert, and leave a notice for each person to tell."""
     with transaction.atomic():
         session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
                    .filter(pk=session_id, status=VideoSession.Status.SCHEDULED, gate_red_since__isnull=True,
                            starts_at__gt=Now())
                    .select_related("school__organisation", "host").first())
         if session is None:
-            return False  # told already by another run, cancelled or started
+            return False  # marked already by another run, cancelled or started
         session.gate_red_since = timezone.now()
         session.save(update_fields=["gate_red_since"])
         message = "The session may not go ahead: " + " ".join(reasons)
         SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
         recipients = _gate_red_recipients(session)
-        for address in recipients:
-            email_queue(template="session-gate-red", to=address, school=session.school, related=session, context={
-                "session": session,
-                "reasons": reasons,
-                "starts_at": timezone.localtime(session.starts_at, session.school.tz),
-                "time_zone": session.school.time_zone,
-                "host_name": session.host.get_full_name() or session.host.get_username(),
-                "link": session_url(session),
-            })
+        digest_items_add(users=recipients, kind=DigestItem.Kind.GATE_RED, school=session.school, related=session,
+                         title=session.title, text="\n".join(reasons), path=session_path(session))
         audit_log(actor=None, action="session.alert_raised", obj=session,
                   data={"kind": SessionAlert.Kind.GATE_RED, "alerts": 1, "recipients": len(recipients)})
     return True
 
 
+def _lesson(session: VideoSession, reasons: tuple[str, ...]) -> dict:
+    school = session.school
+    return {"title": session.title, "starts_at": timezone.localtime(session.starts_at, school.tz),
+            "time_zone": school.time_zone, "school_name": school.name, "reasons": reasons,
+            "host_name": session.host.get_full_name() or session.host.get_username(), "link": session_url(session)}
+
+
+def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]]) -> int:
+    """Email at once everyone not told yet of these red lessons (starting within 24 hours): one email per
+    person naming all of theirs. The notices are marked told in the same transaction (at-most-once per notice;
+    the outbox then sends at-least-once). Returns how many people were emailed."""
+    if not red_soon:
+        return 0
+    with transaction.atomic():
+        items = list(digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
+                                         related_ids=red_soon)
+                     .select_for_update(skip_locked=True, of=("self",)).select_related("user").order_by("pk"))
+        per_user: dict[int, list[DigestItem]] = defaultdict(list)
+        for item in items:
+            per_user[item.user_id].append(item)
+        for user_items in per_user.values():
+            user = user_items[0].user
+            sessions = sorted({red_soon[int(i.related_id)][0] for i in user_items}, key=lambda s: (s.starts_at, s.pk))
+            schools = {s.school_id for s in sessions}
+            email_queue(template="session-gate-red", to=user.email,
+                        school=sessions[0].school if len(schools) == 1 else None,
+                        organisation=sessions[0].school.organisation,
+                        related=sessions[0] if len(sessions) == 1 else user,
+                        context={"recipient": user, "lessons": [_lesson(s, red_soon[s.pk][1]) for s in sessions]})
+        DigestItem.objects.filter(pk__in=[item.pk for item in items]).update(told_at=timezone.now())
+    return len(per_user)
+
+
 def sessions_gate_watch() -> GateWatchResult:
-    """Every 5 minutes (beat): tell the host and headteachers once when a scheduled session's gate turns red;
-    clear the mark when it is green again, so that a later red is told again."""
+    """Every 5 minutes (beat): mark a scheduled session red once when its gate turns red, and tell the host
+    and headteachers (at once within 24 hours of the start, else in their daily digest); clear the mark when
+    it is green again, so that a later red is told again."""
     result = GateWatchResult()
     gates: dict[tuple, tuple[str, ...]] = {}
     sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
-                .select_related("school", "platform", "host").order_by("pk"))
+                .select_related("school__organisation", "platform", "host").order_by("pk"))
     green_marked = []
+    red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]] = {}
+    soon = timezone.now() + URGENT_WITHIN
     for session in sessions.iterator(chunk_size=500):
         result.checked += 1
         key = (session.school_id, session.platform_id, session.host_id)
@@ -435,8 +476,14 @@ def sessions_gate_watch() -> GateWatchResult:
                 green_marked.append(session.pk)
             continue
         result.red += 1
-        if session.gate_red_since is None and _gate_red_tell(session.pk, gates[key]):
+        if session.gate_red_since is None and _gate_red_mark(session.pk, gates[key]):
             result.alerted += 1
+        if session.starts_at <= soon:
+            red_soon[session.pk] = (session, gates[key])
     if green_marked:
         result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
+        # Nobody heard of these yet, and they are no longer true.
+        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
+                            related_ids=green_marked).delete()
+    result.told = _gate_red_tell_urgent(red_soon)
     return result

@@ -114,13 +114,16 @@ def _events(deliveries: Iterable[tuple[int, str, str]]) -> None:
         )
 
 
-def session_url(session: VideoSession) -> str:
+def session_path(session: VideoSession) -> str:
     """The session's page for the host, or the dashboard if the sessions pages are not mounted."""
     try:
-        path = reverse("video_sessions:session", kwargs={"pk": session.pk})
+        return reverse("video_sessions:session", kwargs={"pk": session.pk})
     except NoReverseMatch:
-        path = reverse("schools:dashboard")
-    return settings.SITE_URL + path
+        return reverse("schools:dashboard")
+
+
+def session_url(session: VideoSession) -> str:
+    return settings.SITE_URL + session_path(session)
 
 
 def _alert(*, session: VideoSession, kind: str, message: str, delivery_ids: Sequence[int] = ()) -> int:

@@ -23,9 +23,11 @@ from outbox.services import email_queue
 from riskassess.models import Assessment, AssessmentVersion, Hazard
 from riskassess.services import assessment_flag_for_review
 from schools.audit import audit_log
-from schools.models import SCHOOL_ROLES, Membership, Role
+from schools.models import SCHOOL_ROLES, DigestItem, Membership, Role
+from schools.notices import digest_items_add
 from schools.scope import build_scope
 
+from .dispatch import session_path
 from .eligibility import eligible_children, read_registry, session_pupils
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist
@@ -299,6 +301,11 @@ def incident_report(*, session: VideoSession, actor, kind: str, description: str
                             "ended_early": bool(ended_early), "reporter": reporter, "starts_at": local,
                             "flagged": [a.title for a in flagged], "link": session_page_url(session),
                         })
+        # Told at once; their daily digest lists it again as already told, never as news.
+        digest_items_add(users=[m.user for m in headteachers], kind=DigestItem.Kind.INCIDENT, school=session.school,
+                         related=incident, title=f"{label} in “{session.title}”",
+                         text=f"Reported by {reporter}" + (": the session was ended early." if ended_early else "."),
+                         path=session_path(session), told_at=timezone.now())
         audit_log(actor=actor, action="session.incident_reported", obj=session, data={
             "incident": incident.pk, "kind": kind, "ended_early": bool(ended_early),
             "flagged_assessments": [a.pk for a in flagged], "headteachers_emailed": len(headteachers),

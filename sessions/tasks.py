@@ -34,7 +34,8 @@ def deliveries_sweep() -> dict[str, int]:
 @shared_task(name="sessions.tasks.sessions_gate_watch")
 def sessions_gate_watch() -> dict[str, int]:
     result = changes.sessions_gate_watch()
-    return {"checked": result.checked, "red": result.red, "alerted": result.alerted, "cleared": result.cleared}
+    return {"checked": result.checked, "red": result.red, "alerted": result.alerted, "cleared": result.cleared,
+            "told": result.told}
 
 
 @shared_task(name="sessions.tasks.sessions_housekeeping")

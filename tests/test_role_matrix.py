@@ -34,6 +34,8 @@ MATRIX = [
     Row("schools:dashboard", everyone()),
     Row("schools:audit", AUDIT_READERS),
     Row("accounts:security", everyone()),
+    # Each person's own email preferences: saved, then back to the security page.
+    Row("accounts:email-preferences", everyone(302), method="post"),
     Row("accounts:password-change", everyone()),
     Row("accounts:confirm", everyone()),
     Row("schools:school", everyone(other_teacher=404), kwargs=lambda p: {"pk": p.school.pk}),

@@ -76,7 +76,7 @@ def produce(personas) -> list[SentEmail]:
     started = session_row(personas.school, personas.teacher, starts_at=timezone.now() - dt.timedelta(minutes=5))
     incident_report(session=started, actor=personas.teacher, kind="technical", description="The sound failed.",
                     ended_early=False)
-    # session-cancelled, session-moved and session-gate-red (sessions/changes.py), all in the outbox.
+    # session-cancelled, session-moved, session-gate-red (sessions/changes.py) and daily-digest, all in the outbox.
     produce_changes(personas, cancel=session)
     html = next(content for content, mimetype in sent[0].alternatives if mimetype == "text/html")
     return [SentEmail(template="session-invitation", body_text=sent[0].body, body_html=html)]
@@ -84,8 +84,12 @@ def produce(personas) -> list[SentEmail]:
 
 def produce_changes(personas, *, cancel: VideoSession) -> None:
     """A session whose invitation was sent is cancelled (session-cancelled); another is moved two days later
-    (session-moved); a third loses its host from the school's staff, and the gate watch tells the host and
-    the headteacher (session-gate-red)."""
+    (session-moved); a third, starting within 24 hours, loses its host from the school's staff, and the gate
+    watch tells the host and the headteacher at once (session-gate-red); a fourth, three days ahead, goes red
+    too and waits for the next morning's daily digest (daily-digest)."""
+    import time_machine
+
+    from schools.digest import digest_dispatch
     from schools.models import Membership, Role
     from sessions.changes import sessions_gate_watch
     from sessions.services import session_cancel, session_update
@@ -99,6 +103,13 @@ def produce_changes(personas, *, cancel: VideoSession) -> None:
     delivery_send_batch(Delivery.objects.filter(session=moved).values_list("pk", flat=True))
     session_update(session=moved, actor=personas.teacher, starts_at=moved.starts_at + dt.timedelta(days=2))
     host = MembershipFactory(school=personas.school, role=Role.TEACHER).user
-    scheduled_session(personas, host=host, actor=host, groups=[group])
+    now = timezone.now()
+    scheduled_session(personas, host=host, actor=host, groups=[group], starts_at=now + dt.timedelta(hours=3))
+    later = scheduled_session(personas, host=host, actor=host, groups=[group], starts_at=now + dt.timedelta(days=3))
     Membership.objects.filter(user=host, school=personas.school).delete()
-    assert sessions_gate_watch().alerted == 1
+    assert sessions_gate_watch().alerted == 2
+    next_morning = dt.datetime.combine(timezone.localdate(now, personas.school.tz) + dt.timedelta(days=1),
+                                       dt.time(personas.organisation.digest_hour, 5), personas.school.tz)
+    assert next_morning < later.starts_at
+    with time_machine.travel(next_morning, tick=False):
+        assert digest_dispatch().due >= 1

@@ -90,3 +90,13 @@ def session_row(school, host, *, created_by=None, **fields) -> VideoSession:
     }
     values.update(fields)
     return VideoSession.objects.create(**values)
+
+
+def flag_the_risk_assessment(personas) -> None:
+    """The school's video-lessons assessment is flagged for review (as after an incident): every lesson of the
+    school turns red, and the host stays on the staff."""
+    from riskassess.models import Assessment
+    from riskassess.services import assessment_flag_for_review
+
+    for assessment in Assessment.objects.filter(school=personas.school):
+        assessment_flag_for_review(assessment=assessment, reason="Uninvited person joined", actor=personas.headteacher)

@@ -1,5 +1,6 @@
 """The gate turning red after scheduling: the session shows it, and the host and headteacher are told once
-(sessions.changes.sessions_gate_watch, beat every 5 minutes)."""
+(sessions.changes.sessions_gate_watch, beat every 5 minutes): at once when the lesson starts within 24 hours,
+else in their daily digest (tests/schools/test_digest.py)."""
 
 import datetime as dt
 
@@ -9,11 +10,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
-from schools.models import Membership, Role
+from schools.models import DigestItem, Membership, Role
 from sessions import changes, tasks
 from sessions.models import SessionAlert, VideoSession
 from sessions.services import session_cancel
-from tests.sessions.sessions_setup import ZOOM_URL, scheduled_session
+from tests.sessions.sessions_setup import ZOOM_URL, flag_the_risk_assessment, scheduled_session
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,11 @@ def told() -> list[OutboxMessage]:
     return list(OutboxMessage.objects.filter(template="session-gate-red").order_by("pk"))
 
 
+def soon(hours: float = 3) -> dt.datetime:
+    """A start within the 24 hours in which a lesson that cannot go ahead is told at once."""
+    return timezone.now() + dt.timedelta(hours=hours)
+
+
 def test_a_green_gate_tells_no_one(personas):
     session = scheduled_session(personas)
     result = changes.sessions_gate_watch()
@@ -41,13 +47,13 @@ def test_a_green_gate_tells_no_one(personas):
     assert session.gate_red_since is None
 
 
-def test_a_gate_turned_red_is_told_to_the_host_and_headteacher_once(personas):
-    session = scheduled_session(personas, title="Owls phonics", password="Sesame-7749")
+def test_a_lesson_within_24_hours_turned_red_is_told_to_the_host_and_headteacher_at_once_and_once(personas):
+    session = scheduled_session(personas, title="Owls phonics", password="Sesame-7749", starts_at=soon())
     host_leaves(personas)
     first = changes.sessions_gate_watch()
     second = changes.sessions_gate_watch()
-    assert (first.red, first.alerted) == (1, 1)
-    assert (second.red, second.alerted) == (1, 0)
+    assert (first.red, first.alerted, first.told) == (1, 1, 2)
+    assert (second.red, second.alerted, second.told) == (1, 0, 0)
     session.refresh_from_db()
     assert session.gate_red_since is not None
     alert = SessionAlert.objects.get()
@@ -56,15 +62,15 @@ def test_a_gate_turned_red_is_told_to_the_host_and_headteacher_once(personas):
     messages = told()
     assert sorted(m.recipient for m in messages) == sorted([personas.teacher.email, personas.headteacher.email])
     for message in messages:
-        assert "Owls phonics" in message.subject
-        assert "is not a member of staff of" in message.body_text and "may no longer go ahead" in message.body_text
+        assert message.subject.startswith("Cannot go ahead: Owls phonics")
+        assert "is not a member of staff of" in message.body_text and "cannot go ahead" in message.body_text
         assert f"{settings.SITE_URL}/sessions/{session.pk}/" in message.body_text
         for secret in ("Sesame-7749", ZOOM_URL):
             assert secret not in message.body_text + message.body_html + message.subject
 
 
 def test_red_then_green_then_red_tells_again(personas):
-    session = scheduled_session(personas)
+    session = scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
     changes.sessions_gate_watch()
     host_returns(personas)
@@ -119,8 +125,70 @@ def test_the_session_page_partial_shows_since_when_the_gate_is_red(personas):
 
 
 def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(personas):
-    scheduled_session(personas)
+    scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
-    assert tasks.sessions_gate_watch.delay().get() == {"checked": 1, "red": 1, "alerted": 1, "cleared": 0}
+    assert tasks.sessions_gate_watch.delay().get() == {"checked": 1, "red": 1, "alerted": 1, "cleared": 0,
+                                                       "told": 2}
     (entry,) = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "sessions.tasks.sessions_gate_watch"]
     assert entry["schedule"] == 300.0
+
+
+def test_a_lesson_more_than_24_hours_ahead_turned_red_waits_for_the_digest_with_no_email_at_once(personas):
+    session = scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
+    flag_the_risk_assessment(personas)
+    result = changes.sessions_gate_watch()
+    assert (result.red, result.alerted, result.told) == (1, 1, 0) and told() == []
+    assert SessionAlert.objects.get().kind == SessionAlert.Kind.GATE_RED  # the page still shows it
+    items = DigestItem.objects.filter(kind=DigestItem.Kind.GATE_RED).order_by("user_id")
+    assert [i.user for i in items] == sorted([personas.teacher, personas.headteacher], key=lambda u: u.pk)
+    assert all(i.related_id == str(session.pk) and i.told_at is None and i.digest is None for i in items)
+    assert "was flagged for review after an incident: Uninvited person joined" in items[0].text
+
+
+def test_ten_lessons_within_24_hours_turning_red_give_each_person_one_email_naming_all_ten(personas):
+    titles = [f"Lesson {n}" for n in range(1, 11)]
+    for n, title in enumerate(titles):
+        scheduled_session(personas, title=title, starts_at=soon(hours=2 + n))
+    flag_the_risk_assessment(personas)
+    result = changes.sessions_gate_watch()
+    assert (result.red, result.alerted, result.told) == (10, 10, 2)
+    messages = told()
+    assert sorted(m.recipient for m in messages) == sorted([personas.teacher.email, personas.headteacher.email])
+    for message in messages:
+        assert message.subject == "10 lessons in the next 24 hours cannot go ahead"
+        for title in titles:
+            assert f'"{title}"' in message.body_text and f">{title}</h2>" in message.body_html
+    assert changes.sessions_gate_watch().told == 0
+
+
+def test_a_lesson_red_for_days_is_told_at_once_when_it_comes_within_24_hours_if_no_digest_told_it(personas):
+    import time_machine
+
+    session = scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
+    flag_the_risk_assessment(personas)
+    assert changes.sessions_gate_watch().told == 0
+    # The headteacher heard of it in a digest; the host, who turned the digest off, did not.
+    DigestItem.objects.filter(user=personas.headteacher).update(digest=_digest_for(personas.headteacher))
+    personas.teacher.daily_digest = False
+    personas.teacher.save(update_fields=["daily_digest"])
+    with time_machine.travel(session.starts_at - dt.timedelta(hours=23)):
+        result = changes.sessions_gate_watch()
+    assert (result.alerted, result.told) == (0, 1)
+    assert [m.recipient for m in told()] == [personas.teacher.email]
+    assert DigestItem.objects.get(user=personas.teacher).told_at is not None
+
+
+def _digest_for(user):
+    from schools.models import Digest
+
+    return Digest.objects.create(user=user, day=timezone.localdate(), sent=True)
+
+
+def test_a_lesson_green_again_drops_the_notices_nobody_heard_of_yet(personas):
+    scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
+    host_leaves(personas)
+    changes.sessions_gate_watch()
+    assert DigestItem.objects.count() == 2
+    host_returns(personas)
+    assert changes.sessions_gate_watch().cleared == 1
+    assert not DigestItem.objects.exists()
