@@ -29,7 +29,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -41,31 +40,21 @@ from django.utils import timezone
 from outbox.services import email_queue
 from sessions.models import VideoSession
 
+from . import home
 from .audit import audit_log
 from .models import Digest, DigestItem, Membership, Organisation, School
 from .notices import digest_items_prune
+from .scope import build_scope
 
 logger = logging.getLogger(__name__)
 
 SEND_BATCH_SIZE = 50
 
 
-class NeedsYou(Protocol):
-    """One thing waiting for the person (the interface of `schools.home.needs_you`'s `Todo`)."""
-
-    title: str
-    url: str  # a path on the site
-    since: datetime
-    school_name: str
-
-
-def digest_needs_you(user) -> list[NeedsYou]:
-    """What waits for this person, for the digest's "Needs you" section.
-
-    TODO(lead, at merge): return `schools.home.needs_you(user)`, the home page's list, so that the digest and
-    the page never disagree. Until then the digest tells only what changed.
-    """
-    return []
+def digest_needs_you(user) -> list[home.Todo]:
+    """What waits for this person, for the digest's "Needs you" section: the home page's list
+    (`schools.home.needs_you`), so the digest and the page never disagree."""
+    return home.needs_you(user, build_scope(user))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,7 +140,7 @@ class Told:
 
 
 @dataclass
-class Todo:
+class DigestTodo:
     title: str
     school_name: str
     since: datetime
@@ -162,7 +151,7 @@ class Todo:
 class DigestContent:
     lessons: list[Lesson] = field(default_factory=list)
     told: list[Told] = field(default_factory=list)
-    needs_you: list[Todo] = field(default_factory=list)
+    needs_you: list[DigestTodo] = field(default_factory=list)
     school_ids: set[int] = field(default_factory=set)
 
     @property
@@ -250,7 +239,7 @@ def digest_content(*, user, items: Sequence[DigestItem], place: DigestPlace, now
     content.told = sorted(told.values(), key=lambda line: line.told_at)
     zone = ZoneInfo(place.time_zone)
     content.needs_you = [
-        Todo(title=todo.title, school_name=todo.school_name, since=timezone.localtime(todo.since, zone),
+        DigestTodo(title=todo.title, school_name=todo.school_name, since=timezone.localtime(todo.since, zone),
              link=settings.SITE_URL + todo.url)
         for todo in digest_needs_you(user)
     ]
