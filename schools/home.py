@@ -138,11 +138,17 @@ def coverage_by_group(school: School, purpose: Purpose | None) -> list[dict]:
 def coverage_by_school(schools: list[School], purposes: dict[int, Purpose]) -> dict[int, dict]:
     """school id → its consent figures: one query per organisation."""
     result: dict[int, dict] = {}
+    on_roll = Pupil.objects.filter(left_on__isnull=True, archived_at__isnull=True)
     for organisation_id, purpose in purposes.items():
         ids = [s.pk for s in schools if s.organisation_id == organisation_id]
         if ids:
-            result.update(_coverage_counts(Pupil.objects.filter(school_id__in=ids, left_on__isnull=True,
-                                                                archived_at__isnull=True), purpose, "school_id"))
+            result.update(_coverage_counts(on_roll.filter(school_id__in=ids), purpose, "school_id"))
+    # An organisation that asks for no consent yet: its children, none of whom has answered.
+    unasked = [s.pk for s in schools if s.organisation_id not in purposes]
+    if unasked:
+        for school_id, total in (on_roll.filter(school_id__in=unasked).values_list("school_id")
+                                 .annotate(n=Count("pk")).order_by()):
+            result[school_id] = {"total": total, "no_answer": total}
     return result
 
 

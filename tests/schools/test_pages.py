@@ -145,6 +145,6 @@ def test_dashboard_tells_the_headteacher_about_emails_that_failed(client, person
     OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.FAILED, last_error="550")
     sign_in(client, personas.headteacher)
     body = client.get(reverse("schools:dashboard")).content.decode()
-    assert "1 email could not be sent" in body
+    assert "1</span> email could not be sent" in body and "See what went wrong and retry" in body
     sign_in(client, personas.other_headteacher)
     assert "could not be sent" not in client.get(reverse("schools:dashboard")).content.decode()
