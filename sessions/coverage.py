@@ -12,7 +12,7 @@ Every read takes a constant number of queries, however many children are chosen.
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db.models import TextChoices
@@ -110,6 +110,7 @@ class Coverage:
     gaps: tuple[GroupGap, ...] = ()  # chosen groups with parents who have not answered, by name
     ungrouped_parents: int = 0  # not-answering parents of hand-picked children outside the chosen groups
     standing: Mapping[int, Standing] = field(default_factory=dict, compare=False, repr=False)
+    chosen: bool = True  # any group or pupil chosen at all (on a new form, none yet)
 
     def count(self, *which: Standing) -> int:
         return sum(self.counts.get(s, 0) for s in which)
@@ -160,6 +161,8 @@ class Coverage:
 
     @property
     def summary(self) -> str:
+        if not self.chosen:
+            return "Choose groups or pupils to see how many children may attend."
         if self.empty:
             return "No children are in the chosen groups or hand-picked yet: nobody would be invited."
         return f"{self.may_attend} of {self.total} {'child' if self.total == 1 else 'children'} may attend " \
@@ -228,7 +231,8 @@ def coverage_for(*, school: School, purpose: Purpose, group_ids: Iterable[int] =
     chosen = set(pupil_ids).union(*members.values())
     registry = read_registry(chosen, [purpose.pk], now)
     ours = {pk for pk, pupil in registry.pupils.items() if pupil.school_id == school.pk}
-    return _coverage(registry, ours, purpose.pk, school.organisation, groups, members)
+    coverage = _coverage(registry, ours, purpose.pk, school.organisation, groups, members)
+    return replace(coverage, chosen=bool(groups or ours))
 
 
 def session_coverage(session: VideoSession, now: datetime | None = None) -> Coverage:
