@@ -276,7 +276,7 @@ def session_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "active_nav": NAV, "session": session, "form": form, "protocol": effective_protocol(session.school),
         **audience_context(request, school=session.school, purpose=session.purpose, data=shown,
                            confirm_verb=form.confirm_verb, confirm_errors=form.errors.get("confirm_coverage", ()),
-                           coverage=form.coverage),
+                           coverage=form.coverage, saved=edit_initial(session)),
     }), request)
 
 

@@ -41,12 +41,16 @@ def purpose_of(school: School, raw: str | None) -> Purpose | None:
 
 
 def audience_context(request: HttpRequest, *, school: School, purpose: Purpose | None, data: Mapping,
-                     confirm_verb: str, confirm_errors: Iterable[str] = (), coverage: Coverage | None = None) -> dict:
+                     confirm_verb: str, confirm_errors: Iterable[str] = (), coverage: Coverage | None = None,
+                     saved: Mapping | None = None) -> dict:
     """What the audience part of a form shows: the coverage of the chosen groups and pupils, with the box to
     tick when it is below the organisation's share, and the picker. `data` is the posted form (or the initial
-    values of an unposted one); a `coverage` the form has just computed is shown as it is."""
+    values of an unposted one); a `coverage` the form has just computed is shown as it is. `saved`: the groups
+    and pupils a session already has (on the edit form), for which no confirmation is asked again."""
     group_ids = posted_ids(str(v) for v in _list(data, "groups"))
     pupil_ids = posted_ids(str(v) for v in _list(data, "pupils"))
+    unchanged = saved is not None and (set(group_ids), set(pupil_ids)) == (
+        set(saved.get("groups") or ()), set(saved.get("pupils") or ()))
     if coverage is None and purpose is not None:
         coverage = coverage_for(school=school, purpose=purpose, group_ids=group_ids, pupil_ids=pupil_ids)
     picker = picker_read(school=school, purpose=purpose, chosen_ids=pupil_ids, query=data.get("pupil_search") or "")
@@ -55,7 +59,9 @@ def audience_context(request: HttpRequest, *, school: School, purpose: Purpose |
         "may_remind": bool(scope_for(request).roles_at_school(school.pk) & REQUEST_ROLES),
         "confirmed": data.get("confirm_coverage") or "", "confirm_verb": confirm_verb,
         "confirm_label": coverage.confirm_label(confirm_verb) if coverage else "",
-        "confirm_errors": list(confirm_errors), "audience_school": school,
+        "confirm_errors": list(confirm_errors), "audience_school": school, "ask_confirmation": not unchanged,
+        "saved_groups": ",".join(str(pk) for pk in (saved or {}).get("groups") or ()),
+        "saved_pupils": ",".join(str(pk) for pk in (saved or {}).get("pupils") or ()),
         "coverage_url": reverse("video_sessions:schedule-coverage", kwargs={"school_pk": school.pk}),
         "pupils_url": reverse("video_sessions:schedule-pupils", kwargs={"school_pk": school.pk}),
     }
@@ -71,7 +77,8 @@ def _list(data: Mapping, name: str) -> list:
 @staff_required(SCHEDULE_ROLES)
 @require_safe
 def schedule_coverage(request: HttpRequest, school_pk: int) -> JsonResponse:
-    """?groups=…&pupils=…&purpose=…&verb=Save: the coverage, its figures and the HTML the form shows."""
+    """?groups=…&pupils=…&purpose=…&verb=Save&ask=0: the coverage, its figures and the HTML the form shows (`ask=0`:
+    the edit form's groups and pupils are the session's own, so no confirmation is asked)."""
     school = get_school_or_404(request, school_pk, roles=SCHEDULE_ROLES)
     purpose = purpose_of(school, request.GET.get("purpose"))
     if purpose is None:
@@ -83,6 +90,7 @@ def schedule_coverage(request: HttpRequest, school_pk: int) -> JsonResponse:
         "coverage": coverage, "purpose": purpose, "audience_school": school, "confirm_verb": verb,
         "confirm_label": coverage.confirm_label(verb), "confirmed": request.GET.get("confirm_coverage") or "",
         "may_remind": bool(scope_for(request).roles_at_school(school.pk) & REQUEST_ROLES),
+        "ask_confirmation": request.GET.get("ask") != "0",
     }, request=request)
     response = JsonResponse({**coverage.as_data(), "key": coverage.key, "summary": coverage.summary, "html": html})
     response["Cache-Control"] = "no-store"

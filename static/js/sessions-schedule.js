@@ -80,6 +80,18 @@
     };
   }
 
+  // The edit form: its session's own groups and pupils are not confirmed again (the server decides the same).
+  function saved(name) {
+    var value = form.getAttribute("data-saved-" + name);
+    return value === null ? null : value.split(",").filter(Boolean).sort().join(",");
+  }
+
+  function unchanged() {
+    var groups = saved("groups");
+    return groups !== null && groups === ticked("groups").sort().join(",")
+      && saved("pupils") === ticked("pupils").sort().join(",");
+  }
+
   var getCoverage = fetcher(form.getAttribute("data-coverage-url"), function (data) {
     coverage.innerHTML = data.html;
   });
@@ -89,6 +101,9 @@
     ticked("pupils").forEach(function (v) { params.append("pupils", v); });
     params.set("purpose", purpose());
     params.set("verb", form.getAttribute("data-verb") || "Schedule");
+    if (unchanged()) {
+      params.set("ask", "0");
+    }
     var box = document.getElementById("id_confirm_coverage");
     if (box && box.checked) {
       params.set("confirm_coverage", box.value); // still ticked if the figures have not changed

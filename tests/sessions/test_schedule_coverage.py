@@ -237,6 +237,10 @@ def test_editing_who_a_session_is_for_asks_again_but_a_new_title_does_not(person
     assert list(session.groups.all()) == [owls]
     assert AuditEntry.objects.filter(action="session.low_coverage_confirmed", object_id=str(session.pk)).count() == 1
     assert client.post(url, {**data, "title": "Owls phonics"}).status_code == 302  # same children: not asked again
+    page = _text(client.get(url))
+    assert "Only 1 of 9 children may attend" in page and 'name="confirm_coverage"' not in page
+    shown = client.get(_url("schedule-coverage", personas), {"groups": [owls.pk], "verb": "Save", "ask": "0"}).json()
+    assert "Only 1 of 9" in shown["html"] and 'name="confirm_coverage"' not in shown["html"]
 
 
 # --- who may ask, and the picker ------------------------------------------------------------------------------
