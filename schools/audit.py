@@ -118,6 +118,8 @@ ACTION_LABELS: dict[str, str] = {
     # Video sessions: scheduling and the meeting protocol (helper S1).
     "session.protocol_saved": "saved a version of the meeting protocol",
     "session.scheduled": "scheduled a video session",
+    "session.low_coverage_confirmed": "confirmed a video session that fewer children may attend than the "
+                                      "organisation's share",
     "session.updated": "changed or rescheduled a video session",
     "session.cancelled": "cancelled a video session",
     "session.password_revealed": "looked at a video session's meeting password",

@@ -77,7 +77,9 @@ def read_registry(pupil_ids: Iterable[int], purpose_ids: Iterable[int], now: dat
     return registry
 
 
-def _consent_active(registry: Registry, guardian_id: int, pupil_id: int, purpose_id: int) -> bool:
+def consent_active(registry: Registry, guardian_id: int, pupil_id: int, purpose_id: int) -> bool:
+    """This guardian's own consent for the child is active: given, and not waiting for a renewal whose deadline
+    has passed. (Public for `sessions.coverage`, which says why a child may not attend.)"""
     state, renewal_needed, version = registry.statuses.get((guardian_id, pupil_id, purpose_id), ("none", False, 0))
     if state != ConsentState.GIVEN:
         return False
@@ -111,7 +113,7 @@ def eligible_children(registry: Registry, pupil_ids: Iterable[int], purpose_id: 
             continue
         for g in carers:
             if (g.parental_responsibility and guardian_may_receive(g)
-                    and _consent_active(registry, g.guardian_id, pupil_id, purpose_id)):
+                    and consent_active(registry, g.guardian_id, pupil_id, purpose_id)):
                 result[g.guardian_id].append(pupil_id)
     return result
 

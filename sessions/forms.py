@@ -11,6 +11,7 @@ from consent.models import Group, Pupil, Purpose
 from pia.models import Platform
 from schools.models import SCHOOL_ROLES, School
 
+from .coverage import Coverage, coverage_for
 from .gate import session_gate
 from .models import Protocol, VideoSession
 from .protocol import FLAGS, MINUTES_BOUNDS, effective_protocol
@@ -62,9 +63,10 @@ class _SessionFields(forms.Form):
     host = StaffChoiceField(queryset=None, help_text="A member of staff of the school.")
     groups = forms.ModelMultipleChoiceField(queryset=Group.objects.none(), required=False,
                                             widget=forms.CheckboxSelectMultiple)
+    # Rendered by the picker (templates/sessions/_pupil_picker.html, rows from `sessions.picker`), never by the
+    # widget: a school may have 2,000 pupils.
     pupils = PupilChoiceField(queryset=Pupil.objects.none(), required=False, label="Hand-picked pupils",
-                              help_text="Beside or instead of groups. Hold Ctrl (⌘ on a Mac) to choose several.",
-                              widget=forms.SelectMultiple(attrs={"size": 8}))
+                              help_text="Beside or instead of groups.", widget=forms.CheckboxSelectMultiple)
     meeting_url = forms.CharField(label="Meeting link", max_length=2000,
                                   widget=forms.URLInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
                                   help_text="https only, on the platform's own address.")
@@ -78,6 +80,12 @@ class _SessionFields(forms.Form):
         label="Send the invitations (minutes before the start)", initial=VideoSession.LEAD_MINUTES_DEFAULT,
         min_value=1, max_value=100000,
         help_text=f"From {VideoSession.LEAD_MINUTES_MIN} minutes to 24 hours ({VideoSession.LEAD_MINUTES_MAX}).")
+    # The figures the person confirmed ("7-31", `Coverage.key`) when few children may attend: rendered with the
+    # coverage (templates/sessions/_coverage.html). Other figures need a new confirmation.
+    confirm_coverage = forms.CharField(required=False, max_length=20)
+
+    confirm_verb = "Schedule"
+    coverage: Coverage | None = None
 
     def __init__(self, *args, school: School, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,7 +125,40 @@ class _SessionFields(forms.Form):
             gate = session_gate(school=self.school, platform=platform, host=data["host"])
             for reason in gate.reasons:
                 self.add_error(None, f"The session may not be scheduled: {reason}")
+        self._check_coverage(data)
         return data
+
+    def coverage_purpose(self, data: dict) -> Purpose | None:
+        raise NotImplementedError
+
+    def audience_changed(self, data: dict) -> bool:
+        return True
+
+    def _check_coverage(self, data: dict) -> None:
+        """Fewer children than the organisation's share may attend: the form goes no further until the person
+        confirms these very figures. Checked here, on the server, so that posting the form directly cannot skip
+        it; the view shows the same figures beside the box to tick."""
+        purpose = self.coverage_purpose(data)
+        if purpose is None or "groups" not in data or "pupils" not in data:
+            return
+        self.coverage = coverage = coverage_for(school=self.school, purpose=purpose,
+                                                group_ids=[g.pk for g in data["groups"]],
+                                                pupil_ids=[p.pk for p in data["pupils"]])
+        if not (coverage.below_threshold and self.audience_changed(data)):
+            return
+        confirmed = data.get("confirm_coverage") or ""
+        if confirmed != coverage.key:
+            changed = "The figures have changed since you ticked the box. " if confirmed else ""
+            self.add_error("confirm_coverage", (
+                f"{changed}Only {coverage.may_attend} of {coverage.total} children may attend "
+                f"({coverage.percent}\u00a0%), fewer than {coverage.owner}'s {coverage.threshold}\u00a0%. "
+                f"Tick “{self.confirm_verb} anyway” if it should go ahead all the same."))
+
+    @property
+    def low_coverage_confirmed(self) -> bool:
+        """The person confirmed figures below the threshold (valid forms only): the service records it."""
+        return bool(self.coverage and self.coverage.below_threshold and self.audience_changed(self.cleaned_data)
+                    and self.cleaned_data.get("confirm_coverage") == self.coverage.key)
 
     def starts_at(self) -> dt.datetime:
         """The wall-clock start, naive: the service places it in the school's time zone."""
@@ -130,7 +171,7 @@ class ScheduleForm(_SessionFields):
     repeat_weekly_until = forms.DateField(label="Repeat weekly until", required=False, widget=DateInput,
                                           help_text="Leave empty for one session. At most 26 weeks.")
 
-    field_order = ["title", "platform", "host", "groups", "pupils", "purpose", "meeting_url", "meeting_id",
+    field_order = ["title", "platform", "host", "purpose", "groups", "pupils", "meeting_url", "meeting_id",
                    "password", "start_date", "start_time", "duration_minutes", "repeat_weekly_until", "lead_minutes"]
 
     def __init__(self, *args, school: School, **kwargs):
@@ -145,16 +186,30 @@ class ScheduleForm(_SessionFields):
         self.fields["password"].help_text = ("Leave empty and Gatehouse makes a strong one for you to set on the "
                                              "platform.")
 
+    def coverage_purpose(self, data: dict) -> Purpose | None:
+        return data.get("purpose")
+
 
 class EditForm(_SessionFields):
     field_order = ["title", "platform", "host", "groups", "pupils", "meeting_url", "meeting_id", "password",
                    "start_date", "start_time", "duration_minutes", "lead_minutes"]
 
-    def __init__(self, *args, school: School, **kwargs):
+    confirm_verb = "Save"
+
+    def __init__(self, *args, school: School, purpose: Purpose, **kwargs):
         super().__init__(*args, school=school, **kwargs)
+        self.purpose = purpose
         self.fields["password"].label = "New password"
         self.fields["password"].help_text = "Leave empty to keep the current one. A new one is sent again to " \
                                             "parents already invited."
+
+    def coverage_purpose(self, data: dict) -> Purpose | None:
+        return self.purpose
+
+    def audience_changed(self, data: dict) -> bool:
+        """Only a change of groups or pupils asks again: a new title does not re-open a confirmed shortfall."""
+        return ({g.pk for g in data.get("groups") or ()} != set(self.initial.get("groups") or ())
+                or {p.pk for p in data.get("pupils") or ()} != set(self.initial.get("pupils") or ()))
 
 
 def edit_initial(session: VideoSession) -> dict:

@@ -41,6 +41,7 @@ from schools.models import Role, School
 from schools.scope import build_scope
 
 from .changes import deliveries_cancel, deliveries_revise, sessions_plan_soon
+from .coverage import session_coverage
 from .gate import session_gate
 from .models import VideoSession
 from .protocol import effective_protocol
@@ -243,10 +244,12 @@ def _purpose(school: School, purpose: Purpose | None) -> Purpose:
 def session_schedule(*, school: School, actor, title: str, host, platform, groups=(), pupils=(), meeting_url: str,
                      meeting_id: str = "", password: str = "", starts_at: datetime, duration_minutes: int,
                      lead_minutes: int = VideoSession.LEAD_MINUTES_DEFAULT, repeat_weekly_until: date | None = None,
-                     purpose: Purpose | None = None) -> list[VideoSession]:
+                     purpose: Purpose | None = None, low_coverage_confirmed: bool = False) -> list[VideoSession]:
     """Schedule a session (or a weekly series): one `VideoSession` per occurrence, returned in order.
 
-    `starts_at` is a wall-clock time in the school's time zone (naive), or an aware instant."""
+    `starts_at` is a wall-clock time in the school's time zone (naive), or an aware instant. The consent coverage
+    at scheduling is kept in the audit entry; `low_coverage_confirmed` (the form's confirmation that fewer
+    children than the organisation's share may attend, `sessions.forms`) is recorded as its own entry."""
     if not may_schedule(actor, school):
         raise PermissionDenied("Only the school's teachers, office and headteacher schedule sessions.")
     if platform is None or platform.organisation_id != school.organisation_id:
@@ -292,14 +295,18 @@ def session_schedule(*, school: School, actor, title: str, host, platform, group
             session.groups.set(group_list)
             session.pupils.set(pupil_list)
             sessions.append(session)
+        coverage = session_coverage(sessions[0])
         # Never the link or the password: audit entries are kept for ever (promise 8).
         audit_log(actor=actor, action="session.scheduled", obj=sessions[0], school=school, data={
             "session_ids": [s.pk for s in sessions], "series": str(series) if series else None,
             "starts_at": [s.starts_at.isoformat() for s in sessions], "duration_minutes": duration,
             "lead_minutes": lead, "platform_id": platform.pk, "host_id": host.pk,
             "group_ids": sorted(g.pk for g in group_list), "pupil_count": len(pupil_list),
-            "password_generated": generated,
+            "password_generated": generated, "coverage": coverage.as_data(),
         })
+        if low_coverage_confirmed and coverage.below_threshold:
+            audit_log(actor=actor, action="session.low_coverage_confirmed", obj=sessions[0], school=school,
+                      data={"session_ids": [s.pk for s in sessions], "coverage": coverage.as_data()})
         # A session already due (a short lead time) is planned now rather than at the next beat.
         sessions_plan_soon(sessions=sessions)
     return sessions
@@ -310,10 +317,11 @@ UNSET = object()
 
 def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, platform=UNSET, groups=UNSET,
                    pupils=UNSET, meeting_url=UNSET, meeting_id=UNSET, password=UNSET, starts_at=UNSET,
-                   duration_minutes=UNSET, lead_minutes=UNSET) -> VideoSession:
+                   duration_minutes=UNSET, lead_minutes=UNSET, low_coverage_confirmed: bool = False) -> VideoSession:
     """Edit or reschedule one occurrence. Only what is passed changes. The revision goes up when what an
     invitation says changes (time, link, meeting ID, password), so that sent invitations are sent again.
-    A blank `password` keeps the current one."""
+    A blank `password` keeps the current one. A change of groups or pupils keeps the new consent coverage in
+    the audit entry, and `low_coverage_confirmed` records the form's confirmation of a shortfall."""
     with transaction.atomic():
         # The session row only (not its school or platform), and NO KEY: rows that merely reference the session or
         # the school (alerts, outbox emails, a planner's new invitations) are not blocked by it.
@@ -420,8 +428,14 @@ def session_update(*, session: VideoSession, actor, title=UNSET, host=UNSET, pla
             result = deliveries_revise(session=session, previous_starts_at=previous_starts_at)
             data["invitations"] = {"resent": result.resent, "waiting": result.waiting,
                                    "told_moved": result.moved_told, "queued_follow": result.followed}
+        coverage = session_coverage(session) if {"groups", "pupils"} & set(changed) else None
+        if coverage is not None:
+            data["coverage"] = coverage.as_data()
         # Field names only: never the link or the password.
         audit_log(actor=actor, action="session.updated", obj=session, school=school, data=data)
+        if coverage is not None and low_coverage_confirmed and coverage.below_threshold:
+            audit_log(actor=actor, action="session.low_coverage_confirmed", obj=session, school=school,
+                      data={"session_ids": [session.pk], "coverage": coverage.as_data()})
         if {"starts_at", "lead_minutes"} & set(changed):
             sessions_plan_soon(sessions=[session])  # moved into its send window: planned now
     return session

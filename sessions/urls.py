@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import views, views_host
+from . import views, views_coverage, views_host
 
 app_name = "video_sessions"
 
 urlpatterns = [
     path("", views.session_list, name="list"),
     path("school/<int:school_pk>/schedule/", views.session_schedule_view, name="schedule"),
+    path("school/<int:school_pk>/schedule/coverage/", views_coverage.schedule_coverage, name="schedule-coverage"),
+    path("school/<int:school_pk>/schedule/pupils/", views_coverage.schedule_pupils, name="schedule-pupils"),
     path("<int:pk>/", views.session_detail, name="session"),
     path("<int:pk>/edit/", views.session_edit, name="edit"),
     path("<int:pk>/cancel/", views.session_cancel_view, name="cancel"),

@@ -9,6 +9,7 @@ schedule; the host, the creator and the headteacher change and cancel (403 for t
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -23,6 +24,7 @@ from pia.models import Platform
 from schools.models import Organisation, Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
 
+from .coverage import session_coverage
 from .forms import CancelForm, EditForm, ListFilterForm, ProtocolForm, ScheduleForm, edit_initial
 from .gate import gate_for, session_gate
 from .models import VideoSession
@@ -48,6 +50,7 @@ from .services import (
     session_schedule,
     session_update,
 )
+from .views_coverage import audience_context, purpose_of
 from .views_host import host_context
 
 NAV = "sessions"
@@ -121,12 +124,36 @@ def _platform_gates(school: School, host) -> list[dict]:
     return [{"platform": p, "gate": session_gate(school=school, platform=p, host=host)} for p in platforms]
 
 
+def _rechecking(request: HttpRequest) -> bool:
+    """"Check coverage" or "Find" (pupils) was pressed: the form is shown again, nothing is saved."""
+    return request.method == "POST" and ("check" in request.POST or "find" in request.POST)
+
+
+def _kept(form_class, request: HttpRequest, **kwargs):
+    """An unbound form showing what was posted, without judging it: no errors while the person is still choosing
+    who the session is for. The password typed is kept too, on a page that is not cached (`_not_cached`)."""
+    data = request.POST
+    form = form_class(initial={
+        name: data.getlist(name) if isinstance(field.widget, forms.CheckboxSelectMultiple) else data.get(name, "")
+        for name, field in form_class.base_fields.items()}, **kwargs)
+    form.fields["password"].widget.render_value = True
+    return form
+
+
+def _not_cached(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        response["Cache-Control"] = "no-store"
+    return response
+
+
 @staff_required(SCHEDULE_ROLES)
 @require_http_methods(["GET", "POST"])
 def session_schedule_view(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=SCHEDULE_ROLES)
     form = ScheduleForm(request.POST or None, school=school, initial={"host": request.user.pk})
-    if request.method == "POST" and form.is_valid():
+    if _rechecking(request):
+        form = _kept(ScheduleForm, request, school=school)
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             sessions = session_schedule(
@@ -135,7 +162,7 @@ def session_schedule_view(request: HttpRequest, school_pk: int) -> HttpResponse:
                 meeting_url=data["meeting_url"], meeting_id=data["meeting_id"], password=data["password"],
                 starts_at=form.starts_at(), duration_minutes=data["duration_minutes"],
                 lead_minutes=data["lead_minutes"], repeat_weekly_until=data["repeat_weekly_until"],
-                purpose=data["purpose"])
+                purpose=data["purpose"], low_coverage_confirmed=form.low_coverage_confirmed)
         except ValidationError as error:
             _add_errors(form, error)
         else:
@@ -154,10 +181,14 @@ def session_schedule_view(request: HttpRequest, school_pk: int) -> HttpResponse:
     # The gate of every platform, for the host chosen (on a submitted form) or for the signed-in user: without
     # JavaScript the whole table shows; sessions-schedule.js highlights the chosen platform's row.
     host = (form.cleaned_data.get("host") if form.is_bound and hasattr(form, "cleaned_data") else None) or request.user
-    return render(request, "sessions/schedule.html", {
+    shown = request.POST if request.method == "POST" else form.initial
+    return _not_cached(render(request, "sessions/schedule.html", {
         "active_nav": NAV, "school": school, "form": form, "host": host,
         "platform_gates": _platform_gates(school, host), "protocol": effective_protocol(school),
-    })
+        **audience_context(request, school=school, purpose=purpose_of(school, shown.get("purpose")), data=shown,
+                           confirm_verb=form.confirm_verb, confirm_errors=form.errors.get("confirm_coverage", ()),
+                           coverage=form.coverage),
+    }), request)
 
 
 # --- One session --------------------------------------------------------------------------------------------
@@ -184,6 +215,7 @@ def _detail_context(request: HttpRequest, session: VideoSession, revealed: str |
         "active_nav": NAV, "session": session, "local": _local(session), "gate": gate_for(session),
         "protocol": protocol, "reminders": parent_reminders(protocol), "checklist": host_checklist(protocol),
         "groups": session.groups.order_by("name"), "pupil_count": session.pupils.count(),
+        "coverage": session_coverage(session),
         "password_mask": mask_secret(session.password), "revealed": revealed,
         "may_change": changeable, "may_reveal": may_change(request.user, session) and bool(session.password),
         "link_host": _link_host(session.meeting_url), "series_count": (
@@ -223,8 +255,11 @@ def session_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if session.status != VideoSession.Status.SCHEDULED or session.starts_at <= timezone.now():
         messages.error(request, "A cancelled or started session can no longer be changed.")
         return redirect("video_sessions:session", pk=session.pk)
-    form = EditForm(request.POST or None, school=session.school, initial=edit_initial(session))
-    if request.method == "POST" and form.is_valid():
+    form = EditForm(request.POST or None, school=session.school, purpose=session.purpose,
+                    initial=edit_initial(session))
+    if _rechecking(request):
+        form = _kept(EditForm, request, school=session.school, purpose=session.purpose)
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         before = session.revision
         try:
@@ -233,7 +268,7 @@ def session_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 platform=data["platform"], groups=data["groups"], pupils=data["pupils"],
                 meeting_url=data["meeting_url"], meeting_id=data["meeting_id"], password=data["password"],
                 starts_at=form.starts_at(), duration_minutes=data["duration_minutes"],
-                lead_minutes=data["lead_minutes"])
+                lead_minutes=data["lead_minutes"], low_coverage_confirmed=form.low_coverage_confirmed)
         except ValidationError as error:
             _add_errors(form, error)
         else:
@@ -242,9 +277,13 @@ def session_edit(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, "Saved.")
             return redirect("video_sessions:session", pk=session.pk)
-    return render(request, "sessions/edit.html", {
+    shown = request.POST if request.method == "POST" else form.initial
+    return _not_cached(render(request, "sessions/edit.html", {
         "active_nav": NAV, "session": session, "form": form, "protocol": effective_protocol(session.school),
-    })
+        **audience_context(request, school=session.school, purpose=session.purpose, data=shown,
+                           confirm_verb=form.confirm_verb, confirm_errors=form.errors.get("confirm_coverage", ()),
+                           coverage=form.coverage, saved=edit_initial(session)),
+    }), request)
 
 
 @staff_required(SCHEDULE_ROLES)

@@ -61,7 +61,7 @@ def test_a_teacher_schedules_a_lesson_and_only_consenting_parents_are_invited(
     form.locator("input[name=title]").fill("Owls story time")
     form.locator("select[name=platform]").select_option(label="Zoom")
     form.locator("select[name=host]").select_option(str(teacher.pk))
-    form.get_by_label("Owls").check()
+    form.get_by_label("Owls", exact=True).check()
     form.locator("input[name=meeting_url]").fill(ZOOM_URL)
     form.locator("input[name=meeting_id]").fill("812 3456 7890")
     form.locator("input[name=start_date]").fill(start.date().isoformat())
@@ -114,3 +114,62 @@ def test_a_teacher_schedules_a_lesson_and_only_consenting_parents_are_invited(
     # A full-page screenshot leaves the frame blank: the frame is photographed on its own.
     page.locator("iframe").first.screenshot(path=artifacts / "session-invitation-html-part.png")
     page.screenshot(path=artifacts / "session-invitation-in-demo-mailbox.png", full_page=True)
+
+
+def test_the_schedule_form_follows_the_groups_ticked_and_asks_to_confirm_a_shortfall(
+        live_server, transactional_db, personas, page, artifacts):
+    school, teacher = personas.school, personas.teacher
+    green_gate(personas)
+    owls = GroupFactory(school=school, name="Owls")
+    consenting_family(school, owls, first_names=("Ava",))
+    for name in ("Dot", "Eve", "Fay"):  # three children whose parents have not answered
+        child = pupil_at(school, first_name=name, last_name="Quine")
+        owls.pupils.add(child)
+        guardian_of(child)
+    teacher.set_password(PASSWORD)
+    teacher.save()
+
+    page.goto(live_server.url + reverse("accounts:login"))
+    page.fill("input[name=username]", teacher.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("form[action$='/login/'] button[type=submit]").click()
+    page.wait_for_url(f"**{reverse('schools:dashboard')}")
+    page.goto(live_server.url + reverse("video_sessions:schedule", kwargs={"school_pk": school.pk}))
+    start = timezone.localtime(timezone.now() + dt.timedelta(days=1), school.tz)
+    form = page.locator("#schedule-form")
+    form.locator("input[name=title]").fill("Owls story time")
+    form.locator("select[name=platform]").select_option(label="Zoom")
+    form.locator("input[name=meeting_url]").fill(ZOOM_URL)
+    form.locator("input[name=start_date]").fill(start.date().isoformat())
+    form.locator("input[name=start_time]").fill("09:00")
+    # With the script, "Check coverage" and "Find" are not needed: the page follows the boxes and the search.
+    assert not page.get_by_role("button", name="Check coverage").is_visible()
+    form.get_by_label("Owls", exact=True).check()
+    coverage = page.locator("#coverage")
+    coverage.locator(".coverage-summary").get_by_text("1 of 4 children may attend").wait_for()
+    assert "3 with no answer yet: 3 parents have not answered" in coverage.inner_text()
+    form.locator("#id_pupil_search").press_sequentially("quin")
+    page.locator("#picker-found").get_by_text("Dot Quine").wait_for()
+    assert page.locator("#picker-found").get_by_text("No answer").count() == 3
+    assert blocking_violations(page) == [], "the schedule form with its coverage has serious or critical violations"
+    page.screenshot(path=artifacts / "session-schedule-coverage.png", full_page=True)
+
+    # Scheduling without ticking the box is refused by the server; ticking it schedules, and the page warns.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Schedule", exact=True).click()
+    assert not VideoSession.objects.exists()
+    assert page.get_by_text("fewer than the federation's 50").is_visible()
+    page.get_by_label("Schedule anyway: only 1 of 4 children may attend.").check()
+    page.locator("input[name=meeting_url]").fill(ZOOM_URL)  # nothing else was lost: only the box was missing
+    with page.expect_navigation():
+        page.get_by_role("button", name="Schedule", exact=True).click()
+    session = VideoSession.objects.get()
+    assert page.url.endswith(reverse("video_sessions:session", kwargs={"pk": session.pk}))
+    assert page.locator(".coverage-warning").get_by_text("Only 1 of 4 children may attend").is_visible()
+    page.screenshot(path=artifacts / "session-scheduled-with-warning.png", full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + reverse("video_sessions:edit", kwargs={"pk": session.pk}))
+    page.locator("#coverage .coverage-summary").get_by_text("1 of 4 children may attend").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=artifacts / "session-edit-coverage-phone.png", full_page=True)

@@ -18,14 +18,19 @@ def _theirs(p):
 
 
 CHANGERS = everyone(403, headteacher=200, teacher=200, other_teacher=404)
+SCHEDULERS = everyone(403, headteacher=200, teacher=200, office=200, other_teacher=404)
 # The organisation roles are refused by the page's role check before any session is looked up.
 THEIRS_CHANGERS = everyone(404, dpo=403, siro=403, org_admin=403, other_teacher=200)
 
 ROWS = [
     Row("video_sessions:list", everyone()),
-    Row("video_sessions:schedule", everyone(403, headteacher=200, teacher=200, office=200, other_teacher=404),
-        kwargs=lambda p: {"school_pk": p.school.pk}),
+    Row("video_sessions:schedule", SCHEDULERS, kwargs=lambda p: {"school_pk": p.school.pk}),
     Row("video_sessions:schedule", THEIRS_CHANGERS, kwargs=lambda p: {"school_pk": p.other_school.pk}),
+    # What the schedule form's script reads: the coverage of the chosen groups and pupils, and the picker's search.
+    Row("video_sessions:schedule-coverage", SCHEDULERS, kwargs=lambda p: {"school_pk": p.school.pk}),
+    Row("video_sessions:schedule-coverage", THEIRS_CHANGERS, kwargs=lambda p: {"school_pk": p.other_school.pk}),
+    Row("video_sessions:schedule-pupils", SCHEDULERS, kwargs=lambda p: {"school_pk": p.school.pk}),
+    Row("video_sessions:schedule-pupils", THEIRS_CHANGERS, kwargs=lambda p: {"school_pk": p.other_school.pk}),
     Row("video_sessions:session", everyone(other_teacher=404), kwargs=_ours),
     Row("video_sessions:session", everyone(404, other_teacher=200), kwargs=_theirs),
     Row("video_sessions:edit", CHANGERS, kwargs=_ours),
