@@ -386,7 +386,7 @@ def _school_rows(schools: list[School], purposes: dict[int, Purpose], now: datet
         consented = figures.get("consented", 0)
         rows.append({"school": school, "lessons": lessons.get(school.pk, 0), "blocked": blocked.get(school.pk, 0),
                      "children": total, "consented": consented,
-                     "percent": round(100 * consented / total) if total else None,
+                     "percent": consented * 100 // total if total else None,
                      "no_answer": figures.get("no_answer", 0), "failed": failed.get(school.pk, 0),
                      "url": _url("consent:pupils", school.pk)})
     return rows

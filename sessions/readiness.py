@@ -34,7 +34,8 @@ class Coverage:
 
     @property
     def percent(self) -> int | None:
-        return round(100 * self.may_attend / self.children) if self.children else None
+        """Rounded down, as `sessions.coverage.Coverage.percent`: just under the threshold never reads as it."""
+        return self.may_attend * 100 // self.children if self.children else None
 
     def __str__(self) -> str:
         return f"{self.may_attend} of {self.children} may attend"
@@ -77,8 +78,9 @@ class Readiness:
 
     @property
     def below_threshold(self) -> bool:
-        percent = self.coverage.percent
-        return percent is not None and percent < self.session.school.organisation.coverage_warning_percent
+        """As the schedule form and the session page warn (`sessions.coverage.Coverage.below_threshold`)."""
+        threshold = self.session.school.organisation.coverage_warning_percent
+        return self.coverage.children > 0 and self.coverage.may_attend * 100 < threshold * self.coverage.children
 
 
 def coverage_of_sessions(sessions: Iterable[VideoSession], now: datetime | None = None) -> dict[int, Coverage]:
