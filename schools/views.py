@@ -161,3 +161,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "query": query.urlencode(),
         },
     )
+
+
+@login_required
+def glossary(request: HttpRequest) -> HttpResponse:
+    """The words Gatehouse uses, in plain language: for every member of staff, whatever their role."""
+    return render(request, "schools/glossary.html", {"active_nav": "glossary"})
