@@ -3,19 +3,17 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 
 from consent.models import Group, Guardian
 from consent.views_staff import registry_tools
 from outbox.models import OutboxMessage
 from outbox.services import OUTBOX_ROLES, outbox_visible_to
 
+from .activity import AUDIT_READERS, activity_rows, audit_entries_for
 from .audit import action_label
 from .forms import AuditFilterForm
-from .models import AuditEntry, Membership, Role, School
+from .models import Membership, Role, School
 from .scope import get_school_or_404, scope_for, staff_required
-
-AUDIT_READERS = {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -109,45 +107,19 @@ def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _audit_entries_for(scope):
-    """Headteachers see their schools' entries; organisation roles also see organisation-wide ones;
-    everyone sees what they did themselves (e.g. their own sign-ins, filed organisation-wide when they
-    work at several schools)."""
-    readable_schools = scope.schools_where(AUDIT_READERS)
-    org_ids = [oid for oid, roles in scope.roles_by_organisation.items() if roles & AUDIT_READERS]
-    return AuditEntry.objects.filter(
-        Q(school_id__in=readable_schools)
-        | Q(school_id__isnull=True, organisation_id__in=org_ids)
-        | Q(actor_kind=AuditEntry.ActorKind.STAFF, actor_id=scope.user_id)
-    )
-
-
-# Objects recorded by number (pupils, parents, consent events) link to their page, where the reader's
-# scope decides what they may see (and a deleted object answers 404).
-AUDIT_OBJECT_PAGES = {
-    "consent.pupil": "consent:pupil",
-    "consent.guardian": "consent:guardian",
-    "consent.consentevent": "consent:event",
-}
-
-
-def _audit_object_url(entry: AuditEntry) -> str:
-    name = AUDIT_OBJECT_PAGES.get(entry.object_type)
-    return reverse(name, kwargs={"pk": entry.object_id}) if name and entry.object_id.isdigit() else ""
+    # The dashboard's name for it; the rule itself lives in schools/activity.py beside the feed.
+    return audit_entries_for(scope)
 
 
 @staff_required(roles=AUDIT_READERS)
 def audit_list(request: HttpRequest) -> HttpResponse:
     scope = scope_for(request)
-    entries = _audit_entries_for(scope)
+    entries = audit_entries_for(scope)
     form = AuditFilterForm(request.GET or None)
     if form.is_valid():
         entries = form.apply(entries)
     page = Paginator(entries.order_by("-seq"), 50).get_page(request.GET.get("page"))
-    school_names = dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name"))
-    rows = [
-        (entry, action_label(entry.action), school_names.get(entry.school_id), _audit_object_url(entry))
-        for entry in page
-    ]
+    rows = activity_rows(page, scope)
     query = request.GET.copy()
     query.pop("page", None)
     return render(

@@ -39,3 +39,7 @@ def test_the_glossary_asks_visitors_to_sign_in(client):
     response = client.get(reverse("schools:glossary"))
     assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
 
+
+def test_the_audit_page_links_to_the_glossary(client, personas):
+    sign_in(client, personas.headteacher)
+    assert f'{reverse("schools:glossary")}#audit-trail' in client.get(reverse("schools:audit")).content.decode()
