@@ -27,7 +27,7 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Who", required=False, max_length=100, help_text="Name or email, or part of it.")
     action = forms.ChoiceField(label="What", required=False)
     obj = forms.CharField(label="About", required=False, max_length=100,
-                          help_text="A title, or a number as in “Pupil #12”.")
+                          help_text="A title, or a record's number.")
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
