@@ -38,7 +38,7 @@ class PurposeCreateForm(_ReminderFields):
         data = super().clean()
         if self.organisation_hidden and self._errors.pop("organisation", None):
             # A hidden field's error would not show next to anything: say it at the top of the form.
-            raise forms.ValidationError("You can add purposes only to your own organisation.")
+            raise forms.ValidationError("You can add something to agree to only for your own organisation.")
         return data
 
 

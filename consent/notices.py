@@ -91,12 +91,12 @@ def purpose_create(
     with transaction.atomic():
         _require_editor(actor, organisation.pk)
         if not name:
-            raise ValidationError({"name": "Give the purpose a name."})
+            raise ValidationError({"name": "Say what parents are asked to agree to."})
         _check_reminders(reminder_interval_days, max_reminders)
         # Lock the organisation so that two people adding the same name get one purpose and one error.
         Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
         if Purpose.objects.filter(organisation=organisation, name__iexact=name).exists():
-            raise ValidationError({"name": f"{organisation} already has a purpose called “{name}”."})
+            raise ValidationError({"name": f"{organisation} already asks parents to agree to “{name}”."})
         purpose = Purpose.objects.create(
             organisation=organisation, name=name, slug=_unique_slug(organisation, name),
             reminder_interval_days=reminder_interval_days, max_reminders=max_reminders,

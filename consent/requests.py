@@ -271,7 +271,7 @@ def consent_requests_send(
         if not build_scope(actor).roles_at_school(school.pk) & REQUEST_ROLES:
             raise PermissionDenied("Only the office or the headteacher of this school can send consent requests.")
         if purpose.organisation_id != school.organisation_id:
-            raise ValidationError("This purpose belongs to another organisation.")
+            raise ValidationError("This consent belongs to another organisation.")
         if group is not None and group.school_id != school.pk:
             raise ValidationError("This group belongs to another school.")
         # FOR NO KEY UPDATE on the purpose: serialises sends with each other and with `notice_publish`

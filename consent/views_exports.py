@@ -83,7 +83,8 @@ def _selection(request: HttpRequest, school_pk: int) -> Selection | HttpResponse
     back = redirect("consent:pupils", school_pk=school.pk)
     purpose = purpose_for_school(school, request)
     if purpose is None:
-        messages.error(request, f"No consent purpose is set up for {school.organisation} yet: nothing to export.")
+        messages.error(request, f"Nothing has been set up yet for parents at {school.organisation} to agree to: "
+                                "nothing to export.")
         return back
     form = RegistryFilterForm(request.GET or None, school=school)
     if form.is_bound and not form.is_valid():

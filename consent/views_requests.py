@@ -95,7 +95,7 @@ def requests_send(request: HttpRequest, school_pk: int) -> HttpResponse:
         return redirect("consent:requests", school_pk=school.pk)
     group, include_exhausted = form.cleaned_data["group"], form.cleaned_data["include_exhausted"]
     if purpose is None:
-        messages.error(request, "No consent purpose is set up for this organisation yet.")
+        messages.error(request, "Nothing has been set up yet for parents of this organisation to agree to.")
         return redirect("consent:requests", school_pk=school.pk)
     if request.method == "POST":
         try:

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from lib.http import as_download
 from outbox.models import OutboxMessage
-from schools.audit import action_label
+from schools.activity import activity_rows
 from schools.models import AuditEntry, School
-from schools.scope import scope_for, scoped_get_or_404, staff_required
+from schools.scope import StaffScope, scope_for, scoped_get_or_404, staff_required
 
 from .forms_rights import (
     GuardianSearchForm,
@@ -115,13 +115,15 @@ def _history_details(entry: AuditEntry) -> str:
     return ""
 
 
-def _history(rights_request: RightsRequest) -> list[dict]:
-    """The request's audit entries, and the guardian's restriction it led to, oldest first."""
+def _history(rights_request: RightsRequest, scope: StaffScope) -> list[dict]:
+    """The request's audit entries, and the guardian's restriction it led to, oldest first; the parent is
+    named from the registry while their record is there (the entries keep their number only)."""
     entries = AuditEntry.objects.filter(
         Q(object_type=RightsRequest._meta.label_lower, object_id=str(rights_request.pk))
         | Q(action="rights.contact_suppressed", data__rights_request=rights_request.pk)
     ).order_by("seq")
-    return [{"entry": e, "label": action_label(e.action), "details": _history_details(e)} for e in entries]
+    return [{"entry": row.entry, "actor": row.actor, "label": row.action, "details": _history_details(row.entry)}
+            for row in activity_rows(entries, scope)]
 
 
 def _detail(request: HttpRequest, rights_request: RightsRequest, *, status_form=None, response_form=None
@@ -136,7 +138,7 @@ def _detail(request: HttpRequest, rights_request: RightsRequest, *, status_form=
         "school": rights_request.school,
         "guardian": rights_request.guardian,
         "overdue": rights_request.is_overdue(school_today(rights_request.school)),
-        "history": _history(rights_request),
+        "history": _history(rights_request, scope_for(request)),
         "emails": emails,
         "status_form": status_form or RightsStatusForm(),
         "response_form": response_form or RightsResponseForm(initial={"then": ""}),

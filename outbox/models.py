@@ -7,6 +7,8 @@ from django.db.models import Q
 
 from lib.crypto import EncryptedTextField
 
+from .kinds import email_kind
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -88,6 +90,10 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         # No address here: this text ends up in the append-only audit trail.
         return f"Email #{self.pk} ({self.template})"
+
+    @property
+    def kind_label(self) -> str:
+        return email_kind(self.template)
 
     def attachment_list(self) -> list[Attachment]:
         if not self.attachments:

@@ -30,10 +30,10 @@ class PlatformForm(forms.Form):
 
 
 class NoticeAdoptForm(forms.Form):
-    purpose = forms.ModelChoiceField(queryset=Purpose.objects.none(), label="Consent purpose",
+    purpose = forms.ModelChoiceField(queryset=Purpose.objects.none(), label="Consent notice",
                                      empty_label=None)
     replace_draft = forms.BooleanField(
-        required=False, label="If the purpose already has a draft notice, replace the privacy notice of that draft",
+        required=False, label="If this notice already has a draft, replace the privacy notice of that draft",
         help_text="Its letter and protocol stay as they are in the draft.",
     )
 

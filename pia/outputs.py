@@ -296,7 +296,7 @@ def notice_adopt(*, version: PiaVersion, purpose: Purpose, actor, replace_draft:
         raise ValidationError("Only the current signed version's privacy notice can be adopted: a draft has not "
                               "been agreed, and a superseded version no longer is.")
     if purpose.organisation_id != version.pia.organisation_id:
-        raise ValidationError("Choose a consent purpose of this PIA's organisation.")
+        raise ValidationError("Choose a consent notice of this PIA's organisation.")
     text = notice_text(version)
     with transaction.atomic():
         if not may_adopt_notice(build_scope(actor), version):
@@ -316,7 +316,7 @@ def notice_adopt(*, version: PiaVersion, purpose: Purpose, actor, replace_draft:
             notice = notice_draft_save(purpose=purpose, letter=letter, protocol=protocol, privacy_notice=text,
                                        actor=actor, base_sha256=base)
         except DraftConflict as error:
-            raise ValidationError("The purpose's draft notice changed meanwhile: look at it, then try again.") \
+            raise ValidationError("That notice's draft changed meanwhile: look at it, then try again.") \
                 from error
         pia = version.pia
         audit_log(actor=actor, action="pia.notice_drafted", obj=pia, school=pia.school,

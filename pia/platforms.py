@@ -86,7 +86,8 @@ def platform_status(*, platform: Platform, school: School | None = None, today: 
     elif version.review_on < today:
         reasons.append(f"The PIA “{pia.title}” was due for review on {version.review_on:%-d %B %Y}.")
     if not version.hash_verifies():
-        reasons.append(f"The signed PIA “{pia.title}” no longer matches its SHA-256: it cannot be relied on.")
+        reasons.append(f"The signed PIA “{pia.title}” was changed after it was signed (its fingerprint no longer "
+                       "matches): it cannot be relied on.")
     return PlatformStatus(not reasons, version, tuple(reasons))
 
 

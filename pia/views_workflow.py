@@ -160,7 +160,7 @@ def _field(snapshot: dict, name: str, step: str) -> list[Field]:
     if name == "decisions":
         return [Field(f"{dict(Decision.Kind.choices).get(d['kind'], d['kind'])}",
                       f"{d['name']} ({d['role']}), {_datetime(d['decided_at'])}"
-                      + (f"\n{d['comments']}" if d.get("comments") else "") + f"\nSHA-256 {d['sha256'][:12]}…")
+                      + (f"\n{d['comments']}" if d.get("comments") else "") + f"\nFingerprint {d['sha256'][:12]}…")
                 for d in value or []]
     return [Field(_label(name), value or "")]
 

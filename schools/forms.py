@@ -6,11 +6,28 @@ from django.utils import timezone
 
 from .audit import ACTION_LABELS
 
+# The families of actions, as the filter names them ("Any action about …").
+ACTION_GROUPS = {
+    "admin": "the admin site",
+    "auth": "signing in",
+    "consent": "consent",
+    "demo": "the demo data",
+    "email": "emails",
+    "import": "imports from the MIS",
+    "pia": "privacy impact assessments",
+    "registry": "the registry",
+    "retention": "retention",
+    "rights": "parents' requests",
+    "risk": "risk assessments",
+    "session": "video sessions",
+}
+
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=100, help_text="Name or email, or part of it.")
-    action = forms.ChoiceField(required=False)
-    obj = forms.CharField(label="Object", required=False, max_length=100, help_text="Name, type or id.")
+    actor = forms.CharField(label="Who", required=False, max_length=100, help_text="Name or email, or part of it.")
+    action = forms.ChoiceField(label="What", required=False)
+    obj = forms.CharField(label="About", required=False, max_length=100,
+                          help_text="A title, or a record's number.")
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -19,8 +36,8 @@ class AuditFilterForm(forms.Form):
         groups = sorted({name.split(".")[0] for name in ACTION_LABELS})
         choices = [("", "Any action")]
         for group in groups:
-            choices.append((f"{group}.*", f"Any {group} action"))
-            choices += [(name, f"{name} — {label}") for name, label in ACTION_LABELS.items()
+            choices.append((f"{group}.*", f"Anything about {ACTION_GROUPS.get(group, group)}"))
+            choices += [(name, f"– {label[:1].upper()}{label[1:]}") for name, label in ACTION_LABELS.items()
                         if name.startswith(f"{group}.")]
         self.fields["action"].choices = choices
 

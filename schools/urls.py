@@ -9,4 +9,5 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("schools/<int:pk>/", views.school_detail, name="school"),
     path("audit/", views.audit_list, name="audit"),
+    path("help/glossary/", views.glossary, name="glossary"),
 ]

@@ -3,18 +3,15 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 
 from consent.models import Group
 from consent.views_staff import registry_tools
 
-from .audit import action_label
+from .activity import AUDIT_READERS, activity_rows, audit_entries_for
 from .forms import AuditFilterForm
 from .home import home_page
-from .models import AuditEntry, Membership, Role, School
+from .models import Membership
 from .scope import get_school_or_404, scope_for, staff_required
-
-AUDIT_READERS = {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -32,10 +29,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     request._needs_you = home.needs_you  # the navigation bar's count, without asking twice
     recent = []
     if scope.has_any_role(AUDIT_READERS):
-        recent = [
-            (entry, action_label(entry.action))
-            for entry in _audit_entries_for(scope).order_by("-seq")[:8]
-        ]
+        # Pupils and parents named from the live record for the reader's scope; the trail keeps ids only.
+        recent = activity_rows(list(audit_entries_for(scope).order_by("-seq")[:8]), scope)
     return render(
         request,
         "schools/dashboard.html",
@@ -69,46 +64,15 @@ def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _audit_entries_for(scope):
-    """Headteachers see their schools' entries; organisation roles also see organisation-wide ones;
-    everyone sees what they did themselves (e.g. their own sign-ins, filed organisation-wide when they
-    work at several schools)."""
-    readable_schools = scope.schools_where(AUDIT_READERS)
-    org_ids = [oid for oid, roles in scope.roles_by_organisation.items() if roles & AUDIT_READERS]
-    return AuditEntry.objects.filter(
-        Q(school_id__in=readable_schools)
-        | Q(school_id__isnull=True, organisation_id__in=org_ids)
-        | Q(actor_kind=AuditEntry.ActorKind.STAFF, actor_id=scope.user_id)
-    )
-
-
-# Objects recorded by number (pupils, parents, consent events) link to their page, where the reader's
-# scope decides what they may see (and a deleted object answers 404).
-AUDIT_OBJECT_PAGES = {
-    "consent.pupil": "consent:pupil",
-    "consent.guardian": "consent:guardian",
-    "consent.consentevent": "consent:event",
-}
-
-
-def _audit_object_url(entry: AuditEntry) -> str:
-    name = AUDIT_OBJECT_PAGES.get(entry.object_type)
-    return reverse(name, kwargs={"pk": entry.object_id}) if name and entry.object_id.isdigit() else ""
-
-
 @staff_required(roles=AUDIT_READERS)
 def audit_list(request: HttpRequest) -> HttpResponse:
     scope = scope_for(request)
-    entries = _audit_entries_for(scope)
+    entries = audit_entries_for(scope)
     form = AuditFilterForm(request.GET or None)
     if form.is_valid():
         entries = form.apply(entries)
     page = Paginator(entries.order_by("-seq"), 50).get_page(request.GET.get("page"))
-    school_names = dict(School.objects.filter(pk__in=scope.school_ids).values_list("pk", "name"))
-    rows = [
-        (entry, action_label(entry.action), school_names.get(entry.school_id), _audit_object_url(entry))
-        for entry in page
-    ]
+    rows = activity_rows(page, scope)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -122,3 +86,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "query": query.urlencode(),
         },
     )
+
+
+@login_required
+def glossary(request: HttpRequest) -> HttpResponse:
+    """The words Gatehouse uses, in plain language: for every member of staff, whatever their role."""
+    return render(request, "schools/glossary.html", {"active_nav": "glossary"})

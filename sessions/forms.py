@@ -166,7 +166,7 @@ class _SessionFields(forms.Form):
 
 
 class ScheduleForm(_SessionFields):
-    purpose = forms.ModelChoiceField(queryset=Purpose.objects.none(), label="Consent purpose",
+    purpose = forms.ModelChoiceField(queryset=Purpose.objects.none(), label="What parents agree to",
                                      help_text="Invitations go only to parents who consented to this purpose.")
     repeat_weekly_until = forms.DateField(label="Repeat weekly until", required=False, widget=DateInput,
                                           help_text="Leave empty for one session. At most 26 weeks.")

@@ -235,7 +235,8 @@ def _purpose(school: School, purpose: Purpose | None) -> Purpose:
     if purpose is None:
         purpose = Purpose.objects.filter(organisation_id=school.organisation_id).order_by("id").first()
     if purpose is None or purpose.organisation_id != school.organisation_id:
-        raise ValidationError({"__all__": "The organisation has no consent purpose for video lessons yet."})
+        raise ValidationError({"__all__": "Parents have not been asked to agree to anything yet: set up what they "
+                                          "agree to under Notices first."})
     return purpose
 
 

@@ -33,6 +33,7 @@ RETENTION_READERS = everyone(403, headteacher=200, dpo=200, siro=200, org_admin=
 MATRIX = [
     Row("schools:dashboard", everyone()),
     Row("schools:audit", AUDIT_READERS),
+    Row("schools:glossary", everyone()),
     Row("accounts:security", everyone()),
     # Each person's own email preferences: saved, then back to the security page.
     Row("accounts:email-preferences", everyone(302), method="post"),

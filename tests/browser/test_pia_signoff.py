@@ -121,7 +121,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
 
     # The versions, and a second version compared with the signed one.
     page.goto(live_server.url + reverse("pia:versions", kwargs={"pk": version.pia_id}))
-    assert page.get_by_text("Hash verifies").is_visible()
+    assert page.get_by_text("Unchanged since signing").is_visible()
     draft = services.version_revise(pia=version.pia, actor=personas.office)
     PiaVersion.objects.filter(pk=draft.pk).update(aims="Live lessons for whole classes, recorded for absent pupils.")
     page.reload()

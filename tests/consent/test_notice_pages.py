@@ -96,7 +96,7 @@ def test_a_second_purpose_with_the_same_slug_gets_a_numbered_one_and_the_same_na
     second = purpose_create(organisation=personas.organisation, name="Recording of lessons!",
                             reminder_interval_days=7, max_reminders=3, actor=personas.headteacher)
     assert (first.slug, second.slug) == ("recording-of-lessons", "recording-of-lessons-2")
-    with pytest.raises(ValidationError, match="already has a purpose"):
+    with pytest.raises(ValidationError, match="already asks parents to agree to"):
         purpose_create(organisation=personas.organisation, name="RECORDING OF LESSONS",
                        reminder_interval_days=7, max_reminders=3, actor=personas.headteacher)
     assert Purpose.objects.filter(organisation=personas.organisation).count() == 2
@@ -270,10 +270,10 @@ def test_the_purposes_page_shows_version_draft_and_renewals(client, personas, pu
 def test_the_purposes_page_has_an_empty_state_and_offers_editors_to_add_one(client, personas):
     sign_in(client, personas.headteacher)
     page = client.get(_url("purposes")).content.decode()
-    assert "No purposes yet" in page and _url("purpose-add") in page
+    assert "Nothing to agree to yet" in page and _url("purpose-add") in page
     sign_in(client, personas.office)
     page = client.get(_url("purposes")).content.decode()
-    assert "No purposes yet" in page and _url("purpose-add") not in page
+    assert "Nothing to agree to yet" in page and _url("purpose-add") not in page
 
 
 def test_the_purposes_page_costs_the_same_queries_for_many_purposes(client, personas, django_assert_max_num_queries):
@@ -320,7 +320,7 @@ def test_a_headteacher_cannot_add_a_purpose_to_another_organisation(client, pers
         "reminder_interval_days": 5, "max_reminders": 2,
     })
     assert response.status_code == 200
-    assert "only to your own organisation" in response.content.decode()
+    assert "only for your own organisation" in response.content.decode()
     assert not Purpose.objects.filter(name="Sneaky").exists()
 
 

@@ -234,11 +234,11 @@ def test_versions_show_every_decision_and_whether_the_hash_verifies(client, pers
     version = signed_pia(personas)
     as_user(client, personas.teacher, confirmed=False)
     page = client.get(reverse("pia:versions", kwargs={"pk": version.pia_id})).content.decode()
-    assert "Hash verifies" in page and version.sha256 in page
+    assert "Unchanged since signing" in page and version.sha256 in page
     assert "Data Protection Officer" in page and "Senior Information Risk Owner" in page
     tamper(version, snapshot={**version.snapshot, "aims": "Tampered"})
     page = client.get(reverse("pia:versions", kwargs={"pk": version.pia_id})).content.decode()
-    assert "Hash does not verify" in page
+    assert "Changed since signing" in page
 
 
 def test_a_teacher_sees_only_signed_versions_in_the_list(client, personas):

@@ -115,13 +115,13 @@ def test_cancelled_and_started_sessions_are_not_watched(personas):
 
 def test_the_session_page_partial_shows_since_when_the_gate_is_red(personas):
     session = scheduled_session(personas)
-    assert "red since" not in render_to_string("sessions/_gate_watch.html", {"session": session})
+    assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session})
     host_leaves(personas)
     changes.sessions_gate_watch()
     session.refresh_from_db()
     local = timezone.localtime(session.gate_red_since, personas.school.tz)
     html = render_to_string("sessions/_gate_watch.html", {"session": session})
-    assert f"The gate has been red since {local:%A %-d %B %Y, %H:%M}" in html
+    assert f"A check has failed since {local:%A %-d %B %Y, %H:%M}" in html
 
 
 def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(personas):

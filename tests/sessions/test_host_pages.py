@@ -423,4 +423,4 @@ def test_a_child_without_consent_marked_present_prompts_an_incident_report(perso
 def test_the_session_page_says_since_when_the_gate_is_red(personas, client_for):
     session = _session(personas, GroupFactory(school=personas.school), gate_red_since=timezone.now())
     page = client_for(personas.teacher).get(_url("session", session)).content.decode()
-    assert "The gate has been red since" in page
+    assert "A check has failed since" in page
