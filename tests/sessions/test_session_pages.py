@@ -93,7 +93,8 @@ def test_the_schedule_form_shows_each_platforms_gate_with_its_reasons(personas, 
     Platform.objects.create(organisation=personas.organisation, name="Teams", kind="teams")
     page = client_for(personas.teacher).get(_schedule_url(personas)).content.decode()
     assert "No PIA is attached to Teams" in page
-    assert page.count("text-bg-success\">Green") == 1 and page.count("text-bg-danger\">Red") == 1
+    assert page.count("text-bg-success\">Can go ahead") == 1 and page.count("text-bg-danger\">Cannot go ahead") == 1
+    assert "Who can fix it: The DPO advises on the PIA, then the headteacher and the SIRO sign it." in page
 
 
 def test_scheduling_through_the_form_opens_the_session_with_the_password_masked(personas, client_for):
