@@ -286,3 +286,24 @@ def test_the_badge_count_agrees_with_the_list_for_every_kind(personas):
         assert needs_you_count(user, scope) == len(needs_you(user, scope))
     kinds = {todo.kind for todo in needs_you(personas.headteacher, build_scope(personas.headteacher))}
     assert kinds == {"decide", "answer", "attendance", "action"}
+
+
+def test_each_class_figure_links_to_the_pupil_list_showing_exactly_those_children(client, personas):
+    from consent.services import consent_refuse
+
+    notice = publish(video_purpose(personas.organisation))
+    owls = GroupFactory(school=personas.school, name="Owls")
+    _consenting_family(personas.school, owls, notice)
+    refusing = pupil_at(personas.school)
+    owls.pupils.add(refusing)
+    consent_refuse(guardian=guardian_of(refusing), pupil=refusing, notice=notice, attestation=True)
+    for _ in range(2):
+        silent = pupil_at(personas.school)
+        owls.pupils.add(silent)
+        guardian_of(silent)
+    sign_in(client, personas.headteacher)
+    (row,) = client.get(reverse("schools:dashboard")).context["home"].head["coverage"]
+    assert (row["total"], row["consented"], row["refused"], row["no_answer"]) == (4, 1, 1, 2)
+    listed = client.get(row["url"] + "&status=none").context["page"].paginator.count
+    assert listed == row["no_answer"]
+    assert client.get(row["url"]).context["page"].paginator.count == row["total"]
