@@ -284,7 +284,9 @@ def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySe
         sources["review"] = (Assessment.objects.filter(Q(school_id__in=approvers)
                                                        | Q(school__isnull=True, organisation_id__in=approver_orgs))
                              .filter(review_flagged_at__isnull=False))
-    if rights_schools := scope.schools_where(RIGHTS_ROLES):
+    # The school answers a parent's request (its headteacher or office); the DPO and the organisation admin
+    # follow the deadlines in their own section rather than each being told the request is theirs.
+    if rights_schools := scope.schools_where(RIGHTS_ROLES & {Role.HEADTEACHER, Role.OFFICE}):
         sources["answer"] = RightsRequest.objects.filter(school_id__in=rights_schools, status__in=RightsRequest.ACTIVE)
     sources["attendance"] = _attendance_missing_queryset(user, now)
     sources["action"] = (Hazard.objects.filter(action_owner=user, action_done_on__isnull=True,
@@ -423,7 +425,9 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
             "incidents": _incidents(head_schools, now),
         }
         # Every school's row, and the classes of one school at a time (the first, or the one asked for).
-        chosen = by_id[coverage_school if coverage_school in head_schools else head_schools[0]]
+        # Default: the school of the next lesson (where the head's attention is), else the first by name.
+        default = lessons[0].session.school_id if lessons else head_schools[0]
+        chosen = by_id[coverage_school if coverage_school in head_schools else default]
         head["school_rows"] = _school_rows([by_id[pk] for pk in head_schools], purposes, now)
         head["coverage_school"] = chosen
         head["coverage"] = coverage_by_group(chosen, purposes.get(chosen.organisation_id))

@@ -9,5 +9,6 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("schools/<int:pk>/", views.school_detail, name="school"),
     path("audit/", views.audit_list, name="audit"),
+    path("help/", views.help_index, name="help"),
     path("help/glossary/", views.glossary, name="glossary"),
 ]

@@ -14,6 +14,11 @@ from .models import Membership
 from .scope import get_school_or_404, scope_for, staff_required
 
 
+@login_required
+def help_index(request: HttpRequest) -> HttpResponse:
+    return redirect("schools:glossary")
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("schools:dashboard")
@@ -30,7 +35,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     recent = []
     if scope.has_any_role(AUDIT_READERS):
         # Pupils and parents named from the live record for the reader's scope; the trail keeps ids only.
-        recent = activity_rows(list(audit_entries_for(scope).order_by("-seq")[:8]), scope)
+        # Sign-ins and second-factor checks stay on the audit page: the home page shows what changed.
+        changes = audit_entries_for(scope).exclude(action__startswith="auth.")
+        recent = activity_rows(list(changes.order_by("-seq")[:8]), scope)
     return render(
         request,
         "schools/dashboard.html",

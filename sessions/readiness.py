@@ -56,7 +56,8 @@ class Invitations:
             return "Not yet due"
         if not self.planned:
             return "None to send"
-        text = f"Sent {self.sent} of {self.planned}"
+        parents = "parent" if self.planned == 1 else "parents"
+        text = f"Sent to {self.sent} of {self.planned} {parents}"
         return f"{text}, {self.failed} failed" if self.failed else text
 
 

@@ -34,6 +34,7 @@ MATRIX = [
     Row("schools:dashboard", everyone()),
     Row("schools:audit", AUDIT_READERS),
     Row("schools:glossary", everyone()),
+    Row("schools:help", everyone(302)),  # on to the glossary
     Row("accounts:security", everyone()),
     # Each person's own email preferences: saved, then back to the security page.
     Row("accounts:email-preferences", everyone(302), method="post"),

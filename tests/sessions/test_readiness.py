@@ -127,7 +127,7 @@ def test_the_list_shows_coverage_and_the_invitations_sent_and_failed(personas, c
     Delivery.objects.create(session=session, guardian_id=guardians[1], status=Delivery.Status.FAILED)
     page = client_for(personas.teacher).get(reverse("video_sessions:list")).content.decode()
     assert "2 of 3" in page
-    assert "Sent 1 of 2, 1 failed" in page
+    assert "Sent to 1 of 2 parents, 1 failed" in page
 
 
 def test_invitations_not_yet_due_say_so(personas, client_for):
