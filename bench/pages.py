@@ -37,7 +37,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from consent.counts import counts_recount
 from consent.models import (
+    ConsentCounts,
     ConsentEvent,
     ConsentState,
     ConsentStatus,
@@ -46,6 +48,7 @@ from consent.models import (
     Guardianship,
     Notice,
     Pupil,
+    Purpose,
     RightsRequest,
 )
 from pia.models import Platform
@@ -363,6 +366,11 @@ def main() -> None:
         if found is not None and not args.reuse:
             raise SystemExit(f"organisation bench-pages-{label} already exists: pass --reuse, or use a fresh database")
         orgs[label] = found or build(label)
+        if not ConsentCounts.objects.filter(school__organisation=orgs[label].organisation).exists():
+            # The registry was written in bulk, around the services that keep the counts (consent.counts).
+            with transaction.atomic():
+                counts_recount(school_ids=[s.pk for s in orgs[label].schools],
+                               purpose=Purpose.objects.filter(organisation=orgs[label].organisation).get())
 
     # Each page at both sizes one after the other, so that a change in the machine's load between pages
     # does not land on one size only.

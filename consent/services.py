@@ -26,6 +26,7 @@ from schools.audit import Actor, audit_log
 from schools.models import AuditEntry, Role
 from schools.scope import build_scope
 
+from .counts import counts_record_change, counts_recount
 from .links import consent_confirmation_queue
 from .models import (
     ConsentEvent,
@@ -117,6 +118,8 @@ def notice_publish(*, notice: Notice, actor, material_change: bool, renewal_dead
             flagged = ConsentStatus.objects.filter(
                 purpose=purpose, state=ConsentState.GIVEN, last_event__notice_version__lt=notice.version
             ).update(renewal_needed=True)
+            if flagged:
+                counts_recount(school_ids=purpose.organisation.schools.values_list("pk", flat=True), purpose=purpose)
         audit_log(
             actor=actor,
             action="consent.notice_published",
@@ -271,6 +274,7 @@ def _append(
     attestation: bool = False,
     user_agent: str = "",
 ) -> ConsentEvent:
+    before = _pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose)
     event = ConsentEvent(
         guardian_id=status.guardian_id,
         pupil_id=status.pupil_id,
@@ -294,6 +298,8 @@ def _append(
     status.renewal_needed = False
     status.last_event = event
     status.save(update_fields=["state", "renewal_needed", "last_event", "updated_at"])
+    counts_record_change(pupil_id=status.pupil_id, purpose=notice.purpose, before=before,
+                         after=_pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose))
     if status.state != ConsentState.GIVEN:
         # Still under this row's FOR UPDATE lock: unsent invitations naming the child are cancelled, and the
         # host is alerted about sent ones (promise 5). Imported here: sessions imports consent.
@@ -480,6 +486,11 @@ def pupils_consent_states(*, pupils: Iterable[Pupil | int], purpose: Purpose) ->
         state, renewal_needed = effective_state(found, purpose.guardians_rule)
         result[pupil_id] = PupilConsent(state=state, renewal_needed=renewal_needed, decisions=tuple(found))
     return result
+
+
+def _pupil_state(*, pupil_id: int, purpose: Purpose) -> tuple[str, bool]:
+    found = pupils_consent_states(pupils=[pupil_id], purpose=purpose)[pupil_id]
+    return found.state, found.renewal_needed
 
 
 def pupil_consent_state(*, pupil: Pupil, purpose: Purpose) -> PupilConsent:
