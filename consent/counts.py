@@ -6,12 +6,14 @@ to date before it commits:
 
 - a decision, a lapse, or a withdrawal on erasure appends an event in `services._append`, under the pupil's
   row lock: it calls `counts_record_change` with the pupil's effective state before and after, and the row
-  moves by the difference (nothing when the pupil is not on roll);
+  moves by the difference (nothing when the pupil is not on roll); last in `_append`, as the row stays
+  locked until the commit;
 - what changes many pupils at once recounts the school from the registry (`counts_recount`, one pass
   of `figures.consent_figures`): an import (pupils leaving or returning, guardians linked, unlinked or given
   or losing parental responsibility), a material change of the notice (consents needing renewal), and a
   parent's erasure (their "no" no longer binds). The retention schedule changes nothing counted: it erases
-  leavers and guardians linked to no child.
+  leavers and guardians linked to no child. A pupil or guardian changed or deleted in the admin recounts
+  their school too (`consent.admin`).
 
 Both take the row `FOR UPDATE` before they read, so they serialise per school: a recount either runs after
 a decision committed and sees it, or before it, and the decision then moves the recounted row. A row is
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 
 from django.db.models import Count, F
 
+from schools.audit import audit_chain_lock
 from schools.models import School
 
 from .figures import Figures, consent_figures
@@ -33,6 +36,10 @@ FIELDS = ("given", "renewal", "refused", "withdrawn", "lapsed")
 
 
 def _lock(school_ids: list[int], purpose_id: int) -> dict[int, ConsentCounts]:
+    # Every writer of these rows also writes an audit entry before it commits, and some (a parent's erasure
+    # completing a request) have written it before they get here: the chain's lock first, then the rows,
+    # in every transaction, so that two writers never wait for each other.
+    audit_chain_lock()
     # ON CONFLICT DO NOTHING: a concurrent creator waits for the first to commit, then finds its row.
     ConsentCounts.objects.bulk_create([ConsentCounts(school_id=pk, purpose_id=purpose_id) for pk in school_ids],
                                       ignore_conflicts=True)

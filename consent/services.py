@@ -298,8 +298,6 @@ def _append(
     status.renewal_needed = False
     status.last_event = event
     status.save(update_fields=["state", "renewal_needed", "last_event", "updated_at"])
-    counts_record_change(pupil_id=status.pupil_id, purpose=notice.purpose, before=before,
-                         after=_pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose))
     if status.state != ConsentState.GIVEN:
         # Still under this row's FOR UPDATE lock: unsent invitations naming the child are cancelled, and the
         # host is alerted about sent ones (promise 5). Imported here: sessions imports consent.
@@ -307,6 +305,9 @@ def _append(
 
         on_consent_withdrawn(guardian_id=status.guardian_id, pupil_id=status.pupil_id,
                              purpose_id=status.purpose_id, state=status.state)
+    # Last: it locks the school's counts until the commit (consent.counts).
+    counts_record_change(pupil_id=status.pupil_id, purpose=notice.purpose, before=before,
+                         after=_pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose))
     return event
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from consent.counts import FIELDS, school_figures
@@ -141,3 +142,30 @@ def test_the_rebuild_command_recounts_rows_written_around_the_services(family):
     ConsentCounts.objects.filter(school=school).update(**dict.fromkeys(FIELDS, 7))
     call_command("consent_counts_rebuild", stdout=None)
     assert_counts_true(school, purpose)
+
+
+def test_a_pupil_marked_as_left_in_the_admin_leaves_the_counts(client, family):
+    from accounts.models import User
+    from tests.conftest import sign_in
+    from tests.factories import TOTPDeviceFactory
+
+    school, purpose, notice, pupils, guardians, _ = family
+    consent_give(guardian=guardians[0], pupil=pupils[0], notice=notice, attestation=True)
+    root = User.objects.create_superuser("root", "root@example.org", "x")
+    TOTPDeviceFactory(user=root)
+    sign_in(client, root)
+    link = Guardianship.objects.get(pupil=pupils[0], guardian=guardians[0])
+    response = client.post(reverse("admin:consent_pupil_change", args=[pupils[0].pk]), {
+        "school": school.pk, "mis_id": "P1", "first_name": "Ada", "last_name": "Left", "year_group": "",
+        "left_on": timezone.localdate().isoformat(),
+        "guardianships-TOTAL_FORMS": "2", "guardianships-INITIAL_FORMS": "2", "guardianships-MIN_NUM_FORMS": "0",
+        "guardianships-MAX_NUM_FORMS": "1000",
+        **{f"guardianships-{i}-{name}": value for i, g in enumerate(
+            Guardianship.objects.filter(pupil=pupils[0]).order_by("pk"))
+           for name, value in (("id", g.pk), ("pupil", pupils[0].pk), ("guardian", g.guardian_id),
+                               ("relationship", g.relationship), ("parental_responsibility", "on"))},
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert link.pupil.__class__.objects.get(pk=pupils[0].pk).left_on is not None
+    assert_counts_true(school, purpose)
+    assert ConsentCounts.objects.get(school=school, purpose=purpose).given == 0
