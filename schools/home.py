@@ -104,7 +104,6 @@ def _purposes(organisation_ids) -> dict[int, Purpose]:
     return found
 
 
-
 def _coverage_row(figures: Figures) -> dict:
     return {"total": figures.total, "consented": figures.consented, "refused": figures.refused + figures.withdrawn,
             "no_answer": figures.no_answer, "lapsed": figures.lapsed, "renewal": figures.renewal}
