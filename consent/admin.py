@@ -1,7 +1,9 @@
 from django.contrib import admin
 
 from schools.admin import ReadOnlyScopedAdmin, ScopedAdmin
+from schools.models import School
 
+from .counts import counts_recount_school
 from .models import (
     ConsentEvent,
     ConsentRequest,
@@ -19,6 +21,25 @@ from .models import (
 )
 
 
+class RecountsConsentCounts:
+    """Pupils and guardianships changed here change what `consent.counts` counts: recount their school."""
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        counts_recount_school(school=form.instance.school)
+
+    def delete_model(self, request, obj):
+        school = obj.school
+        super().delete_model(request, obj)
+        counts_recount_school(school=school)
+
+    def delete_queryset(self, request, queryset):
+        schools = list(School.objects.filter(pk__in=queryset.values("school_id")))
+        super().delete_queryset(request, queryset)
+        for school in schools:
+            counts_recount_school(school=school)
+
+
 class GuardianshipInline(admin.TabularInline):
     model = Guardianship
     extra = 0
@@ -26,7 +47,7 @@ class GuardianshipInline(admin.TabularInline):
 
 
 @admin.register(Pupil)
-class PupilAdmin(ScopedAdmin):
+class PupilAdmin(RecountsConsentCounts, ScopedAdmin):
     list_display = ["last_name", "first_name", "school", "year_group", "left_on"]
     list_filter = ["school", "year_group"]
     search_fields = ["last_name", "first_name", "mis_id"]
@@ -34,7 +55,7 @@ class PupilAdmin(ScopedAdmin):
 
 
 @admin.register(Guardian)
-class GuardianAdmin(ScopedAdmin):
+class GuardianAdmin(RecountsConsentCounts, ScopedAdmin):
     list_display = ["last_name", "first_name", "email", "school"]
     list_filter = ["school"]
     search_fields = ["last_name", "first_name", "email", "mis_id"]

@@ -617,3 +617,32 @@ class RetentionSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"Retention schedule of {self.organisation}"
+
+
+# --- Maintained figures ------------------------------------------------------------------------------
+
+
+class ConsentCounts(models.Model):
+    """Per school and purpose: how many pupils on roll are in each effective consent state. The home page's
+    rows for every school of an organisation read these instead of folding every pupil's status rows.
+
+    Maintained by `consent.counts` in the same transaction as every change to what they count (how they
+    stay true is told there); `manage.py consent_counts_rebuild` recounts them. Pupils on roll and "no answer"
+    are not stored: the first is counted live, the second is what is left."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+")
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="+")
+    given = models.PositiveIntegerField(default=0)
+    renewal = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    withdrawn = models.PositiveIntegerField(default=0)
+    lapsed = models.PositiveIntegerField(default=0)
+    # False only between the row's creation and its first count, inside the transaction that creates it.
+    counted = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "consent counts"
+        constraints = [models.UniqueConstraint(fields=["school", "purpose"], name="consent_counts_unique")]
+
+    def __str__(self) -> str:
+        return f"Consent counts of school #{self.school_id} for purpose #{self.purpose_id}"

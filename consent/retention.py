@@ -41,6 +41,7 @@ from outbox.models import OutboxMessage
 from schools.audit import audit_log
 from schools.models import Organisation
 
+from .counts import counts_recount_school
 from .models import (
     ConsentEvent,
     ConsentRequest,
@@ -413,6 +414,8 @@ def guardian_erase(*, guardian: Guardian, actor, rights_request: RightsRequest |
         guardian.processing_restricted_at = guardian.processing_restricted_at or now
         guardian.save(update_fields=["mis_id", "email", "phone", "archived_at", "processing_restricted_at",
                                      "updated_at"])
+        # Their refusals and withdrawals no longer bind their children: the school's counts change.
+        counts_recount_school(school=guardian.school)
         audit_log(actor=actor, action="retention.guardian_erased", obj=guardian, school=guardian.school,
                   data={"rights_request": getattr(rights_request, "pk", None), "consents_withdrawn": withdrawn,
                         "links_deleted": links_deleted, "emails_deleted": emails_deleted})

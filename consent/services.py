@@ -26,6 +26,7 @@ from schools.audit import Actor, audit_log
 from schools.models import AuditEntry, Role
 from schools.scope import build_scope
 
+from .counts import counts_record_change, counts_recount
 from .links import consent_confirmation_queue
 from .models import (
     ConsentEvent,
@@ -117,6 +118,8 @@ def notice_publish(*, notice: Notice, actor, material_change: bool, renewal_dead
             flagged = ConsentStatus.objects.filter(
                 purpose=purpose, state=ConsentState.GIVEN, last_event__notice_version__lt=notice.version
             ).update(renewal_needed=True)
+            if flagged:
+                counts_recount(school_ids=purpose.organisation.schools.values_list("pk", flat=True), purpose=purpose)
         audit_log(
             actor=actor,
             action="consent.notice_published",
@@ -271,6 +274,7 @@ def _append(
     attestation: bool = False,
     user_agent: str = "",
 ) -> ConsentEvent:
+    before = _pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose)
     event = ConsentEvent(
         guardian_id=status.guardian_id,
         pupil_id=status.pupil_id,
@@ -301,6 +305,9 @@ def _append(
 
         on_consent_withdrawn(guardian_id=status.guardian_id, pupil_id=status.pupil_id,
                              purpose_id=status.purpose_id, state=status.state)
+    # Last: it locks the school's counts until the commit (consent.counts).
+    counts_record_change(pupil_id=status.pupil_id, purpose=notice.purpose, before=before,
+                         after=_pupil_state(pupil_id=status.pupil_id, purpose=notice.purpose))
     return event
 
 
@@ -480,6 +487,11 @@ def pupils_consent_states(*, pupils: Iterable[Pupil | int], purpose: Purpose) ->
         state, renewal_needed = effective_state(found, purpose.guardians_rule)
         result[pupil_id] = PupilConsent(state=state, renewal_needed=renewal_needed, decisions=tuple(found))
     return result
+
+
+def _pupil_state(*, pupil_id: int, purpose: Purpose) -> tuple[str, bool]:
+    found = pupils_consent_states(pupils=[pupil_id], purpose=purpose)[pupil_id]
+    return found.state, found.renewal_needed
 
 
 def pupil_consent_state(*, pupil: Pupil, purpose: Purpose) -> PupilConsent:

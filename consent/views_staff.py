@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import BooleanField, Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, CharField, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,6 +23,7 @@ from schools.audit import audit_log
 from schools.models import Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
 
+from .figures import Figures, consent_figures
 from .forms import ConsentRecordForm, GuardianContactForm, RegistryFilterForm
 from .models import (
     ConsentEvent,
@@ -143,9 +144,11 @@ def filtered_pupils(*, school: School, purpose: Purpose | None, filters: dict) -
         pupils = pupils.filter(groups=filters["group"])
     for word in (filters.get("q") or "").split():
         pupils = pupils.filter(Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(mis_id__iexact=word))
-    if purpose is not None:
+    status = filters.get("status")
+    # Only to filter: the page reads each shown pupil's state with `pupils_consent_states`, and annotating
+    # every row would make the page's count evaluate five subqueries per pupil of the school.
+    if purpose is not None and (status or filters.get("renewal")):
         pupils = with_effective_state(pupils, purpose)
-        status = filters.get("status")
         if status == RENEWAL or filters.get("renewal"):
             pupils = pupils.filter(renewal_needed=True)
         if status and status != RENEWAL:
@@ -154,38 +157,21 @@ def filtered_pupils(*, school: School, purpose: Purpose | None, filters: dict) -
 
 
 def group_counts(school: School, purpose: Purpose | None) -> list[dict]:
-    """Per group: pupils on roll, consented, refused, withdrawn, lapsed, no answer, renewal needed — one
-    query."""
-    pupils = Pupil.objects.filter(school=school, left_on__isnull=True, groups__isnull=False)
-    if purpose is None:
-        rows = pupils.values("groups").annotate(total=Count("pk", distinct=True))
-    else:
-        rows = (
-            with_effective_state(pupils, purpose)
-            .values("groups")
-            .annotate(
-                total=Count("pk", distinct=True),
-                consented=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.GIVEN)),
-                refused=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.REFUSED)),
-                withdrawn=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.WITHDRAWN)),
-                lapsed=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.LAPSED)),
-                no_answer=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.NONE)),
-                renewal=Count("pk", distinct=True, filter=Q(renewal_needed=True)),
-            )
-        )
-    by_group = {row["groups"]: row for row in rows.order_by()}
+    """Per group: pupils on roll, consented, refused, withdrawn, lapsed, no answer, renewal needed — two
+    queries, counted in one pass (`consent.figures`)."""
+    by_group = consent_figures(school_ids=[school.pk], purpose=purpose, by="group", include_archived=True)
     result = []
     for group in Group.objects.filter(school=school).order_by("kind", "name"):
-        row = by_group.get(group.pk, {})
+        figures = by_group.get(group.pk, Figures())
         result.append({
             "group": group,
-            "total": row.get("total", 0),
-            "consented": row.get("consented", 0),
-            "refused": row.get("refused", 0),
-            "withdrawn": row.get("withdrawn", 0),
-            "lapsed": row.get("lapsed", 0),
-            "no_answer": row.get("no_answer", row.get("total", 0)),
-            "renewal": row.get("renewal", 0),
+            "total": figures.total,
+            "consented": figures.given,
+            "refused": figures.refused,
+            "withdrawn": figures.withdrawn,
+            "lapsed": figures.lapsed,
+            "no_answer": figures.no_answer,
+            "renewal": figures.renewal,
         })
     return result
 

@@ -173,7 +173,10 @@ def _canonical(data: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(data or {}, sort_keys=True, default=str))
 
 
-def _lock_chain() -> None:
+def audit_chain_lock() -> None:
+    """Take the chain's lock now, ahead of this transaction's `audit_log`: for a transaction that must take
+    another shared lock before it writes its entry (consent.counts), so that every such transaction takes
+    the two in the same order. Held until the transaction ends; taking it again is free."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
@@ -206,7 +209,7 @@ def audit_log(
     actor_kind, actor_id, actor_label = _actor_fields(actor)
     object_type, object_id, object_repr = _object_fields(obj)
     with transaction.atomic():
-        _lock_chain()
+        audit_chain_lock()
         last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
         entry = AuditEntry(

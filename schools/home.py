@@ -27,10 +27,11 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Val
 from django.urls import reverse
 from django.utils import timezone
 
-from consent.models import ConsentState, Group, ImportRun, Pupil, Purpose, RightsRequest
+from consent.counts import school_figures
+from consent.figures import Figures, consent_figures
+from consent.models import Group, ImportRun, Purpose, RightsRequest
 from consent.requests import RequestStatus, unanswered_counts_by_school
 from consent.rights import RIGHTS_ROLES
-from consent.views_staff import with_effective_state
 from outbox.models import OutboxMessage
 from outbox.services import OUTBOX_ROLES, outbox_visible_to
 from pia.models import PiaVersion
@@ -103,52 +104,29 @@ def _purposes(organisation_ids) -> dict[int, Purpose]:
     return found
 
 
-COVERAGE_KEYS = ("consented", "refused", "no_answer", "lapsed", "renewal")
-
-
-def _coverage_counts(pupils, purpose: Purpose, by: str) -> dict:
-    rows = (
-        with_effective_state(pupils, purpose).values(by)
-        .annotate(
-            total=Count("pk", distinct=True),
-            consented=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.GIVEN, renewal_needed=False)),
-            refused=Count("pk", distinct=True, filter=Q(effective_state__in=[ConsentState.REFUSED,
-                                                                              ConsentState.WITHDRAWN])),
-            no_answer=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.NONE)),
-            lapsed=Count("pk", distinct=True, filter=Q(effective_state=ConsentState.LAPSED)),
-            renewal=Count("pk", distinct=True, filter=Q(renewal_needed=True)),
-        )
-        .order_by()
-    )
-    return {row[by]: row for row in rows}
+def _coverage_row(figures: Figures) -> dict:
+    return {"total": figures.total, "consented": figures.consented, "refused": figures.refused + figures.withdrawn,
+            "no_answer": figures.no_answer, "lapsed": figures.lapsed, "renewal": figures.renewal}
 
 
 def coverage_by_group(school: School, purpose: Purpose | None) -> list[dict]:
     """One school's classes and groups with their consent figures: two queries."""
-    counts = _coverage_counts(Pupil.objects.filter(school=school, left_on__isnull=True, archived_at__isnull=True,
-                                                   groups__isnull=False), purpose, "groups") if purpose else {}
+    counts = consent_figures(school_ids=[school.pk], purpose=purpose, by="group") if purpose else {}
     rows = []
     for group in Group.objects.filter(school=school).order_by("kind", "name"):
-        row = counts.get(group.pk, {})
-        rows.append({"group": group, "total": row.get("total", 0), **{k: row.get(k, 0) for k in COVERAGE_KEYS},
-                     "url": _url("consent:pupils", school.pk, query=f"group={group.pk}")})
+        row = _coverage_row(counts.get(group.pk, Figures()))
+        rows.append({"group": group, **row, "url": _url("consent:pupils", school.pk, query=f"group={group.pk}")})
     return [row for row in rows if row["total"]]
 
 
 def coverage_by_school(schools: list[School], purposes: dict[int, Purpose]) -> dict[int, dict]:
-    """school id → its consent figures: one query per organisation."""
+    """school id → its consent figures (only the children on roll where the organisation has no purpose yet):
+    two queries per organisation, the states from the maintained counts (`consent.counts`)."""
     result: dict[int, dict] = {}
-    on_roll = Pupil.objects.filter(left_on__isnull=True, archived_at__isnull=True)
-    for organisation_id, purpose in purposes.items():
+    for organisation_id in sorted({s.organisation_id for s in schools}):
         ids = [s.pk for s in schools if s.organisation_id == organisation_id]
-        if ids:
-            result.update(_coverage_counts(on_roll.filter(school_id__in=ids), purpose, "school_id"))
-    # An organisation that asks for no consent yet: its children, none of whom has answered.
-    unasked = [s.pk for s in schools if s.organisation_id not in purposes]
-    if unasked:
-        for school_id, total in (on_roll.filter(school_id__in=unasked).values_list("school_id")
-                                 .annotate(n=Count("pk")).order_by()):
-            result[school_id] = {"total": total, "no_answer": total}
+        figures = school_figures(school_ids=ids, purpose=purposes.get(organisation_id))
+        result.update({pk: _coverage_row(row) for pk, row in figures.items()})
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from consent.counts import counts_recount_school
 from consent.models import Group, Guardian, GuardianLink, Guardianship, Pupil
 from schools.audit import audit_log
 from schools.models import School
@@ -259,6 +260,7 @@ def import_apply(
     try:
         with transaction.atomic():
             _apply(plan, school, batch_size, work)
+            counts_recount_school(school=school)
             audit_log(actor=actor, action="import.applied", obj=school,
                       data={"format": plan.format, "full": plan.full, **counts})
     except IntegrityError:
