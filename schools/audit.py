@@ -127,6 +127,7 @@ ACTION_LABELS: dict[str, str] = {
     "session.incident_reported": "reported an incident in a video session",
     # The daily digest (schools/digest.py) and each person's choice of it.
     "digest.sent": "sent the daily digests",
+    "organisation.settings_changed": "changed the organisation's settings",
     "account.digest_changed": "changed whether they get the daily digest",
 }
 

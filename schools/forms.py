@@ -70,3 +70,14 @@ class AuditFilterForm(forms.Form):
 
 def _start_of(day: datetime.date) -> datetime.datetime:
     return datetime.datetime.combine(day, datetime.time.min, timezone.get_current_timezone())
+
+
+class OrganisationSettingsForm(forms.Form):
+    coverage_warning_percent = forms.IntegerField(
+        label="Ask for a confirmation when fewer than this share of a lesson's children may attend (%)",
+        min_value=0, max_value=100,
+        help_text="0 never asks. The lesson's page keeps a warning below it too.")
+    digest_hour = forms.TypedChoiceField(
+        label="Send the daily digest at", coerce=int,
+        choices=[(hour, f"{hour:02d}:00") for hour in range(24)],
+        help_text="In each school's own time zone. Each person may turn their digest off.")

@@ -41,7 +41,7 @@ from sessions.gate import gates_for_combinations
 from sessions.models import Attendance, Delivery, Incident, VideoSession
 from sessions.readiness import Readiness, sessions_readiness
 
-from .models import ORGANISATION_ROLES, Role, School
+from .models import ORGANISATION_ROLES, Organisation, Role, School
 from .scope import StaffScope
 
 User = get_user_model()
@@ -455,6 +455,8 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
             "rights": _rights([pk for pk in ids if pk in scope.schools_where(RIGHTS_ROLES)], today, soon_only=True),
             "incidents": _incidents(ids, now),
             "school_rows": _school_rows(org_schools, purposes, now),
+            "settings_for": list(Organisation.objects.filter(pk__in=[
+                oid for oid in org_ids if Role.ORG_ADMIN in scope.roles_by_organisation[oid]]).order_by("name")),
         }
         home.roles.append("organisation")
     return home

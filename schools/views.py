@@ -1,17 +1,21 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
 
 from consent.models import Group
 from consent.views_staff import registry_tools
 
 from .activity import AUDIT_READERS, activity_rows, audit_entries_for
-from .forms import AuditFilterForm
+from .forms import AuditFilterForm, OrganisationSettingsForm
 from .home import home_page
-from .models import Membership
+from .models import Membership, Organisation
 from .scope import get_school_or_404, scope_for, staff_required
+from .settings_page import may_change_settings, organisation_settings_save
 
 
 @login_required
@@ -99,3 +103,21 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 def glossary(request: HttpRequest) -> HttpResponse:
     """The words Gatehouse uses, in plain language: for every member of staff, whatever their role."""
     return render(request, "schools/glossary.html", {"active_nav": "glossary"})
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def organisation_settings(request: HttpRequest, organisation_pk: int) -> HttpResponse:
+    scope = scope_for(request)
+    organisation = get_object_or_404(Organisation.objects.filter(pk__in=scope.organisation_ids), pk=organisation_pk)
+    if not may_change_settings(scope, organisation.pk):
+        raise PermissionDenied
+    initial = {"coverage_warning_percent": organisation.coverage_warning_percent,
+               "digest_hour": organisation.digest_hour}
+    form = OrganisationSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changed = organisation_settings_save(organisation=organisation, actor=request.user, **form.cleaned_data)
+        messages.success(request, "Saved." if changed else "Nothing changed.")
+        return redirect("schools:organisation-settings", organisation_pk=organisation.pk)
+    return render(request, "schools/organisation_settings.html",
+                  {"active_nav": "dashboard", "organisation": organisation, "form": form})

@@ -35,6 +35,12 @@ MATRIX = [
     Row("schools:audit", AUDIT_READERS),
     Row("schools:glossary", everyone()),
     Row("schools:help", everyone(302)),  # on to the glossary
+    Row("schools:organisation-settings", everyone(403, org_admin=200, other_teacher=404),
+        kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+    Row("schools:organisation-settings", everyone(403, org_admin=200, other_teacher=404), method="post",
+        kwargs=lambda p: {"organisation_pk": p.organisation.pk}),
+    Row("schools:organisation-settings", everyone(404, other_teacher=403),
+        kwargs=lambda p: {"organisation_pk": p.other_school.organisation.pk}),
     Row("accounts:security", everyone()),
     # Each person's own email preferences: saved, then back to the security page.
     Row("accounts:email-preferences", everyone(302), method="post"),
