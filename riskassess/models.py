@@ -58,7 +58,8 @@ class Assessment(models.Model):
     topic = models.CharField(max_length=20, choices=Topic.choices, default=Topic.OTHER)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # Set after an incident (`assessment_flag_for_review`): shown until the next approval clears it.
+    # Set while any review flag of the assessment is open (`ReviewFlag`): the register, the reviews due and the
+    # home pages read it, and the gate looks for the flags only when it is set. Cleared by the review.
     review_flagged_at = models.DateTimeField(null=True, blank=True)
     review_flag_reason = models.TextField(blank=True)
 
@@ -67,6 +68,57 @@ class Assessment(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ReviewFlag(models.Model):
+    """An assessment flagged for review after an incident at one school (`assessment_flag_for_review`).
+
+    It blocks lessons (turns the gate red) where it happened: at `school`, or wherever the assessment applies
+    when `school` is empty. An organisation-wide assessment flagged at one school is under review for the whole
+    organisation, but the other schools only see a notice, unless the reviewer escalates it (a safeguarding
+    concern) to block every school of the organisation. The review clears it: "reviewed, no change needed" with
+    a reason, or a revised version approved.
+    """
+
+    class Outcome(models.TextChoices):
+        NO_CHANGE = "no_change", "Reviewed: no change needed"
+        REVISED = "revised", "Revised: a new version approved"
+
+    assessment = models.ForeignKey(Assessment, on_delete=models.CASCADE, related_name="review_flags")
+    school = models.ForeignKey(School, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                               help_text="Where it happened; empty: wherever the assessment applies.")
+    reason = models.TextField()
+    raised_at = models.DateTimeField(default=timezone.now)
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="+")
+    escalation_reason = models.TextField(blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    outcome_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["assessment", "raised_at", "pk"]
+        indexes = [models.Index(fields=["assessment"], condition=Q(cleared_at__isnull=True),
+                                name="review_flag_open")]
+
+    def __str__(self) -> str:
+        return f"Review of {self.assessment} after an incident" + (f" at {self.school}" if self.school_id else "")
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+    @property
+    def is_escalated(self) -> bool:
+        return self.escalated_at is not None
+
+    def blocks(self, school: School) -> bool:
+        """Whether this open flag turns `school`'s gate red (the assessment applying to `school`)."""
+        return self.is_escalated or self.school_id in (None, school.pk)
 
 
 class AssessmentVersion(models.Model):

@@ -20,7 +20,7 @@ from schools.scope import build_scope
 
 from . import seed_template
 from .matrix import Matrix
-from .models import Assessment, AssessmentVersion, Hazard, matrix_for
+from .models import Assessment, AssessmentVersion, Hazard, ReviewFlag, matrix_for
 
 Status = AssessmentVersion.Status
 
@@ -306,17 +306,23 @@ def version_approve(*, version: AssessmentVersion, actor, seen: str | None = Non
         version.snapshot = snapshot_of(version)
         version.sha256 = AssessmentVersion.hash_of(version.snapshot)
         version.save(update_fields=["status", "approved_at", "approved_by", "snapshot", "sha256", "review_on"])
+        cleared = _flags_clear(assessment=assessment, flags=_open_flags(assessment), actor=actor,
+                               outcome=ReviewFlag.Outcome.REVISED,
+                               note=f"Risk assessment revised: version {version.number} approved.", now=now)
+        # A flag kept only on the assessment (from before flags were kept per school) is cleared too.
         Assessment.objects.filter(pk=assessment.pk).update(review_flagged_at=None, review_flag_reason="")
         audit_log(actor=actor, action="risk.approved", obj=assessment, school=assessment.school,
                   organisation=assessment.organisation,
                   data={"version": version.number, "sha256": version.sha256,
-                        "superseded": previous.number if previous else None})
+                        "superseded": previous.number if previous else None,
+                        "review_flags_cleared": [flag.pk for flag in cleared]})
     return version
 
 
 def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
-    """Edit an approved assessment: the next draft, a copy of the current approved version's rows. The
-    approved version stays as it is (and current) until the draft is approved. An open draft is reused."""
+    """Edit an approved assessment: the next draft, a copy of the current approved version (its header, review
+    date included, and its rows). The approved version stays as it is (and current) until the draft is approved.
+    An open draft is reused."""
     with transaction.atomic():
         assessment = Assessment.objects.select_for_update().get(pk=assessment.pk)
         _require(actor, assessment, EDIT_ROLES, "edit a risk assessment")
@@ -330,9 +336,14 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
         old_size = base.get_matrix().size
         from .reminders import assessment_today
 
+        # Every field of the version it revises, the review date included: after an incident the revision is
+        # often one changed control, and submitting it must not ask again for what the approved version said.
+        # Only the date of the assessment is today's (the school's day), as this is when it is assessed again;
+        # a review interval is kept rather than the date it gave at approval, which the approval recomputes.
         draft = AssessmentVersion.objects.create(
             assessment=assessment, number=base.number + 1, assessor_name=base.assessor_name,
-            assessed_on=assessment_today(assessment, timezone.now()), review_on=None,
+            assessed_on=assessment_today(assessment, timezone.now()),
+            review_on=None if base.review_interval_months else base.review_on,
             review_interval_months=base.review_interval_months,
             matrix=matrix.as_dict(),
         )
@@ -357,73 +368,243 @@ def version_revise(*, assessment: Assessment, actor) -> AssessmentVersion:
 
 @dataclass(frozen=True)
 class AssessmentStatus:
-    """Whether a school has a current, approved video-lessons risk assessment within its review date."""
+    """Whether a school has a current, approved video-lessons risk assessment within its review date.
+
+    `notices` say what the school should know without being blocked: an organisation-wide assessment under
+    review after an incident at another school."""
 
     ok: bool
     version: AssessmentVersion | None
     reasons: tuple[str, ...] = field(default=())
+    notices: tuple[str, ...] = field(default=())
 
 
-def _approved_video_lessons(organisation_ids) -> list[AssessmentVersion]:
-    return list(
+def _approved_video_lessons(organisation_ids) -> tuple[list[AssessmentVersion], dict[int, list[ReviewFlag]]]:
+    """The organisations' approved video-lessons versions, and the open review flags of those flagged: one
+    query, and a second only when an assessment is flagged."""
+    approved = list(
         AssessmentVersion.objects.filter(
             status=Status.APPROVED, assessment__topic=Assessment.Topic.VIDEO_LESSONS,
             assessment__organisation_id__in=list(organisation_ids),
         )
-        .select_related("assessment")
+        .select_related("assessment__organisation")
         .order_by("-approved_at", "-pk")
     )
+    flagged = [v.assessment_id for v in approved if v.assessment.review_flagged_at]
+    flags: dict[int, list[ReviewFlag]] = {}
+    if flagged:
+        for flag in (ReviewFlag.objects.filter(assessment_id__in=flagged, cleared_at__isnull=True)
+                     .select_related("school").order_by("raised_at", "pk")):
+            flags.setdefault(flag.assessment_id, []).append(flag)
+    return approved, flags
 
 
-def _status_from(approved: list[AssessmentVersion], school: School, today: date) -> AssessmentStatus:
-    """The gate's answer for `school` from its organisation's approved video-lessons versions."""
+def _name(version: AssessmentVersion, several: bool) -> str:
+    return f"The risk assessment “{version.assessment.title}”" if several else "The risk assessment"
+
+
+def _flag_answers(version: AssessmentVersion, flags: list[ReviewFlag], school: School, name: str
+                  ) -> tuple[list[str], list[str]]:
+    """What the flags of an assessment that applies to `school` say there: (reasons, notices)."""
+    assessment = version.assessment
+    if not assessment.review_flagged_at:
+        return [], []
+    if not flags:
+        # Flagged without a flag row (before flags were kept per school): under review wherever it applies.
+        return [f"{name} was flagged for review after an incident: {assessment.review_flag_reason}".rstrip(": ")], []
+    reasons, notices = [], []
+    for flag in flags:
+        if flag.blocks(school) and not flag.is_escalated:
+            where = f" at {flag.school.name}" if flag.school_id and assessment.school_id is None else ""
+            reasons.append(f"{name} was flagged for review after an incident{where}: {flag.reason}".rstrip(": "))
+    if not reasons:
+        elsewhere = sorted({flag.school.name for flag in flags if flag.school_id and not flag.blocks(school)})
+        if elsewhere:
+            notices.append(f"{name} is under review after an incident at {' and '.join(elsewhere)}; lessons here "
+                           "may go ahead meanwhile.")
+    return reasons, notices
+
+
+def _escalations(approved: list[AssessmentVersion], flags: dict[int, list[ReviewFlag]], school: School) -> list[str]:
+    """Escalated flags of any of the organisation's assessments: they stop lessons at every one of its schools."""
+    found = []
+    for version in approved:
+        if version.assessment.organisation_id != school.organisation_id or not version.assessment.review_flagged_at:
+            continue
+        for flag in flags.get(version.assessment_id, []):
+            if flag.is_escalated:
+                where = f" at {flag.school.name}" if flag.school_id else ""
+                found.append(f"A safeguarding concern{where} stops lessons in every school of "
+                             f"{version.assessment.organisation.name} until the risk assessment "
+                             f"“{version.assessment.title}” is reviewed: {flag.escalation_reason}")
+    return found
+
+
+def _status_from(approved: list[AssessmentVersion], flags: dict[int, list[ReviewFlag]], school: School,
+                 today: date) -> AssessmentStatus:
+    """The gate's answer for `school` from its organisation's approved video-lessons versions and their open
+    review flags."""
     mine = [v for v in approved if v.assessment.organisation_id == school.organisation_id
             and v.assessment.school_id in (school.pk, None)]
     applicable = [v for v in mine if v.assessment.school_id == school.pk] or mine
+    escalations = _escalations(approved, flags, school)
     if not applicable:
-        return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.",))
-    reasons = []
+        return AssessmentStatus(False, None, ("No approved risk assessment for live video lessons.", *escalations))
+    reasons: list[str] = []
+    notices: list[str] = []
     for version in applicable:
-        name = f"The risk assessment “{version.assessment.title}”" if len(applicable) > 1 else "The risk assessment"
+        name = _name(version, len(applicable) > 1)
         if not version.review_on:
             reasons.append(f"{name} has no review date: give the next version one.")
         elif version.review_on < today:
             reasons.append(f"{name} was due for review on {version.review_on:%-d %B %Y}.")
-        if version.assessment.review_flagged_at:
-            reasons.append(f"{name} was flagged for review after an incident: "
-                           f"{version.assessment.review_flag_reason}".rstrip(": "))
-    return AssessmentStatus(not reasons, applicable[0], tuple(reasons))
+        flag_reasons, flag_notices = _flag_answers(version, flags.get(version.assessment_id, []), school, name)
+        reasons += flag_reasons
+        notices += flag_notices
+    reasons += escalations
+    reasons = list(dict.fromkeys(reasons))
+    return AssessmentStatus(not reasons, applicable[0], tuple(reasons),
+                            tuple(dict.fromkeys(notices)) if not reasons else ())
 
 
 def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:
     """For the sessions' governance gate. The school's own assessments count, or else the organisation-wide
-    ones. Red when there is none approved, when a review date has passed or is missing, or when an incident
-    flagged one. When several apply (two video-lessons assessments of one school), every one of them must be
-    green: the answer never depends on which row the database returns first."""
+    ones. Red when there is none approved, when a review date has passed or is missing, or when an incident at
+    this school flagged one (an incident at another school leaves a notice only), or when a safeguarding concern
+    anywhere in the organisation was escalated to every school. When several apply (two video-lessons
+    assessments of one school), every one of them must be green: the answer never depends on which row the
+    database returns first."""
     today = today or timezone.localdate(timezone.now(), school.tz)
-    return _status_from(_approved_video_lessons([school.organisation_id]), school, today)
+    return _status_from(*_approved_video_lessons([school.organisation_id]), school, today)
 
 
 def video_lessons_assessment_statuses(*, schools, today: date | None = None) -> dict[int, AssessmentStatus]:
-    """`video_lessons_assessment_status` for many schools in one query (a dashboard's lessons)."""
+    """`video_lessons_assessment_status` for many schools in one query (two when an assessment is flagged)."""
     schools = list(schools)
-    approved = _approved_video_lessons({school.organisation_id for school in schools})
+    approved, flags = _approved_video_lessons({school.organisation_id for school in schools})
     now = timezone.now()
-    return {school.pk: _status_from(approved, school, today or timezone.localdate(now, school.tz))
+    return {school.pk: _status_from(approved, flags, school, today or timezone.localdate(now, school.tz))
             for school in schools}
 
 
-def assessment_flag_for_review(*, assessment: Assessment, reason: str, actor) -> Assessment:
-    """After an incident: the assessment needs reviewing, which turns the gate red until it is approved
-    again. Anyone reporting an incident may flag (the incident module checks who reports)."""
+# --- Review after an incident --------------------------------------------------------------------------------
+
+REASON_MAX = 1000
+
+
+def _open_flags(assessment: Assessment) -> list[ReviewFlag]:
+    return list(ReviewFlag.objects.select_for_update().filter(assessment=assessment, cleared_at__isnull=True)
+                .order_by("pk"))
+
+
+def may_review_flag(scope, flag: ReviewFlag) -> bool:
+    """Who reviews a flag, clears it or escalates it: the headteacher of the school where it happened (or the
+    organisation admin, who holds every school's roles); for a flag with no school, whoever approves the
+    assessment (`acting_roles`)."""
+    if flag.school_id:
+        return bool(scope.roles_at_school(flag.school_id) & APPROVE_ROLES)
+    return bool(acting_roles(scope, flag.assessment) & APPROVE_ROLES)
+
+
+def _flags_clear(*, assessment: Assessment, flags: list[ReviewFlag], actor, outcome: str, note: str, now
+                 ) -> list[ReviewFlag]:
+    """Clear `flags` (locked, open, of `assessment`), keep the assessment's summary in step, and close the
+    incidents whose every flag is now cleared."""
+    if not flags:
+        return []
+    ReviewFlag.objects.filter(pk__in=[flag.pk for flag in flags]).update(
+        cleared_at=now, cleared_by=actor, outcome=outcome, outcome_note=note)
+    if not ReviewFlag.objects.filter(assessment=assessment, cleared_at__isnull=True).exists():
+        Assessment.objects.filter(pk=assessment.pk).update(review_flagged_at=None, review_flag_reason="")
+    # The incidents that raised the flags live with the sessions, which build on the risk register; closing
+    # them belongs to the same review, in the same transaction (as consent.services tells the sessions of a
+    # withdrawal). Imported here: the sessions' modules import this one.
+    from sessions.incident_status import incidents_close_for_flags
+
+    incidents_close_for_flags(flag_ids=[flag.pk for flag in flags], actor=actor, note=note, now=now)
+    return flags
+
+
+def assessment_flag_for_review(*, assessment: Assessment, reason: str, actor, school: School | None = None
+                               ) -> ReviewFlag:
+    """After an incident at `school`: the assessment needs reviewing, which turns the gate red there (wherever
+    the assessment applies when `school` is None) until the review clears it. Anyone reporting an incident may
+    flag (the incident module checks who reports)."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say what happened."})
+    if school is not None and (school.organisation_id != assessment.organisation_id
+                               or assessment.school_id not in (None, school.pk)):
+        raise ValidationError("That assessment does not apply at that school.")
     with transaction.atomic():
         assessment = Assessment.objects.select_for_update().get(pk=assessment.pk)
-        assessment.review_flagged_at = timezone.now()
-        assessment.review_flag_reason = reason[:1000]
+        flag = ReviewFlag.objects.create(assessment=assessment, school=school, reason=reason[:REASON_MAX],
+                                         raised_by=actor)
+        assessment.review_flagged_at = flag.raised_at
+        assessment.review_flag_reason = reason[:REASON_MAX]
         assessment.save(update_fields=["review_flagged_at", "review_flag_reason"])
-        audit_log(actor=actor, action="risk.flagged_for_review", obj=assessment, school=assessment.school,
-                  organisation=assessment.organisation, data={"reason": reason[:1000]})
-    return assessment
+        audit_log(actor=actor, action="risk.flagged_for_review", obj=assessment, school=school or assessment.school,
+                  organisation=assessment.organisation,
+                  data={"reason": reason[:REASON_MAX], "review_flag": flag.pk,
+                        "school": school.pk if school else None})
+    return flag
+
+
+def assessment_review_no_change(*, assessment: Assessment, actor, reason: str) -> list[ReviewFlag]:
+    """"Reviewed — no change needed": the open flags this person reviews (`may_review_flag`) are cleared with
+    their written reason, which turns the gate green again where they blocked it and closes their incidents.
+    The view asks them to confirm it's them first. Refused without a reason, or when they review none of the
+    open flags."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why no change is needed: it is kept with the review."})
+    if len(reason) > REASON_MAX:
+        raise ValidationError({"reason": f"Keep the reason under {REASON_MAX} characters."})
+    scope = build_scope(actor)
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().select_related("organisation", "school").get(
+            pk=assessment.pk)
+        flags = _open_flags(assessment)
+        if not flags:
+            raise ValidationError("This assessment is not flagged for review any more: someone reviewed it "
+                                  "meanwhile.")
+        for flag in flags:
+            flag.assessment = assessment
+        mine = [flag for flag in flags if may_review_flag(scope, flag)]
+        if not mine:
+            raise PermissionDenied("Only the headteacher of the school where it happened, or the organisation "
+                                   "admin, can review it.")
+        now = timezone.now()
+        _flags_clear(assessment=assessment, flags=mine, actor=actor, outcome=ReviewFlag.Outcome.NO_CHANGE,
+                     note=reason, now=now)
+        audit_log(actor=actor, action="risk.reviewed_no_change", obj=assessment, school=assessment.school,
+                  organisation=assessment.organisation,
+                  data={"reason": reason, "review_flags": [flag.pk for flag in mine],
+                        "schools": sorted({flag.school_id for flag in mine if flag.school_id}),
+                        "still_flagged": len(flags) - len(mine)})
+    return mine
+
+
+def review_flag_escalate(*, flag: ReviewFlag, actor, reason: str) -> ReviewFlag:
+    """Stop lessons in every school of the organisation until the review: a reviewer's decision after a
+    safeguarding concern (the incident module checks the kind), with their reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why every school must stop until the review."})
+    if len(reason) > REASON_MAX:
+        raise ValidationError({"reason": f"Keep the reason under {REASON_MAX} characters."})
+    with transaction.atomic():
+        flag = ReviewFlag.objects.select_for_update().select_related("assessment__organisation", "school").get(
+            pk=flag.pk)
+        if not may_review_flag(build_scope(actor), flag):
+            raise PermissionDenied("Only the headteacher of the school where it happened, or the organisation "
+                                   "admin, can decide this.")
+        if not flag.is_open:
+            raise ValidationError("The risk assessment was reviewed meanwhile: there is nothing to escalate.")
+        if flag.is_escalated:
+            raise ValidationError("It already stops lessons in every school of the organisation.")
+        flag.escalated_at, flag.escalated_by, flag.escalation_reason = timezone.now(), actor, reason
+        flag.save(update_fields=["escalated_at", "escalated_by", "escalation_reason"])
+        audit_log(actor=actor, action="risk.review_escalated", obj=flag.assessment, school=flag.school,
+                  organisation=flag.assessment.organisation, data={"reason": reason, "review_flag": flag.pk})
+    return flag

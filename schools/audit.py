@@ -81,6 +81,8 @@ ACTION_LABELS: dict[str, str] = {
     "risk.revision_started": "started a new version of a risk assessment",
     "risk.version_details_saved": "changed the assessor, date or review date of a draft risk assessment",
     "risk.flagged_for_review": "flagged a risk assessment for review",
+    "risk.reviewed_no_change": "reviewed a risk assessment after an incident: no change needed",
+    "risk.review_escalated": "stopped lessons in every school until a risk assessment is reviewed",
     "risk.copied": "copied a risk assessment from another school",
     "risk.hazards_reordered": "reordered the hazard rows of a risk assessment",
     "risk.pdf_stored": "stored the PDF of an approved risk assessment",
@@ -125,6 +127,7 @@ ACTION_LABELS: dict[str, str] = {
     "session.password_revealed": "looked at a video session's meeting password",
     "session.attendance_recorded": "recorded the attendance of a video session",
     "session.incident_reported": "reported an incident in a video session",
+    "session.incident_closed": "closed an incident",
     # The daily digest (schools/digest.py) and each person's choice of it.
     "digest.sent": "sent the daily digests",
     "organisation.settings_changed": "changed the organisation's settings",

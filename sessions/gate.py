@@ -7,7 +7,9 @@
    itself (an organisation-wide role such as the DPO's does not make someone the school's staff).
 
 A red gate refuses scheduling and changes (`sessions.services`) and sending (the dispatch re-checks it at
-each claim). Each reason is a sentence for the page, and each check says who can put it right.
+each claim). Each reason is a sentence for the page, and each check says who can put it right. A check may
+also carry notices, which block nothing: an organisation-wide risk assessment under review after an incident at
+another school leaves this school green, with a notice that says so.
 
 `gates_for_sessions` answers for many sessions at once in a constant number of queries (the dashboards'
 and the sessions list's lessons), with the same rules as `session_gate`.
@@ -36,6 +38,9 @@ class Check:
     label: str
     ok: bool
     reasons: tuple[str, ...]
+    # What the people of the lesson should know without it blocking anything (amber on the page): e.g. the
+    # organisation's risk assessment under review after an incident at another school.
+    notices: tuple[str, ...] = ()
 
     @property
     def fixer(self) -> str:
@@ -51,6 +56,10 @@ class Gate:
     @property
     def failing(self) -> tuple[Check, ...]:
         return tuple(check for check in self.checks if not check.ok)
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return tuple(notice for check in self.checks for notice in check.notices)
 
     @property
     def first_reason(self) -> str:
@@ -75,7 +84,7 @@ def _gate(*, school: School, platform, host, platform_answer, assessment: Assess
         platform_check = Check("platform", f"{platform.name} approved by a signed, in-date PIA", platform_answer.ok,
                                tuple(platform_answer.reasons))
     assessment_check = Check("assessment", "Risk assessment for live video lessons approved and in date",
-                             assessment.ok, tuple(assessment.reasons))
+                             assessment.ok, tuple(assessment.reasons), tuple(assessment.notices))
     if host is None:
         host_check = Check("host", "The host is a member of staff of the school", False, ("Choose a host.",))
     else:
@@ -98,7 +107,8 @@ def session_gate(*, school: School, platform, host, today: date | None = None) -
 
 def gates_for_combinations(combinations: Iterable[tuple], today: date | None = None) -> dict[tuple, Gate]:
     """(school, platform id, host) → its gate, keyed by (school id, platform id, host id): four queries
-    however many. Schools and hosts are instances (the host may be None), platforms are ids."""
+    however many (five while a risk assessment is flagged for review). Schools and hosts are instances (the
+    host may be None), platforms are ids."""
     combinations = list(combinations)
     if not combinations:
         return {}

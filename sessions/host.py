@@ -283,14 +283,19 @@ def incident_report(*, session: VideoSession, actor, kind: str, description: str
             f"{label} reported by {reporter}" + (": the session was ended early." if ended_early else ".")))
         flagged = []
         if kind in FLAGGED_KINDS:
-            reason = (f"{label} reported in the session “{session.title}” of {local:%-d %B %Y} "
-                      f"(incident #{incident.pk}).")
+            # The school where it happened: an organisation-wide assessment is reviewed for the organisation, but
+            # only this school's lessons stop until the review (the others see a notice).
+            reason = f"{label} reported in the lesson “{session.title}” at {session.school.name} on {local:%-d %B %Y}."
             versions = applicable_assessment_versions(session.school)
-            for assessment in {v.assessment_id: v.assessment for v in versions}.values():
-                flagged.append(assessment_flag_for_review(assessment=assessment, reason=reason, actor=actor))
-            if flagged:
+            flags = [assessment_flag_for_review(assessment=assessment, reason=reason, actor=actor,
+                                                school=session.school)
+                     for assessment in {v.assessment_id: v.assessment for v in versions}.values()]
+            flagged = [flag.assessment for flag in flags]
+            if flags:
                 incident.flagged_assessment = flagged[0]
-                incident.save(update_fields=["flagged_assessment"])
+                incident.status = Incident.Status.UNDER_REVIEW
+                incident.save(update_fields=["flagged_assessment", "status"])
+                incident.review_flags.set(flags)
         headteachers = list(Membership.objects.filter(school=session.school, role=Role.HEADTEACHER,
                                                       user__is_active=True)
                             .exclude(user__email="").select_related("user").order_by("user__pk"))
@@ -314,5 +319,6 @@ def incident_report(*, session: VideoSession, actor, kind: str, description: str
 
 
 def session_incidents(session: VideoSession) -> list[Incident]:
-    return list(Incident.objects.filter(session=session).select_related("reported_by", "flagged_assessment")
+    return list(Incident.objects.filter(session=session)
+                .select_related("reported_by", "flagged_assessment", "closed_by")
                 .order_by("-reported_at", "-pk"))

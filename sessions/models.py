@@ -272,6 +272,13 @@ class Incident(models.Model):
         SAFEGUARDING = "safeguarding", "Safeguarding concern"
         TECHNICAL = "technical", "Technical problem"
 
+    class Status(models.TextChoices):
+        # Reported, waiting for the headteacher to look at it and close it with a note.
+        OPEN = "open", "Open"
+        # Its risk assessment is flagged: it closes when that review is done.
+        UNDER_REVIEW = "under_review", "Under review"
+        CLOSED = "closed", "Closed"
+
     session = models.ForeignKey(VideoSession, on_delete=models.PROTECT, related_name="incidents")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     description = EncryptedTextField("what happened")
@@ -280,9 +287,21 @@ class Incident(models.Model):
     reported_at = models.DateTimeField(default=timezone.now)
     flagged_assessment = models.ForeignKey("riskassess.Assessment", on_delete=models.SET_NULL, null=True,
                                            blank=True, related_name="incidents")
+    # The review flags it raised (one per applicable assessment): while one is open the incident is under review,
+    # and the review that clears the last one closes the incident with its reason (`sessions.incident_status`).
+    review_flags = models.ManyToManyField("riskassess.ReviewFlag", blank=True, related_name="incidents")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    closing_note = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+")
 
     class Meta:
         ordering = ["-reported_at", "-pk"]
+        indexes = [models.Index(fields=["status", "reported_at"], name="incident_status_reported")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} (session #{self.session_id})"
+
+    def audit_repr(self) -> str:
+        return f"Incident #{self.pk} in session #{self.session_id}"

@@ -157,8 +157,8 @@ def session_incident(request: HttpRequest, pk: int) -> HttpResponse:
                 for name, errors in error.message_dict.items():
                     form.add_error(name if name in form.fields else None, errors)
         else:
-            flagged = (" The risk assessment is flagged for review: until it is approved again, no session can be "
-                       "scheduled and no invitation is sent." if result.flagged else "")
+            flagged = (f" The risk assessment is flagged for review: until the headteacher reviews it, no lesson at "
+                       f"{session.school.name} can be scheduled and no invitation is sent." if result.flagged else "")
             if result.notified:
                 told = "The headteacher has been emailed." if result.notified == 1 else (
                     f"{result.notified} headteachers have been emailed.")

@@ -215,15 +215,15 @@ def test_a_new_version_after_a_matrix_change_is_scored_on_the_new_matrix(assessm
     assert approved.get_matrix().size == 3 and approved.hash_verifies()
 
 
-def test_a_drafts_details_are_edited_on_their_page_and_a_new_version_gets_its_review_date(client, assessment,
-                                                                                          personas):
+def test_a_drafts_details_are_edited_on_their_page_and_a_new_version_keeps_its_review_date(client, assessment,
+                                                                                           personas):
     from django.urls import reverse
 
     from tests.conftest import sign_in
 
     approved = _approve(_draft(assessment), personas)
     draft = version_revise(assessment=assessment, actor=personas.headteacher)
-    assert draft.review_on is None
+    assert draft.review_on == approved.review_on
     sign_in(client, personas.headteacher)
     url = reverse("riskassess:version-details", kwargs={"pk": draft.pk})
     both = client.post(url, {"assessor_name": "M Kelly", "assessed_on": "2026-11-20", "review_on": "2027-11-20",
@@ -336,12 +336,14 @@ def test_only_the_owner_or_an_executive_head_marks_an_organisation_wide_action_d
 # --- A review date is always there -------------------------------------------------------------------------
 
 
-def test_a_revision_of_a_version_with_a_fixed_review_date_is_not_submitted_or_approved_without_one(
-        assessment, personas):
+def test_a_revision_whose_review_date_was_removed_is_not_submitted_or_approved_without_one(assessment, personas):
     from riskassess.editing import version_details_save
 
     _approve(_draft(assessment), personas)
     draft = version_revise(assessment=assessment, actor=personas.headteacher)
+    # The revision keeps the approved version's date; without one (emptied since), nothing goes further.
+    AssessmentVersion.objects.filter(pk=draft.pk).update(review_on=None)
+    draft.refresh_from_db()
     assert draft.review_on is None and draft.review_interval_months is None
     with pytest.raises(ValidationError, match="review date or a review interval"):
         version_submit(version=draft, actor=personas.headteacher)
