@@ -300,3 +300,13 @@ HazardRowFormSet = forms.formset_factory(
     HazardRowForm, formset=BaseHazardRowFormSet, extra=1, can_order=True, can_delete=True, can_delete_extra=True,
     max_num=MAX_ROWS, absolute_max=MAX_ROWS, validate_max=True,
 )
+
+
+class ReviewNoChangeForm(forms.Form):
+    """"Reviewed — no change needed" after an incident: the reviewer's written reason."""
+
+    reason = forms.CharField(
+        label="Why no change is needed", widget=forms.Textarea(attrs={"rows": 5}), max_length=1000,
+        error_messages={"required": "Say why no change is needed: it is kept with the review."},
+        help_text="For example: the controls held (the waiting room and the first-name check), the host followed "
+                  "them, and the person was removed at once. Kept with the assessment and in the audit trail.")

@@ -38,6 +38,7 @@ from .services import (
     version_revise,
     version_submit,
 )
+from .views_incident_review import review_context
 
 NAV = "risks"
 PAGE_SIZE = 50
@@ -261,7 +262,8 @@ def assessment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version.assessment = assessment
     context = _version_context(request, version)
     context.update({"approved": approved, "open_version": open_version, "is_current_view": True,
-                    "may_revise": open_version is None and context["may_revise"]})
+                    "may_revise": open_version is None and context["may_revise"],
+                    **review_context(request, assessment)})
     return render(request, "riskassess/assessments/detail.html", context)
 
 

@@ -26,6 +26,8 @@ def gatehouse(request):
             "sessions": bool(roles),
             "rights": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.DPO, Role.ORG_ADMIN}),
             "retention": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
+            # The incidents log: the headteacher, and those who follow the organisation's (sessions.incidents).
+            "incidents": bool(roles & {Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN}),
             "outbox": bool(roles & {Role.HEADTEACHER, Role.OFFICE, Role.ORG_ADMIN}),
             "demo_mailbox": settings.DEMO_MODE and bool(roles),
         },

@@ -35,7 +35,7 @@ from consent.rights import RIGHTS_ROLES
 from outbox.models import OutboxMessage
 from outbox.services import OUTBOX_ROLES, outbox_visible_to
 from pia.models import PiaVersion
-from riskassess.models import Assessment, AssessmentVersion, Hazard
+from riskassess.models import Assessment, AssessmentVersion, Hazard, ReviewFlag
 from riskassess.services import APPROVE_ROLES
 from sessions.gate import gates_for_combinations
 from sessions.models import Attendance, Delivery, Incident, VideoSession
@@ -183,13 +183,14 @@ def _email_problems(scope: StaffScope, school_ids) -> dict:
                         or invitations["possible_duplicates"])}
 
 
-def _incidents(school_ids, now: datetime, **conditions) -> Listing:
+def _incidents(school_ids, now: datetime, url: str = "", **conditions) -> Listing:
+    """The incidents of the last 14 days, and any older one not closed yet; `url` is the incidents log."""
     recent = Q(reported_at__gte=now - timedelta(days=INCIDENT_DAYS))
-    still_flagged = Q(flagged_assessment__review_flagged_at__isnull=False)
-    incidents = Incident.objects.filter(session__school_id__in=school_ids, **conditions).filter(recent | still_flagged)
+    not_closed = ~Q(status=Incident.Status.CLOSED)
+    incidents = Incident.objects.filter(session__school_id__in=school_ids, **conditions).filter(recent | not_closed)
     items = list(incidents.select_related("session__school", "flagged_assessment").order_by("-reported_at", "-pk")
                  [:LIST_SIZE])
-    return Listing(items, incidents.count())
+    return Listing(items, incidents.count(), url)
 
 
 def _attendance_missing_queryset(user, now: datetime) -> QuerySet:
@@ -259,9 +260,16 @@ def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySe
             Q(assessment__school_id__in=approvers)
             | Q(assessment__school__isnull=True, assessment__organisation_id__in=approver_orgs),
             status=AssessmentVersion.Status.SUBMITTED).exclude(submitted_by=user))
-        sources["review"] = (Assessment.objects.filter(Q(school_id__in=approvers)
-                                                       | Q(school__isnull=True, organisation_id__in=approver_orgs))
-                             .filter(review_flagged_at__isnull=False))
+        # A flag is reviewed where the incident happened (`riskassess.services.may_review_flag`): the headteacher
+        # of that school, even for the organisation's assessment; a flag of no school, by the assessment's approvers.
+        open_flags = ReviewFlag.objects.filter(assessment=OuterRef("pk"), cleared_at__isnull=True)
+        mine = open_flags.filter(Q(school_id__in=approvers)
+                                 | Q(school__isnull=True, assessment__school_id__in=approvers)
+                                 | Q(school__isnull=True, assessment__school__isnull=True,
+                                     assessment__organisation_id__in=approver_orgs))
+        approver_of = Q(school_id__in=approvers) | Q(school__isnull=True, organisation_id__in=approver_orgs)
+        sources["review"] = (Assessment.objects.filter(review_flagged_at__isnull=False)
+                             .filter(Exists(mine) | (~Exists(open_flags) & approver_of)))
     # The school answers a parent's request (its headteacher or office); the DPO and the organisation admin
     # follow the deadlines in their own section rather than each being told the request is theirs.
     if rights_schools := scope.schools_where(RIGHTS_ROLES & {Role.HEADTEACHER, Role.OFFICE}):
@@ -400,7 +408,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
                 action_due_on__lt=today).exclude(further_action="").count(),
             "rights": _rights(head_schools, today),
             "emails": _email_problems(scope, head_schools),
-            "incidents": _incidents(head_schools, now),
+            "incidents": _incidents(head_schools, now, _url("video_sessions:incidents")),
         }
         # Every school's row, and the classes of one school at a time (the first, or the one asked for).
         # Default: the school of the next lesson (where the head's attention is), else the first by name.
@@ -453,7 +461,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
             "assessments": _assessments_due(scope, ids, org_ids, today),
             "pias_out_of_date": _pias_out_of_date(ids, org_ids, today),
             "rights": _rights([pk for pk in ids if pk in scope.schools_where(RIGHTS_ROLES)], today, soon_only=True),
-            "incidents": _incidents(ids, now),
+            "incidents": _incidents(ids, now, _url("video_sessions:incidents")),
             "school_rows": _school_rows(org_schools, purposes, now),
             "settings_for": list(Organisation.objects.filter(pk__in=[
                 oid for oid in org_ids if Role.ORG_ADMIN in scope.roles_by_organisation[oid]]).order_by("name")),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_coverage, views_host
+from . import views, views_coverage, views_host, views_incidents
 
 app_name = "video_sessions"
 
@@ -17,6 +17,13 @@ urlpatterns = [
     path("<int:pk>/checklist/", views_host.session_checklist_view, name="checklist"),
     path("<int:pk>/attendance/", views_host.session_attendance, name="attendance"),
     path("<int:pk>/incident/", views_host.session_incident, name="incident"),
+    path("incidents/", views_incidents.incident_log, name="incidents"),
+    path("incidents/school/<int:school_pk>/", views_incidents.incident_log_school, name="incidents-school"),
+    path("incidents/organisation/<int:organisation_pk>/", views_incidents.incident_log_organisation,
+         name="incidents-organisation"),
+    path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident-detail"),
+    path("incidents/<int:pk>/close/", views_incidents.incident_close_view, name="incident-close"),
+    path("incidents/<int:pk>/escalate/", views_incidents.incident_escalate_view, name="incident-escalate"),
     path("protocol/school/<int:school_pk>/", views.school_protocol_view, name="school-protocol"),
     path("protocol/organisation/<int:organisation_pk>/", views.organisation_protocol_view,
          name="organisation-protocol"),

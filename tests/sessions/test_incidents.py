@@ -1,0 +1,240 @@
+"""Incidents and the review they start (issue 14): an incident stops the lessons of the school where it happened,
+the other schools of the organisation see a notice; a safeguarding concern may stop every school; the head's
+"reviewed, no change needed" turns the school green again, audited with its reason; a teacher cannot review."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.reauth import SESSION_KEY
+from riskassess.models import Assessment, ReviewFlag
+from riskassess.services import assessment_review_no_change
+from schools.models import AuditEntry
+from sessions.gate import gates_for_combinations, session_gate
+from sessions.incidents import incident_close, incident_escalate
+from sessions.models import Incident
+from tests.conftest import sign_in
+from tests.sessions.incidents_setup import federation, report
+
+pytestmark = pytest.mark.django_db
+
+
+def _gate(fed, school, host):
+    return session_gate(school=school, platform=fed.platform, host=host)
+
+
+def _assessment_check(gate):
+    return next(check for check in gate.checks if check.key == "assessment")
+
+
+def _confirmed(client, user) -> None:
+    """'Confirm it's you' done just now, as the confirm page records it."""
+    session = client.session
+    session[SESSION_KEY] = {"user": user.pk, "at": timezone.now().timestamp()}
+    session.save()
+
+
+def test_an_incident_stops_lessons_at_its_school_and_leaves_a_notice_at_the_others(personas):
+    fed = federation(personas)
+    assert _gate(fed, personas.school, personas.teacher).ok and _gate(fed, fed.dhoon, fed.dhoon_teacher).ok
+    incident = report(fed.laxey_lesson, personas.teacher)
+    assert incident.status == Incident.Status.UNDER_REVIEW and incident.flagged_assessment == fed.assessment
+
+    laxey = _gate(fed, personas.school, personas.teacher)
+    assert not laxey.ok and {check.key for check in laxey.failing} == {"assessment"}
+    assert laxey.first_reason == ("The risk assessment was flagged for review after an incident at Laxey Test School: "
+                                  "Uninvited participant reported in the lesson “Owls story time” at Laxey Test "
+                                  f"School on {timezone.localdate():%-d %B %Y}.")
+    dhoon = _gate(fed, fed.dhoon, fed.dhoon_teacher)
+    assert dhoon.ok and dhoon.reasons == ()
+    assert _assessment_check(dhoon).notices == ("The risk assessment is under review after an incident at Laxey "
+                                                "Test School; lessons here may go ahead meanwhile.",)
+    # The organisation-wide assessment is flagged for the organisation (the register and reviews due say so).
+    assert Assessment.objects.get(pk=fed.assessment.pk).review_flagged_at is not None
+    # The bulk answer of the dashboards agrees, school by school.
+    bulk = gates_for_combinations([(personas.school, fed.platform.pk, personas.teacher),
+                                   (fed.dhoon, fed.platform.pk, fed.dhoon_teacher)])
+    assert not bulk[personas.school.pk, fed.platform.pk, personas.teacher.pk].ok
+    assert bulk[fed.dhoon.pk, fed.platform.pk, fed.dhoon_teacher.pk].ok
+    assert bulk[fed.dhoon.pk, fed.platform.pk, fed.dhoon_teacher.pk].notices == dhoon.notices
+
+
+def test_the_lessons_page_shows_red_at_the_school_and_amber_at_the_other(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, fed.dhoon_head)
+    page = client.get(reverse("video_sessions:session", kwargs={"pk": fed.dhoon_lesson.pk})).content.decode()
+    assert "The session may go ahead" in page and "under review after an incident at Laxey Test School" in page
+    client.logout()
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("video_sessions:session", kwargs={"pk": fed.laxey_lesson.pk})).content.decode()
+    assert "The session may not go ahead" in page and "flagged for review after an incident at Laxey" in page
+
+
+def test_the_bulk_gate_stays_constant_in_queries_while_an_assessment_is_flagged(personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    one = [(personas.school, fed.platform.pk, personas.teacher)]
+    both = one + [(fed.dhoon, fed.platform.pk, fed.dhoon_teacher), (fed.dhoon, fed.platform.pk, fed.dhoon_head)]
+    counts = []
+    for combinations in (one, both):
+        with CaptureQueriesContext(connection) as queries:
+            gates_for_combinations(combinations)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_a_safeguarding_concern_escalated_to_the_organisation_stops_both_schools(personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.SAFEGUARDING,
+                      text="A child said something worrying about home.")
+    assert _gate(fed, fed.dhoon, fed.dhoon_teacher).ok
+    with pytest.raises(ValidationError):
+        incident_escalate(incident=incident, actor=personas.headteacher, reason="  ")
+    with pytest.raises(PermissionDenied):
+        incident_escalate(incident=incident, actor=personas.teacher, reason="Stop everything")
+    assert _gate(fed, fed.dhoon, fed.dhoon_teacher).ok  # nothing changed
+
+    incident_escalate(incident=incident, actor=personas.headteacher,
+                      reason="The same waiting-room setting is used at every school.")
+    laxey, dhoon = _gate(fed, personas.school, personas.teacher), _gate(fed, fed.dhoon, fed.dhoon_teacher)
+    assert not laxey.ok and not dhoon.ok
+    assert any("A safeguarding concern at Laxey Test School stops lessons in every school of Test Federation"
+               in reason and "The same waiting-room setting" in reason for reason in dhoon.reasons)
+    assert _assessment_check(dhoon).notices == ()
+    assert AuditEntry.objects.filter(action="risk.review_escalated").count() == 1
+    # Only a safeguarding concern is escalated.
+    other = report(fed.laxey_lesson, personas.teacher)
+    with pytest.raises(ValidationError, match="Only a safeguarding concern"):
+        incident_escalate(incident=other, actor=personas.headteacher, reason="Stop")
+
+
+def test_the_escalation_is_made_on_the_incidents_page_with_a_reason(client, personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.SAFEGUARDING)
+    sign_in(client, personas.headteacher)
+    url = reverse("video_sessions:incident-escalate", kwargs={"pk": incident.pk})
+    refused = client.post(url, {"reason": ""})
+    assert refused.status_code == 200 and "Say why every school must stop" in refused.content.decode()
+    assert not ReviewFlag.objects.filter(escalated_at__isnull=False).exists()
+    done = client.post(url, {"reason": "Same controls everywhere."})
+    assert done.status_code == 302 and not _gate(fed, fed.dhoon, fed.dhoon_teacher).ok
+
+
+def test_reviewed_no_change_by_the_head_turns_the_school_green_again_and_is_audited(client, personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk})).content.decode()
+    assert "Flagged after an incident" in page and "Reviewed — no change needed…" in page
+    assert "Lessons stopped at Laxey Test School" in page
+    url = reverse("riskassess:assessment-review", kwargs={"pk": fed.assessment.pk})
+    # "Confirm it's you" first.
+    assert reverse("accounts:confirm") in client.get(url)["Location"]
+    _confirmed(client, personas.headteacher)
+    assert client.get(url).status_code == 200
+    reason = "The waiting room held; the host removed the person at once. The controls are right."
+    response = client.post(url, {"reason": reason})
+    assert response.status_code == 302
+
+    assert _gate(fed, personas.school, personas.teacher).ok
+    assert _assessment_check(_gate(fed, fed.dhoon, fed.dhoon_teacher)).notices == ()
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.CLOSED and incident.closing_note == reason
+    assert incident.closed_by == personas.headteacher
+    entry = AuditEntry.objects.get(action="risk.reviewed_no_change")
+    assert entry.data["reason"] == reason and entry.actor_id == personas.headteacher.pk
+    assert AuditEntry.objects.filter(action="session.incident_closed").exists()
+    flag = ReviewFlag.objects.get()
+    assert flag.outcome == ReviewFlag.Outcome.NO_CHANGE and flag.outcome_note == reason
+    assert Assessment.objects.get(pk=fed.assessment.pk).review_flagged_at is None
+    # The assessment's page keeps the review; one confirmation per review.
+    page = client.get(reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk})).content.decode()
+    assert "Reviews after incidents" in page and reason in page
+    assert not client.session.get(SESSION_KEY)
+
+
+def test_a_teacher_cannot_review(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    with pytest.raises(PermissionDenied):
+        assessment_review_no_change(assessment=fed.assessment, actor=personas.teacher, reason="Looks fine to me")
+    sign_in(client, personas.teacher)
+    _confirmed(client, personas.teacher)
+    url = reverse("riskassess:assessment-review", kwargs={"pk": fed.assessment.pk})
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"reason": "Looks fine to me"}).status_code == 403
+    page = client.get(reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk})).content.decode()
+    assert "Reviewed — no change needed…" not in page
+    assert not _gate(fed, personas.school, personas.teacher).ok
+    assert not AuditEntry.objects.filter(action="risk.reviewed_no_change").exists()
+
+
+def test_the_head_of_another_school_reviews_only_their_own_schools_flag(personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    report(fed.dhoon_lesson, fed.dhoon_teacher)
+    assessment_review_no_change(assessment=fed.assessment, actor=fed.dhoon_head, reason="Controls held at Dhoon.")
+    assert _gate(fed, fed.dhoon, fed.dhoon_teacher).ok and not _gate(fed, personas.school, personas.teacher).ok
+    assert ReviewFlag.objects.filter(cleared_at__isnull=True, school=personas.school).exists()
+
+
+def test_a_review_without_a_reason_is_refused_and_changes_nothing(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    _confirmed(client, personas.headteacher)
+    response = client.post(reverse("riskassess:assessment-review", kwargs={"pk": fed.assessment.pk}), {"reason": " "})
+    assert response.status_code == 200 and "Say why no change is needed" in response.content.decode()
+    assert not _gate(fed, personas.school, personas.teacher).ok
+
+
+def test_the_reason_typed_when_the_confirmation_ran_out_is_kept(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    url = reverse("riskassess:assessment-review", kwargs={"pk": fed.assessment.pk})
+    response = client.post(url, {"reason": "The controls held."})
+    assert reverse("accounts:confirm") in response["Location"]
+    assert not _gate(fed, personas.school, personas.teacher).ok
+    _confirmed(client, personas.headteacher)
+    assert "The controls held." in client.get(url).content.decode()
+
+
+def test_an_incident_that_flagged_nothing_is_closed_with_the_heads_note(client, personas):
+    fed = federation(personas)
+    technical = report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.TECHNICAL, text="The sound failed.")
+    assert technical.status == Incident.Status.OPEN and not technical.review_flags.exists()
+    sign_in(client, personas.headteacher)
+    url = reverse("video_sessions:incident-close", kwargs={"pk": technical.pk})
+    refused = client.post(url, {"note": ""})
+    assert refused.status_code == 200 and "Write a closing note" in refused.content.decode()
+    assert client.post(url, {"note": "New headset ordered."}).status_code == 302
+    technical.refresh_from_db()
+    assert technical.status == Incident.Status.CLOSED and technical.closing_note == "New headset ordered."
+    # One under review closes with its review, never by a note.
+    flagged = report(fed.laxey_lesson, personas.teacher)
+    with pytest.raises(ValidationError, match="closes when its risk assessment is reviewed"):
+        incident_close(incident=flagged, actor=personas.headteacher, note="Done")
+    with pytest.raises(PermissionDenied):
+        incident_close(incident=report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.TECHNICAL),
+                       actor=personas.teacher, note="Done")
+
+
+def test_the_incidents_page_shows_what_happened_only_to_those_who_may_read_it(client, personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher, text="A stranger joined the lesson.")
+    url = reverse("video_sessions:incident-detail", kwargs={"pk": incident.pk})
+    for user, readable in ((personas.headteacher, True), (personas.teacher, True), (personas.office, False),
+                           (personas.dpo, False)):
+        client.logout()
+        sign_in(client, user)
+        page = client.get(url).content.decode()
+        assert ("A stranger joined the lesson." in page) is readable
+        assert "Owls story time" in page and "Under review" in page
+    client.logout()
+    sign_in(client, fed.dhoon_teacher)
+    assert client.get(url).status_code == 404
