@@ -19,7 +19,6 @@ from tests.pia.pia_signed import signed_pia
 from tests.sessions.sessions_setup import session_row
 
 
-
 @dataclass
 class Federation:
     dhoon: object

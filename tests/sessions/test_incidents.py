@@ -78,7 +78,7 @@ def test_the_bulk_gate_stays_constant_in_queries_while_an_assessment_is_flagged(
     fed = federation(personas)
     report(fed.laxey_lesson, personas.teacher)
     one = [(personas.school, fed.platform.pk, personas.teacher)]
-    both = one + [(fed.dhoon, fed.platform.pk, fed.dhoon_teacher), (fed.dhoon, fed.platform.pk, fed.dhoon_head)]
+    both = [*one, (fed.dhoon, fed.platform.pk, fed.dhoon_teacher), (fed.dhoon, fed.platform.pk, fed.dhoon_head)]
     counts = []
     for combinations in (one, both):
         with CaptureQueriesContext(connection) as queries:
