@@ -16,7 +16,7 @@ from .pia import matrix_outputs as pia_matrix_outputs
 from .pia import matrix_steps as pia_matrix_steps
 from .pia import matrix_workflow as pia_matrix_workflow
 from .riskassess import matrix_assessments, matrix_outputs, matrix_reviews
-from .sessions import matrix_sessions
+from .sessions import matrix_incidents, matrix_sessions
 
 
 def _failed_email(school):
@@ -93,7 +93,7 @@ MATRIX += (
     matrix_imports.ROWS + matrix_notices.ROWS + matrix_requests.ROWS + matrix_exports.ROWS + matrix_rights.ROWS
     + matrix_assessments.ROWS + matrix_outputs.ROWS + matrix_reviews.ROWS
     + pia_matrix_steps.ROWS + pia_matrix_workflow.ROWS + pia_matrix_outputs.ROWS
-    + matrix_sessions.ROWS
+    + matrix_sessions.ROWS + matrix_incidents.ROWS
 )
 
 

@@ -36,7 +36,7 @@ def _draft(assessment) -> AssessmentVersion:
 
 
 def _with_review_date(draft, review_on=dt.date(2027, 12, 1)):
-    """A revision of a version with a fixed review date starts without one: the next review is decided with it."""
+    """Move a draft's review date (a revision starts with the approved version's)."""
     AssessmentVersion.objects.filter(pk=draft.pk).update(review_on=review_on)
     draft.refresh_from_db()
     return draft

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from pia.models import Platform
-from riskassess.services import assessment_create_from_template, version_approve, version_submit
+from riskassess.services import assessment_create_from_template, hazard_save, version_approve, version_submit
 from schools.models import Role
 from sessions.host import incident_report
 from sessions.models import Incident
@@ -54,6 +54,11 @@ def federation(personas) -> Federation:
                                                  assessed_on=timezone.localdate(),
                                                  review_on=timezone.localdate() + dt.timedelta(days=300))
     version = assessment.versions.get()
+    # Every field of a row filled in, so that a revision can be seen to keep them all.
+    hazard_save(version=version, actor=personas.org_admin, row=version.hazards.order_by("position").first(),
+                residual_likelihood=1, residual_severity=2, further_action="Check the waiting room settings",
+                action_owner=personas.headteacher, action_due_on=timezone.localdate() + dt.timedelta(days=30),
+                action_done_on=timezone.localdate(), initials="MK")
     version_submit(version=version, actor=personas.org_admin)
     version = version_approve(version=version, actor=personas.org_admin)
     started = timezone.now() - dt.timedelta(minutes=5)

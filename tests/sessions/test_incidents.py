@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.reauth import SESSION_KEY
-from riskassess.models import Assessment, ReviewFlag
-from riskassess.services import assessment_review_no_change
+from riskassess.models import Assessment, AssessmentVersion, Hazard, ReviewFlag
+from riskassess.services import approval_fingerprint, assessment_review_no_change, hazard_save
 from schools.models import AuditEntry
 from sessions.gate import gates_for_combinations, session_gate
 from sessions.incidents import incident_close, incident_escalate
@@ -238,3 +238,135 @@ def test_the_incidents_page_shows_what_happened_only_to_those_who_may_read_it(cl
     client.logout()
     sign_in(client, fed.dhoon_teacher)
     assert client.get(url).status_code == 404
+
+
+# --- Revise ---------------------------------------------------------------------------------------------------
+
+
+def test_revising_keeps_every_field_and_the_revision_is_submitted_without_retyping(client, personas):
+    fed = federation(personas)
+    # An approved version with its review date and a row with every field filled in (`federation`).
+    assert fed.version.status == AssessmentVersion.Status.APPROVED and fed.version.review_on
+    incident = report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.org_admin)
+    page = client.get(reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk})).content.decode()
+    assert "Revise (new version)" in page and "Edit (new version)" not in page
+    assert client.post(reverse("riskassess:assessment-revise", kwargs={"pk": fed.assessment.pk})).status_code == 302
+    revision = fed.assessment.versions.get(number=2)
+    approved = fed.version
+    assert (revision.assessor_name, revision.review_on, revision.review_interval_months) == (
+        approved.assessor_name, approved.review_on, approved.review_interval_months)
+    fields = ("activity_element", "hazard", "who_affected", "likelihood", "severity", "rating", "controls",
+              "residual_likelihood", "residual_severity", "residual_rating", "further_action", "action_owner_id",
+              "action_due_on", "action_done_on", "initials", "position", "row_key")
+
+    def rows(version):
+        hazards = Hazard.objects.filter(version=version).order_by("position")
+        return [tuple(getattr(hazard, name) for name in fields) for hazard in hazards]
+
+    before, after = rows(approved), rows(revision)
+    assert before == after and len(after) == 6
+    assert after[0][fields.index("further_action")] and after[0][fields.index("action_owner_id")]
+    # One control changed, then submitted and approved straight away: nothing to type again.
+    first = revision.hazards.order_by("position").first()
+    hazard_save(version=revision, actor=personas.org_admin, row=first, controls=first.controls + " Lock at once.")
+    submitted = client.post(reverse("riskassess:version-submit", kwargs={"pk": revision.pk}))
+    assert submitted.status_code == 302
+    revision.refresh_from_db()
+    assert revision.status == AssessmentVersion.Status.SUBMITTED
+    _confirmed(client, personas.org_admin)
+    client.post(reverse("riskassess:version-approve", kwargs={"pk": revision.pk}),
+                {"seen": approval_fingerprint(revision)})
+    revision.refresh_from_db()
+    assert revision.status == AssessmentVersion.Status.APPROVED and revision.review_on == approved.review_on
+    # The approval ends the review: green again, the incident closed with the outcome.
+    assert _gate(fed, personas.school, personas.teacher).ok
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.CLOSED and "version 2 approved" in incident.closing_note
+    assert ReviewFlag.objects.get().outcome == ReviewFlag.Outcome.REVISED
+
+
+# --- The incidents log ----------------------------------------------------------------------------------------
+
+
+def test_the_schools_log_lists_its_incidents_with_links_to_the_lesson_report_and_review(client, personas):
+    fed = federation(personas)
+    laxey = report(fed.laxey_lesson, personas.teacher)
+    report(fed.dhoon_lesson, fed.dhoon_teacher)
+    sign_in(client, personas.headteacher)
+    response = client.get(reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk}))
+    page = response.content.decode()
+    assert response.status_code == 200 and page.count('class="incident-row"') == 1
+    assert reverse("video_sessions:session", kwargs={"pk": fed.laxey_lesson.pk}) in page
+    assert reverse("video_sessions:incident-detail", kwargs={"pk": laxey.pk}) in page
+    assert reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk}) + "#review" in page
+    assert "Wrens phonics" not in page  # Dhoon's
+    # The head of one school among several is sent to their school's log, never the organisation's.
+    assert client.get(reverse("video_sessions:incidents"))["Location"].endswith(
+        reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk}))
+    assert client.get(reverse("video_sessions:incidents-organisation",
+                              kwargs={"organisation_pk": personas.organisation.pk})).status_code == 403
+
+
+def test_the_organisations_log_lists_every_school_and_filters(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    report(fed.dhoon_lesson, fed.dhoon_teacher, kind=Incident.Kind.TECHNICAL, text="No sound.")
+    sign_in(client, personas.dpo)
+    url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": personas.organisation.pk})
+    assert client.get(reverse("video_sessions:incidents"))["Location"].endswith(url)
+    page = client.get(url).content.decode()
+    assert page.count('class="incident-row"') == 2 and "Dhoon Test School" in page and "Laxey Test School" in page
+    assert "No sound." not in page  # what happened is on the report, for those who may read it
+
+    def rows(**query) -> int:
+        return client.get(url, query).content.decode().count('class="incident-row"')
+
+    assert rows(school=fed.dhoon.pk) == 1
+    assert rows(kind="technical") == 1
+    assert rows(status="under_review") == 1 and rows(status="closed") == 0
+    today = timezone.localdate().isoformat()
+    assert rows(reported_from=today, reported_to=today) == 2
+    assert rows(reported_from="2020-01-01", reported_to="2020-01-31") == 0
+
+
+def test_a_bad_filter_says_what_is_wrong_keeps_what_was_typed_and_filters_by_the_rest(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.org_admin)
+    url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": personas.organisation.pk})
+    response = client.get(url, {"reported_from": "31/02/2026", "kind": "uninvited"})
+    page = response.content.decode()
+    assert response.status_code == 200 and "Enter a date" in page and 'value="31/02/2026"' in page
+    assert page.count('class="incident-row"') == 1
+    backwards = client.get(url, {"reported_from": "2026-12-05", "reported_to": "2026-12-01"}).content.decode()
+    assert "Choose a date on or after the first one." in backwards
+    assert client.get(url, {"school": "999999"}).status_code == 200  # not a school of the log: said, not a 500
+
+
+def test_the_log_is_paginated(client, personas):
+    fed = federation(personas)
+    Incident.objects.bulk_create([Incident(session=fed.laxey_lesson, kind=Incident.Kind.TECHNICAL,
+                                           description="Dropped", reported_by=personas.teacher) for _ in range(27)])
+    sign_in(client, personas.headteacher)
+    url = reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk})
+    first = client.get(url, {"kind": "technical"}).content.decode()
+    assert first.count('class="incident-row"') == 25 and "Page 1 of 2" in first and "kind=technical&amp;page=2" in first
+    assert client.get(url, {"kind": "technical", "page": 2}).content.decode().count('class="incident-row"') == 2
+
+
+def test_the_home_pages_show_incidents_with_their_status_and_the_log(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    home = client.get(reverse("schools:dashboard")).content.decode()
+    assert "Under review" in home and "All incidents, with their reviews" in home
+    todos = client.get(reverse("schools:dashboard")).context["home"].needs_you
+    assert [todo.kind for todo in todos] == ["review"]
+    client.logout()
+    sign_in(client, fed.dhoon_head)  # Dhoon is not stopped: nothing for its head to review
+    assert [t.kind for t in client.get(reverse("schools:dashboard")).context["home"].needs_you] == []
+    client.logout()
+    sign_in(client, personas.teacher)
+    home = client.get(reverse("schools:dashboard")).content.decode()
+    assert "Under review" in home and "All incidents, with their reviews" not in home
