@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from schools.admin import ReadOnlyScopedAdmin
 
-from .models import Assessment, AssessmentVersion, Hazard, Reminder, RiskMatrix
+from .models import Assessment, AssessmentVersion, Hazard, Reminder, ReviewFlag, RiskMatrix
 
 
 class HazardInline(admin.TabularInline):
@@ -46,3 +46,13 @@ class ReminderAdmin(ReadOnlyScopedAdmin):
     school_path = "version__assessment__school"
     list_display = ["stage", "due_on", "sent_at"]
     list_filter = ["stage"]
+
+
+@admin.register(ReviewFlag)
+class ReviewFlagAdmin(ReadOnlyScopedAdmin):
+    """Raised by an incident report, cleared by the review on the assessment's page, never here."""
+
+    school_path = "assessment__school"
+    organisation_path = "assessment__organisation"
+    list_display = ["assessment", "school", "raised_at", "escalated_at", "cleared_at", "outcome"]
+    list_filter = ["outcome"]

@@ -19,6 +19,11 @@ def flags_of_flagged_assessments(apps, schema_editor):
             incident.review_flags.add(flag)
             incident.status = "under_review"
             incident.save(update_fields=["status"])
+    # An incident whose assessment was approved again since was reviewed then: closed, saying so.
+    for incident in Incident.objects.filter(flagged_assessment__isnull=False, flagged_assessment__review_flagged_at=None):
+        incident.status = "closed"
+        incident.closing_note = "Closed by the approval of a new version of the risk assessment."
+        incident.save(update_fields=["status", "closing_note"])
 
 
 class Migration(migrations.Migration):

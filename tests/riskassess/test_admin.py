@@ -13,7 +13,7 @@ from tests.factories import TOTPDeviceFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("model", ["assessment", "assessmentversion", "riskmatrix", "reminder"])
+@pytest.mark.parametrize("model", ["assessment", "assessmentversion", "riskmatrix", "reminder", "reviewflag"])
 def test_every_risk_model_lists_in_the_admin_and_none_can_be_added_there(client, personas, model):
     assessment_create_from_template(school=personas.school, actor=personas.headteacher, assessor_name="M Kelly",
                                     assessed_on=dt.date(2026, 11, 1))
