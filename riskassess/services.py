@@ -377,6 +377,8 @@ class AssessmentStatus:
     version: AssessmentVersion | None
     reasons: tuple[str, ...] = field(default=())
     notices: tuple[str, ...] = field(default=())
+    # Who can turn it green, when it is a review after an incident rather than an approval.
+    fixer: str = ""
 
 
 def _approved_video_lessons(organisation_ids) -> tuple[list[AssessmentVersion], dict[int, list[ReviewFlag]]]:
@@ -415,7 +417,9 @@ def _flag_answers(version: AssessmentVersion, flags: list[ReviewFlag], school: S
     reasons, notices = [], []
     for flag in flags:
         if flag.blocks(school) and not flag.is_escalated:
-            where = f" at {flag.school.name}" if flag.school_id and assessment.school_id is None else ""
+            # An incident's reason names its school already.
+            named = flag.school_id and assessment.school_id is None and flag.school.name not in flag.reason
+            where = f" at {flag.school.name}" if named else ""
             reasons.append(f"{name} was flagged for review after an incident{where}: {flag.reason}".rstrip(": "))
     if not reasons:
         elsewhere = sorted({flag.school.name for flag in flags if flag.school_id and not flag.blocks(school)})
@@ -464,7 +468,17 @@ def _status_from(approved: list[AssessmentVersion], flags: dict[int, list[Review
     reasons += escalations
     reasons = list(dict.fromkeys(reasons))
     return AssessmentStatus(not reasons, applicable[0], tuple(reasons),
-                            tuple(dict.fromkeys(notices)) if not reasons else ())
+                            tuple(dict.fromkeys(notices)) if not reasons else (), _review_fixer(flags, school))
+
+
+def _review_fixer(flags: dict[int, list[ReviewFlag]], school: School) -> str:
+    """When an incident here (or one escalated to every school) stops the lessons: who reviews it."""
+    places = sorted({flag.school.name for found in flags.values() for flag in found
+                     if flag.school_id and (flag.is_escalated or flag.school_id == school.pk)})
+    if not places:
+        return ""
+    return (f"The headteacher of {' or '.join(places)} reviews the risk assessment after the incident "
+            "(or the organisation admin): “Reviewed — no change needed”, or a revised version approved.")
 
 
 def video_lessons_assessment_status(*, school: School, today: date | None = None) -> AssessmentStatus:

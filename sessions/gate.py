@@ -41,10 +41,12 @@ class Check:
     # What the people of the lesson should know without it blocking anything (amber on the page): e.g. the
     # organisation's risk assessment under review after an incident at another school.
     notices: tuple[str, ...] = ()
+    # Who can put it right, when not the usual people (FIXERS): e.g. the reviewer after an incident.
+    fix: str = ""
 
     @property
     def fixer(self) -> str:
-        return FIXERS[self.key]
+        return self.fix or FIXERS[self.key]
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def _gate(*, school: School, platform, host, platform_answer, assessment: Assess
         platform_check = Check("platform", f"{platform.name} approved by a signed, in-date PIA", platform_answer.ok,
                                tuple(platform_answer.reasons))
     assessment_check = Check("assessment", "Risk assessment for live video lessons approved and in date",
-                             assessment.ok, tuple(assessment.reasons), tuple(assessment.notices))
+                             assessment.ok, tuple(assessment.reasons), tuple(assessment.notices),
+                             assessment.fixer)
     if host is None:
         host_check = Check("host", "The host is a member of staff of the school", False, ("Choose a host.",))
     else:

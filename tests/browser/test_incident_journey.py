@@ -109,6 +109,11 @@ def test_an_incident_is_reported_reviewed_by_the_head_and_the_school_goes_green_
     assert "Closed" in row.inner_text() and "The waiting room held" in row.inner_text()
     assert blocking_violations(head) == []
     head.screenshot(path=artifacts / "incident-log.png", full_page=True)
+    row.get_by_role("link", name="Uninvited participant").click()
+    assert "Someone called 'Ava2' joined" in head.locator(".incident-description").inner_text()
+    assert "Reviewed: no change needed" in head.locator("#review").inner_text()
+    assert blocking_violations(head) == []
+    head.screenshot(path=artifacts / "incident-report-page.png", full_page=True)
 
     incident = Incident.objects.get(session=fed.laxey_lesson)
     assert incident.status == Incident.Status.CLOSED

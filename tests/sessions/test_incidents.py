@@ -45,9 +45,10 @@ def test_an_incident_stops_lessons_at_its_school_and_leaves_a_notice_at_the_othe
 
     laxey = _gate(fed, personas.school, personas.teacher)
     assert not laxey.ok and {check.key for check in laxey.failing} == {"assessment"}
-    assert laxey.first_reason == ("The risk assessment was flagged for review after an incident at Laxey Test School: "
-                                  "Uninvited participant reported in the lesson “Owls story time” at Laxey Test "
-                                  f"School on {timezone.localdate():%-d %B %Y}.")
+    assert laxey.first_reason == ("The risk assessment was flagged for review after an incident: Uninvited "
+                                  "participant reported in the lesson “Owls story time” at Laxey Test School on "
+                                  f"{timezone.localdate():%-d %B %Y}.")
+    assert laxey.first_fixer.startswith("The headteacher of Laxey Test School reviews the risk assessment")
     dhoon = _gate(fed, fed.dhoon, fed.dhoon_teacher)
     assert dhoon.ok and dhoon.reasons == ()
     assert _assessment_check(dhoon).notices == ("The risk assessment is under review after an incident at Laxey "
@@ -71,7 +72,7 @@ def test_the_lessons_page_shows_red_at_the_school_and_amber_at_the_other(client,
     client.logout()
     sign_in(client, personas.headteacher)
     page = client.get(reverse("video_sessions:session", kwargs={"pk": fed.laxey_lesson.pk})).content.decode()
-    assert "The session may not go ahead" in page and "flagged for review after an incident at Laxey" in page
+    assert "The session may not go ahead" in page and "flagged for review after an incident: Uninvited" in page
 
 
 def test_the_bulk_gate_stays_constant_in_queries_while_an_assessment_is_flagged(personas):
