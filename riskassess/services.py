@@ -576,7 +576,7 @@ def assessment_review_no_change(*, assessment: Assessment, actor, reason: str) -
         raise ValidationError({"reason": f"Keep the reason under {REASON_MAX} characters."})
     scope = build_scope(actor)
     with transaction.atomic():
-        assessment = Assessment.objects.select_for_update().select_related("organisation", "school").get(
+        assessment = Assessment.objects.select_for_update(of=("self",)).select_related("organisation", "school").get(
             pk=assessment.pk)
         flags = _open_flags(assessment)
         if not flags:
@@ -608,8 +608,9 @@ def review_flag_escalate(*, flag: ReviewFlag, actor, reason: str) -> ReviewFlag:
     if len(reason) > REASON_MAX:
         raise ValidationError({"reason": f"Keep the reason under {REASON_MAX} characters."})
     with transaction.atomic():
-        flag = ReviewFlag.objects.select_for_update().select_related("assessment__organisation", "school").get(
-            pk=flag.pk)
+        # Only the flag's row is locked (its school is the nullable side of an outer join).
+        flag = (ReviewFlag.objects.select_for_update(of=("self",)).select_related("assessment__organisation", "school")
+                .get(pk=flag.pk))
         if not may_review_flag(build_scope(actor), flag):
             raise PermissionDenied("Only the headteacher of the school where it happened, or the organisation "
                                    "admin, can decide this.")
