@@ -591,7 +591,10 @@ def assessment_review_no_change(*, assessment: Assessment, actor, reason: str) -
         now = timezone.now()
         _flags_clear(assessment=assessment, flags=mine, actor=actor, outcome=ReviewFlag.Outcome.NO_CHANGE,
                      note=reason, now=now)
-        audit_log(actor=actor, action="risk.reviewed_no_change", obj=assessment, school=assessment.school,
+        # Filed under the school where it happened (its headteacher's audit page), when it is one school.
+        schools = {flag.school_id: flag.school for flag in mine if flag.school_id}
+        audit_log(actor=actor, action="risk.reviewed_no_change", obj=assessment,
+                  school=next(iter(schools.values())) if len(schools) == 1 else assessment.school,
                   organisation=assessment.organisation,
                   data={"reason": reason, "review_flags": [flag.pk for flag in mine],
                         "schools": sorted({flag.school_id for flag in mine if flag.school_id}),

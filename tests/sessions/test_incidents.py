@@ -148,6 +148,7 @@ def test_reviewed_no_change_by_the_head_turns_the_school_green_again_and_is_audi
     assert incident.closed_by == personas.headteacher
     entry = AuditEntry.objects.get(action="risk.reviewed_no_change")
     assert entry.data["reason"] == reason and entry.actor_id == personas.headteacher.pk
+    assert entry.school_id == personas.school.pk  # on Laxey's audit page
     assert AuditEntry.objects.filter(action="session.incident_closed").exists()
     flag = ReviewFlag.objects.get()
     assert flag.outcome == ReviewFlag.Outcome.NO_CHANGE and flag.outcome_note == reason
