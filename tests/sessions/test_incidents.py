@@ -2,6 +2,8 @@
 the other schools of the organisation see a notice; a safeguarding concern may stop every school; the head's
 "reviewed, no change needed" turns the school green again, audited with its reason; a teacher cannot review."""
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
@@ -18,6 +20,7 @@ from sessions.incidents import incident_close, incident_escalate
 from sessions.models import Incident
 from tests.conftest import sign_in
 from tests.sessions.incidents_setup import federation, report
+from tests.sessions.sessions_setup import session_row
 
 pytestmark = pytest.mark.django_db
 
@@ -372,3 +375,14 @@ def test_the_home_pages_show_incidents_with_their_status_and_the_log(client, per
     sign_in(client, personas.teacher)
     home = client.get(reverse("schools:dashboard")).content.decode()
     assert "Under review" in home and "All incidents, with their reviews" not in home
+
+
+def test_the_other_schools_home_page_and_lessons_list_show_the_amber_notice(client, personas):
+    fed = federation(personas)
+    session_row(fed.dhoon, fed.dhoon_teacher, title="Wrens maths", starts_at=timezone.now() + dt.timedelta(days=1))
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, fed.dhoon_head)
+    notice = "under review after an incident at Laxey Test School; lessons here may go ahead meanwhile."
+    home = client.get(reverse("schools:dashboard")).content.decode()
+    assert notice in home and "Cannot go ahead yet" not in home
+    assert notice in client.get(reverse("video_sessions:list")).content.decode()
