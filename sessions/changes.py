@@ -73,17 +73,26 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
+from consent.links import guardian_link_issue
 from consent.models import Pupil
 from outbox.services import email_queue
 from schools.audit import audit_log
-from schools.models import AuditEntry, DigestItem, Membership, Role
+from schools.models import DigestItem, Membership, Role
 from schools.notices import digest_items_add, digest_items_untold
 
-from .dispatch import _events, deliveries_dispatch, session_path, session_url
+from .delivery_steps import (
+    deliveries_dispatch,
+    deliveries_plan_queue,
+    delivery_events_record,
+    session_path,
+    session_url,
+)
 from .eligibility import eligible_children, guardian_may_receive, read_registry, session_pupils
 from .gate import session_gate
 from .models import Delivery, SessionAlert, VideoSession
+from .revisions import starts_told
 
 logger = logging.getLogger(__name__)
 
@@ -96,58 +105,9 @@ STALE_BATCH_SIZE = 200
 # A lesson this close to its start that cannot go ahead is told at once, not in the next daily digest.
 URGENT_WITHIN = timedelta(hours=24)
 
-# What an invitation says, in the words of the "this replaces the earlier invitation" line.
-CHANGE_LABELS = {
-    "starts_at": "the time",
-    "meeting_url": "the meeting link",
-    "meeting_id": "the meeting ID",
-    "password": "the password",
-}
-
 
 # ---------------------------------------------------------------------------------------------------
-# What changed, and what a guardian was told: read from the session's audit entries (never values)
-
-
-def _session_entries(session_ids: Iterable[int], action: str):
-    return AuditEntry.objects.filter(action=action, object_type=VideoSession._meta.label_lower,
-                                     object_id__in=[str(pk) for pk in session_ids])
-
-
-def revision_changes(*, session: VideoSession, since_revision: int) -> list[str]:
-    """What changed in the invitation since `since_revision`, in words ("the time", "the password"), read
-    from the session's `session.updated` audit entries (field names only: never values). One query."""
-    changed: set[str] = set()
-    for data in _session_entries([session.pk], "session.updated").values_list("data", flat=True):
-        if since_revision < (data.get("revision") or 0) <= session.revision:
-            changed.update(data.get("changed") or ())
-    return [label for name, label in CHANGE_LABELS.items() if name in changed]
-
-
-def _starts_told(sessions: Sequence[VideoSession], revisions: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
-    """(session id, revision) → the start time that revision said. Each `session.updated` entry records the
-    start after the change; before any, the start is the one scheduled. Two queries."""
-    found: dict[tuple[int, int], tuple[int, datetime]] = {}
-    for object_id, seq, data in _session_entries([s.pk for s in sessions], "session.updated").values_list(
-            "object_id", "seq", "data"):
-        for session_id, revision in revisions:
-            applies = str(session_id) == object_id and (data.get("revision") or 0) <= revision
-            if applies and data.get("starts_at") and seq > found.get((session_id, revision), (0, None))[0]:
-                found[(session_id, revision)] = (seq, datetime.fromisoformat(data["starts_at"]))
-    told = {key: at for key, (_, at) in found.items()}
-    missing = {session_id for session_id, revision in revisions if (session_id, revision) not in told}
-    if missing:
-        # The scheduling entry names every occurrence of a series, with its start, in order.
-        earliest = min(s.created_at for s in sessions if s.pk in missing)
-        school_ids = {s.school_id for s in sessions if s.pk in missing}
-        for data in AuditEntry.objects.filter(action="session.scheduled", school_id__in=school_ids,
-                                              created_at__gte=earliest).order_by("seq").values_list("data",
-                                                                                                   flat=True)[:500]:
-            for session_id, at in zip(data.get("session_ids") or (), data.get("starts_at") or (), strict=False):
-                if session_id in missing:
-                    for revision in {r for s, r in revisions if s == session_id and (s, r) not in told}:
-                        told[(session_id, revision)] = datetime.fromisoformat(at)
-    return told
+# What the emails to guardians say
 
 
 def _children_names(pupil_ids: Iterable[int]) -> dict[int, str]:
@@ -162,8 +122,6 @@ def _join(names: list[str]) -> str:
 
 
 def _guardian_email_context(delivery: Delivery, session: VideoSession, names: dict[int, str]) -> dict:
-    from consent.links import guardian_link_issue
-
     school = session.school
     return {
         "guardian": delivery.guardian,
@@ -181,12 +139,8 @@ def _guardian_email_context(delivery: Delivery, session: VideoSession, names: di
 
 
 def _plan_now() -> None:
-    from kombu.exceptions import OperationalError
-
-    from .tasks import deliveries_plan
-
     try:
-        deliveries_plan.delay()
+        deliveries_plan_queue()
     except (OperationalError, OSError):
         logger.warning("Could not queue the planner; beat runs it within a minute", exc_info=True)
 
@@ -222,7 +176,7 @@ def deliveries_cancel(*, session: VideoSession) -> CancelResult:
         result.cancelled = Delivery.objects.filter(pk__in=pending, status__in=Delivery.CLAIMABLE).update(
             status=Status.CANCELLED, reason=CANCELLED_REASON, lease_until=None, next_attempt_at=None,
             dispatched_at=None)
-        _events((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
+        delivery_events_record((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
     # Invited: sent or being sent, or sent once for an earlier revision (whatever became of the fresh one).
     invited = list(Delivery.objects.filter(Q(status__in=[Status.SENT, Status.SENDING]) | Q(sent_revision__isnull=False),
                                            session=session).select_related("guardian").order_by("pk"))
@@ -266,15 +220,15 @@ def _revise_sent(rows: list[Delivery], sessions: dict[int, VideoSession], now: d
     if now_rows:
         ids = [d.pk for d in now_rows]
         result.resent = Delivery.objects.filter(pk__in=ids).update(**reset, next_attempt_at=None, dispatched_at=now)
-        _events((pk, Status.PENDING, RESEND_REASON) for pk in ids)
+        delivery_events_record((pk, Status.PENDING, RESEND_REASON) for pk in ids)
         transaction.on_commit(lambda: deliveries_dispatch(ids))
     if later_rows:
         ids = [d.pk for d in later_rows]
         result.waiting = Delivery.objects.filter(pk__in=ids).update(
             **reset, next_attempt_at=Subquery(session_field.values("send_at")[:1]), dispatched_at=None)
-        _events((pk, Status.PENDING, MOVED_REASON) for pk in ids)
-        starts = _starts_told([sessions[s] for s in {d.session_id for d in later_rows}],
-                              {(d.session_id, d.sent_revision) for d in later_rows})
+        delivery_events_record((pk, Status.PENDING, MOVED_REASON) for pk in ids)
+        starts = starts_told([sessions[s] for s in {d.session_id for d in later_rows}],
+                             {(d.session_id, d.sent_revision) for d in later_rows})
         result.moved_told = _tell_moved(later_rows, sessions,
                                         {d.pk: starts.get((d.session_id, d.sent_revision)) for d in later_rows})
     return result

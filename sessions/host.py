@@ -27,7 +27,7 @@ from schools.models import SCHOOL_ROLES, DigestItem, Membership, Role
 from schools.notices import digest_items_add
 from schools.scope import build_scope
 
-from .dispatch import session_path
+from .delivery_steps import session_path
 from .eligibility import eligible_children, read_registry, session_pupils
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist

@@ -177,7 +177,7 @@ class Delivery(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     # The claim that holds the row while `sending`: every row of one batch shares it, and the send task's
-    # progress mark in the shared cache is filed under it (`sessions.dispatch.AcceptedMarks`).
+    # progress mark in the shared cache is filed under it (`sessions.progress.AcceptedMarks`).
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     recipient = models.CharField(max_length=254, blank=True)
     message_id = models.CharField(max_length=255, blank=True)

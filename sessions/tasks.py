@@ -6,15 +6,16 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import changes, dispatch, sweep
+from .delivery_steps import PLAN_TASK, SEND_TASK
 
 
-@shared_task(name="sessions.tasks.deliveries_plan")
+@shared_task(name=PLAN_TASK)
 def deliveries_plan() -> dict[str, int]:
     result = dispatch.deliveries_plan()
     return {"sessions": result.sessions, "created": result.created, "gate_red": result.gate_red}
 
 
-@shared_task(name="sessions.tasks.deliveries_send")
+@shared_task(name=SEND_TASK)
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     result = dispatch.delivery_send_batch(delivery_ids)
     return {"sent": len(result.sent), "retry": len(result.retry), "failed": len(result.failed),
