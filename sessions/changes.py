@@ -49,49 +49,32 @@ Changes after the start are refused by `session_update`; nothing is ever re-sent
 claim refuses it). Invariants: at most one `Delivery` per (session, guardian); at most one invitation per
 (session, guardian, revision) except the counted `possible_duplicate`; every re-send passes the claim.
 
-The gate turning red after scheduling (`sessions_gate_watch`, beat every 5 minutes): for every scheduled
-session not yet started, the gate is computed once per (school, platform, host). Red, and `gate_red_since`
-empty: `gate_red_since` is set, a `SessionAlert` of kind GATE_RED records the reasons, and each person to tell
-(the host and the school's headteachers) gets a notice (`schools.notices`). Each of them hears once of each red
-spell of each lesson:
-- a lesson starting more than 24 hours ahead: in their next daily digest, one section naming every such
-  lesson (`schools.digest`); no email at once;
-- a lesson starting within 24 hours (red now, or red for days and now this close, told to nobody yet because
-  the digest had not come or the person does not take it): at once, one email per person and run naming
-  every such lesson; the digest then lists it as already told, not as news.
-Green: `gate_red_since` is cleared, so a later red is told again, and notices nobody heard yet are dropped
-(no longer true). Invitations are not touched here: every claim re-checks the gate and skips while it is red.
+The gate turning red or green again after scheduling, and a lesson still red at its start: `sessions.gate_watch`.
 """
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from consent.links import guardian_link_issue
-from consent.models import Pupil
 from outbox.services import email_queue
 from schools.audit import audit_log
-from schools.models import DigestItem, Membership, Role
-from schools.notices import digest_items_add, digest_items_untold
 
 from .delivery_steps import (
     deliveries_dispatch,
     deliveries_plan_queue,
     delivery_events_record,
-    session_path,
-    session_url,
 )
 from .eligibility import eligible_children, guardian_may_receive, read_registry, session_pupils
-from .gate import session_gate
-from .models import Delivery, SessionAlert, VideoSession
+from .guardian_notices import guardian_email_context, guardians_tell, invited_guardians
+from .models import Delivery, VideoSession
 from .revisions import starts_told
 
 logger = logging.getLogger(__name__)
@@ -102,36 +85,6 @@ CANCELLED_REASON = "the session was cancelled"
 RESEND_REASON = "the session changed: a fresh invitation replaces the one sent"
 MOVED_REASON = "the session moved: a fresh invitation goes at the new send time"
 STALE_BATCH_SIZE = 200
-# A lesson this close to its start that cannot go ahead is told at once, not in the next daily digest.
-URGENT_WITHIN = timedelta(hours=24)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the emails to guardians say
-
-
-def _children_names(pupil_ids: Iterable[int]) -> dict[int, str]:
-    return dict(Pupil.objects.filter(pk__in=list(set(pupil_ids))).values_list("pk", "first_name"))
-
-
-def _join(names: list[str]) -> str:
-    names = sorted(names)
-    if not names:
-        return "your child"
-    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
-
-
-def _guardian_email_context(delivery: Delivery, session: VideoSession, names: dict[int, str]) -> dict:
-    school = session.school
-    return {
-        "guardian": delivery.guardian,
-        "session": session,
-        "children": _join([names[p] for p in delivery.pupil_ids if p in names]),
-        "starts_at": timezone.localtime(session.starts_at, school.tz),
-        "ends_at": timezone.localtime(session.ends_at, school.tz),
-        "time_zone": school.time_zone,
-        "consent_link": guardian_link_issue(guardian=delivery.guardian, purpose=session.purpose),
-    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,20 +130,8 @@ def deliveries_cancel(*, session: VideoSession) -> CancelResult:
             status=Status.CANCELLED, reason=CANCELLED_REASON, lease_until=None, next_attempt_at=None,
             dispatched_at=None)
         delivery_events_record((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
-    # Invited: sent or being sent, or sent once for an earlier revision (whatever became of the fresh one).
-    invited = list(Delivery.objects.filter(Q(status__in=[Status.SENT, Status.SENDING]) | Q(sent_revision__isnull=False),
-                                           session=session).select_related("guardian").order_by("pk"))
-    names = _children_names(p for d in invited for p in d.pupil_ids)
-    school = session.school
-    for delivery in invited:
-        guardian = delivery.guardian
-        to = guardian.email or delivery.recipient
-        if guardian.archived_at is not None or guardian.processing_restricted_at is not None or not to:
-            continue
-        email_queue(template="session-cancelled", to=to, school=school, related=delivery,
-                    context={**_guardian_email_context(delivery, session, names),
-                             "contact_email": school.contact_email})
-        result.told += 1
+    # Invited once, whatever the row says now; still with a child in the lesson with consent.
+    result.told = guardians_tell(session=session, rows=invited_guardians(session), template="session-cancelled")
     return result
 
 
@@ -259,7 +200,7 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession], told_at
             continue  # no fresh invitation will come: the claim would skip it
         old = told_at.get(delivery.pk)
         email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=delivery,
-                    context={**_guardian_email_context(delivery, session, names),
+                    context={**guardian_email_context(delivery, session, names),
                              "old_starts_at": timezone.localtime(old, session.school.tz) if old else None,
                              "lead_minutes": session.lead_minutes})
         told += 1
@@ -331,113 +272,3 @@ def deliveries_stale_revisions(*, batch_size: int = STALE_BATCH_SIZE, max_batche
         if taken < batch_size:
             break
     return total
-
-
-# ---------------------------------------------------------------------------------------------------
-# The gate turning red after scheduling
-
-
-@dataclass
-class GateWatchResult:
-    checked: int = 0
-    red: int = 0
-    alerted: int = 0
-    cleared: int = 0
-    told: int = 0  # people emailed at once about lessons within 24 hours
-
-
-def _gate_red_recipients(session: VideoSession) -> list:
-    """The host and the school's headteachers (active, with an address), each once."""
-    users = [session.host] if session.host.is_active else []
-    users += [m.user for m in Membership.objects.filter(school_id=session.school_id, role=Role.HEADTEACHER,
-                                                        user__is_active=True).select_related("user")]
-    return list({user.pk: user for user in users if user.email}.values())
-
-
-def _gate_red_mark(session_id: int, reasons: tuple[str, ...]) -> bool:
-    """Mark the session red, record its alert, and leave a notice for each person to tell."""
-    with transaction.atomic():
-        session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
-                   .filter(pk=session_id, status=VideoSession.Status.SCHEDULED, gate_red_since__isnull=True,
-                           starts_at__gt=Now())
-                   .select_related("school__organisation", "host").first())
-        if session is None:
-            return False  # marked already by another run, cancelled or started
-        session.gate_red_since = timezone.now()
-        session.save(update_fields=["gate_red_since"])
-        message = "The session may not go ahead: " + " ".join(reasons)
-        SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
-        recipients = _gate_red_recipients(session)
-        digest_items_add(users=recipients, kind=DigestItem.Kind.GATE_RED, school=session.school, related=session,
-                         title=session.title, text="\n".join(reasons), path=session_path(session))
-        audit_log(actor=None, action="session.alert_raised", obj=session,
-                  data={"kind": SessionAlert.Kind.GATE_RED, "alerts": 1, "recipients": len(recipients)})
-    return True
-
-
-def _lesson(session: VideoSession, reasons: tuple[str, ...]) -> dict:
-    school = session.school
-    return {"title": session.title, "starts_at": timezone.localtime(session.starts_at, school.tz),
-            "time_zone": school.time_zone, "school_name": school.name, "reasons": reasons,
-            "host_name": session.host.get_full_name() or session.host.get_username(), "link": session_url(session)}
-
-
-def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]]) -> int:
-    """Email at once everyone not told yet of these red lessons (starting within 24 hours): one email per
-    person naming all of theirs. The notices are marked told in the same transaction (at-most-once per notice;
-    the outbox then sends at-least-once). Returns how many people were emailed."""
-    if not red_soon:
-        return 0
-    with transaction.atomic():
-        items = list(digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                                         related_ids=red_soon)
-                     .select_for_update(skip_locked=True, of=("self",)).select_related("user").order_by("pk"))
-        per_user: dict[int, list[DigestItem]] = defaultdict(list)
-        for item in items:
-            per_user[item.user_id].append(item)
-        for user_items in per_user.values():
-            user = user_items[0].user
-            sessions = sorted({red_soon[int(i.related_id)][0] for i in user_items}, key=lambda s: (s.starts_at, s.pk))
-            schools = {s.school_id for s in sessions}
-            email_queue(template="session-gate-red", to=user.email,
-                        school=sessions[0].school if len(schools) == 1 else None,
-                        organisation=sessions[0].school.organisation,
-                        related=sessions[0] if len(sessions) == 1 else user,
-                        context={"recipient": user, "lessons": [_lesson(s, red_soon[s.pk][1]) for s in sessions]})
-        DigestItem.objects.filter(pk__in=[item.pk for item in items]).update(told_at=timezone.now())
-    return len(per_user)
-
-
-def sessions_gate_watch() -> GateWatchResult:
-    """Every 5 minutes (beat): mark a scheduled session red once when its gate turns red, and tell the host
-    and headteachers (at once within 24 hours of the start, else in their daily digest); clear the mark when
-    it is green again, so that a later red is told again."""
-    result = GateWatchResult()
-    gates: dict[tuple, tuple[str, ...]] = {}
-    sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
-                .select_related("school__organisation", "platform", "host").order_by("pk"))
-    green_marked = []
-    red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]] = {}
-    soon = timezone.now() + URGENT_WITHIN
-    for session in sessions.iterator(chunk_size=500):
-        result.checked += 1
-        key = (session.school_id, session.platform_id, session.host_id)
-        if key not in gates:
-            gate = session_gate(school=session.school, platform=session.platform, host=session.host)
-            gates[key] = () if gate.ok else tuple(gate.reasons)
-        if not gates[key]:
-            if session.gate_red_since is not None:
-                green_marked.append(session.pk)
-            continue
-        result.red += 1
-        if session.gate_red_since is None and _gate_red_mark(session.pk, gates[key]):
-            result.alerted += 1
-        if session.starts_at <= soon:
-            red_soon[session.pk] = (session, gates[key])
-    if green_marked:
-        result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
-        # Nobody heard of these yet, and they are no longer true.
-        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                            related_ids=green_marked).delete()
-    result.told = _gate_red_tell_urgent(red_soon)
-    return result

@@ -2,10 +2,12 @@
 redelivered (acks_late), duplicated by the sweeper or run late does no harm (design.md, "How sending
 works"). `deliveries_send` is at-least-once: see `sessions.dispatch`."""
 
+import dataclasses
+
 from celery import shared_task
 from django.utils import timezone
 
-from . import changes, dispatch, sweep
+from . import changes, dispatch, gate_watch, sweep
 from .delivery_steps import PLAN_TASK, SEND_TASK
 
 
@@ -34,9 +36,8 @@ def deliveries_sweep() -> dict[str, int]:
 
 @shared_task(name="sessions.tasks.sessions_gate_watch")
 def sessions_gate_watch() -> dict[str, int]:
-    result = changes.sessions_gate_watch()
-    return {"checked": result.checked, "red": result.red, "alerted": result.alerted, "cleared": result.cleared,
-            "told": result.told}
+    result = gate_watch.sessions_gate_watch()
+    return dataclasses.asdict(result)
 
 
 @shared_task(name="sessions.tasks.sessions_housekeeping")
