@@ -94,7 +94,7 @@ def test_one_email_per_person_per_day_with_everything_that_changed(personas, mon
     told = head.body_text.split("Already emailed to you at the time:", 1)[1]
     assert "“Wrens story time” cannot go ahead (emailed Monday 11 January at 10:05). It still cannot go ahead." \
         in told
-    assert "Technical problem in “Robins music” (emailed Monday 11 January at 10:00). Reported by" in told
+    assert "Technical problem in “Robins music” (emailed Monday 11 January at 10:05). Reported by" in told
     assert f"{settings.SITE_URL}/sessions/" in head.body_text and "Wrens" not in news
     (host,) = digests(personas.teacher)
     assert '"Owls phonics"' in what_changed(host) and "Robins music" not in host.body_text  # not told to the host
