@@ -105,6 +105,10 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     if session.status == VideoSession.Status.CANCELLED:
         messages.error(request, "The session was cancelled: there is no attendance to record.")
         return redirect("video_sessions:session", pk=session.pk)
+    if session.status == VideoSession.Status.NOT_HELD:
+        messages.error(request, "The lesson did not go ahead: there is no attendance to record. If it was held "
+                                "anyway, report it as an incident.")
+        return redirect("video_sessions:session", pk=session.pk)
     if not session_started(session):
         if request.method == "POST":
             messages.error(request, "Attendance opens at the start of the session.")

@@ -171,3 +171,18 @@ def test_a_lesson_green_again_by_its_start_goes_ahead(personas, lesson):
     assert gate_watch.sessions_gate_watch().not_held == 0
     session.refresh_from_db()
     assert session.status == VideoSession.Status.SCHEDULED and session.gate_red_since is None
+
+
+def test_the_lesson_page_says_the_parents_were_told_and_then_that_it_did_not_go_ahead(personas, lesson, client_for):
+    session, _told, _withdrawn, _never = lesson
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    client = client_for(personas.headteacher)
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
+    assert "that this lesson cannot go ahead as planned and not to use their invitation" in page
+    start_has_come(session)
+    gate_watch.sessions_gate_watch()
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
+    assert "Did not go ahead" in page and "This lesson did not go ahead" in page
+    response = client.get(f"/sessions/{session.pk}/attendance/", follow=True)
+    assert "The lesson did not go ahead: there is no attendance to record" in response.content.decode()
