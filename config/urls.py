@@ -29,3 +29,8 @@ if settings.DEBUG:
     from django.conf.urls.static import static as media_patterns
 
     urlpatterns += media_patterns(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# Failing requests get pages in the site's layout (config.errors); parent links keep their own.
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -9,6 +9,7 @@ EMAIL_KINDS: dict[str, str] = {
     "session-invitation": "Lesson invitation",
     "session-moved": "Lesson moved",
     "session-cancelled": "Lesson cancelled",
+    "session-not-going-ahead": "Lesson not going ahead",
     "session-alert": "Alert to the host",
     "session-gate-red": "Lesson may not go ahead",
     "session-incident": "Incident report",

@@ -103,12 +103,12 @@ def text_engine() -> Engine:
     return _text_engine(engines["django"].engine)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapse all whitespace, CR and LF included, so a subject can never inject a header."""
     return " ".join(text.split())
 
 
-def _check_address(to: str) -> str:
+def check_address(to: str) -> str:
     to = to.strip()
     if any(ch in to for ch in "\r\n,;") or not to:
         raise ValueError("An outbox message goes to exactly one address.")
@@ -122,7 +122,7 @@ def _check_address(to: str) -> str:
 def _encode_attachments(attachments: Iterable[tuple[str, bytes | str, str]] | None) -> str:
     items = []
     for filename, content, mimetype in attachments or ():
-        if _one_line(filename) != filename or _one_line(mimetype) != mimetype or "/" not in mimetype:
+        if one_line(filename) != filename or one_line(mimetype) != mimetype or "/" not in mimetype:
             raise ValueError("An attachment needs a one-line file name and a type such as text/calendar.")
         data = content.encode() if isinstance(content, str) else bytes(content)
         items.append({"filename": filename, "mimetype": mimetype, "content": base64.b64encode(data).decode()})
@@ -144,12 +144,12 @@ def email_queue(
 
     `attachments` are `(filename, content, mimetype)` triples, as for `EmailMessage.attach`.
     """
-    to = _check_address(to)
+    to = check_address(to)
     if organisation is None and school is not None:
         organisation = school.organisation
     full_context = {"site_url": settings.SITE_URL, "school": school, "organisation": organisation, **context}
     text = text_engine()
-    subject = _one_line(text.render_to_string(f"emails/{template}-subject.txt", full_context))
+    subject = one_line(text.render_to_string(f"emails/{template}-subject.txt", full_context))
     body_text = text.render_to_string(f"emails/{template}-body.txt", full_context)
     body_html = render_to_string(f"emails/{template}-body.html", full_context)
     now = timezone.now()
@@ -308,7 +308,7 @@ def classify_send_error(exc: BaseException) -> SendError:
     return SendError(True, False, f"unexpected error ({name})", _describe(exc), expected=False)
 
 
-def _lease() -> timedelta:
+def send_lease() -> timedelta:
     return timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 30)
 
 
@@ -336,7 +336,7 @@ def outbox_claim(message_id: int) -> OutboxMessage | None:
             return None
         message.status = Status.SENDING
         message.attempts += 1
-        message.lease_until = now + _lease()
+        message.lease_until = now + send_lease()
         message.save(update_fields=["status", "attempts", "lease_until"])
     return message
 
@@ -431,11 +431,15 @@ class MailBatch:
                 else: … record retry or failed; if error.connection_broken: … leave the rest; break
     """
 
-    def __init__(self, *, budget_seconds: float | None = None):
+    def __init__(self, *, budget_seconds: float | None = None, at_most_seconds: float | None = None):
+        """`budget_seconds`: the time budget (by default what the soft time limit leaves); `at_most_seconds`:
+        a cap on the default, for a loop whose rows wait their turn under a shorter lease."""
         self.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
         self.opened = False
         self.started = time.monotonic()
         self.budget_seconds = _batch_budget_seconds() if budget_seconds is None else budget_seconds
+        if at_most_seconds is not None:
+            self.budget_seconds = min(self.budget_seconds, at_most_seconds)
 
     def __enter__(self) -> "MailBatch":
         return self

@@ -9,4 +9,5 @@ class SessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 (registers the deployment checks)
+        # The deployment checks; and the tasks, which `sessions.delivery_steps` hands work to by name.
+        from . import checks, tasks  # noqa: F401

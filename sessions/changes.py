@@ -49,41 +49,33 @@ Changes after the start are refused by `session_update`; nothing is ever re-sent
 claim refuses it). Invariants: at most one `Delivery` per (session, guardian); at most one invitation per
 (session, guardian, revision) except the counted `possible_duplicate`; every re-send passes the claim.
 
-The gate turning red after scheduling (`sessions_gate_watch`, beat every 5 minutes): for every scheduled
-session not yet started, the gate is computed once per (school, platform, host). Red, and `gate_red_since`
-empty: `gate_red_since` is set, a `SessionAlert` of kind GATE_RED records the reasons, and each person to tell
-(the host and the school's headteachers) gets a notice (`schools.notices`). Each of them hears once of each red
-spell of each lesson:
-- a lesson starting more than 24 hours ahead: in their next daily digest, one section naming every such
-  lesson (`schools.digest`); no email at once;
-- a lesson starting within 24 hours (red now, or red for days and now this close, told to nobody yet because
-  the digest had not come or the person does not take it): at once, one email per person and run naming
-  every such lesson; the digest then lists it as already told, not as news.
-Green: `gate_red_since` is cleared, so a later red is told again, and notices nobody heard yet are dropped
-(no longer true). Invitations are not touched here: every claim re-checks the gate and skips while it is red.
+The gate turning red or green again after scheduling, and a lesson still red at its start: `sessions.gate_watch`.
 """
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
-from consent.models import Pupil
 from outbox.services import email_queue
 from schools.audit import audit_log
-from schools.models import AuditEntry, DigestItem, Membership, Role
-from schools.notices import digest_items_add, digest_items_untold
 
-from .dispatch import _events, deliveries_dispatch, session_path, session_url
+from .delivery_steps import (
+    deliveries_dispatch,
+    deliveries_plan_queue,
+    delivery_events_record,
+)
 from .eligibility import eligible_children, guardian_may_receive, read_registry, session_pupils
-from .gate import session_gate
-from .models import Delivery, SessionAlert, VideoSession
+from .guardian_notices import guardian_email_context, guardians_tell, invited_guardians
+from .models import Delivery, VideoSession
+from .revisions import starts_told
 
 logger = logging.getLogger(__name__)
 
@@ -93,87 +85,6 @@ CANCELLED_REASON = "the session was cancelled"
 RESEND_REASON = "the session changed: a fresh invitation replaces the one sent"
 MOVED_REASON = "the session moved: a fresh invitation goes at the new send time"
 STALE_BATCH_SIZE = 200
-# A lesson this close to its start that cannot go ahead is told at once, not in the next daily digest.
-URGENT_WITHIN = timedelta(hours=24)
-
-# What an invitation says, in the words of the "this replaces the earlier invitation" line.
-CHANGE_LABELS = {
-    "starts_at": "the time",
-    "meeting_url": "the meeting link",
-    "meeting_id": "the meeting ID",
-    "password": "the password",
-}
-
-
-# ---------------------------------------------------------------------------------------------------
-# What changed, and what a guardian was told: read from the session's audit entries (never values)
-
-
-def _session_entries(session_ids: Iterable[int], action: str):
-    return AuditEntry.objects.filter(action=action, object_type=VideoSession._meta.label_lower,
-                                     object_id__in=[str(pk) for pk in session_ids])
-
-
-def revision_changes(*, session: VideoSession, since_revision: int) -> list[str]:
-    """What changed in the invitation since `since_revision`, in words ("the time", "the password"), read
-    from the session's `session.updated` audit entries (field names only: never values). One query."""
-    changed: set[str] = set()
-    for data in _session_entries([session.pk], "session.updated").values_list("data", flat=True):
-        if since_revision < (data.get("revision") or 0) <= session.revision:
-            changed.update(data.get("changed") or ())
-    return [label for name, label in CHANGE_LABELS.items() if name in changed]
-
-
-def _starts_told(sessions: Sequence[VideoSession], revisions: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
-    """(session id, revision) → the start time that revision said. Each `session.updated` entry records the
-    start after the change; before any, the start is the one scheduled. Two queries."""
-    found: dict[tuple[int, int], tuple[int, datetime]] = {}
-    for object_id, seq, data in _session_entries([s.pk for s in sessions], "session.updated").values_list(
-            "object_id", "seq", "data"):
-        for session_id, revision in revisions:
-            applies = str(session_id) == object_id and (data.get("revision") or 0) <= revision
-            if applies and data.get("starts_at") and seq > found.get((session_id, revision), (0, None))[0]:
-                found[(session_id, revision)] = (seq, datetime.fromisoformat(data["starts_at"]))
-    told = {key: at for key, (_, at) in found.items()}
-    missing = {session_id for session_id, revision in revisions if (session_id, revision) not in told}
-    if missing:
-        # The scheduling entry names every occurrence of a series, with its start, in order.
-        earliest = min(s.created_at for s in sessions if s.pk in missing)
-        school_ids = {s.school_id for s in sessions if s.pk in missing}
-        for data in AuditEntry.objects.filter(action="session.scheduled", school_id__in=school_ids,
-                                              created_at__gte=earliest).order_by("seq").values_list("data",
-                                                                                                   flat=True)[:500]:
-            for session_id, at in zip(data.get("session_ids") or (), data.get("starts_at") or (), strict=False):
-                if session_id in missing:
-                    for revision in {r for s, r in revisions if s == session_id and (s, r) not in told}:
-                        told[(session_id, revision)] = datetime.fromisoformat(at)
-    return told
-
-
-def _children_names(pupil_ids: Iterable[int]) -> dict[int, str]:
-    return dict(Pupil.objects.filter(pk__in=list(set(pupil_ids))).values_list("pk", "first_name"))
-
-
-def _join(names: list[str]) -> str:
-    names = sorted(names)
-    if not names:
-        return "your child"
-    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
-
-
-def _guardian_email_context(delivery: Delivery, session: VideoSession, names: dict[int, str]) -> dict:
-    from consent.links import guardian_link_issue
-
-    school = session.school
-    return {
-        "guardian": delivery.guardian,
-        "session": session,
-        "children": _join([names[p] for p in delivery.pupil_ids if p in names]),
-        "starts_at": timezone.localtime(session.starts_at, school.tz),
-        "ends_at": timezone.localtime(session.ends_at, school.tz),
-        "time_zone": school.time_zone,
-        "consent_link": guardian_link_issue(guardian=delivery.guardian, purpose=session.purpose),
-    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -181,12 +92,8 @@ def _guardian_email_context(delivery: Delivery, session: VideoSession, names: di
 
 
 def _plan_now() -> None:
-    from kombu.exceptions import OperationalError
-
-    from .tasks import deliveries_plan
-
     try:
-        deliveries_plan.delay()
+        deliveries_plan_queue()
     except (OperationalError, OSError):
         logger.warning("Could not queue the planner; beat runs it within a minute", exc_info=True)
 
@@ -222,21 +129,9 @@ def deliveries_cancel(*, session: VideoSession) -> CancelResult:
         result.cancelled = Delivery.objects.filter(pk__in=pending, status__in=Delivery.CLAIMABLE).update(
             status=Status.CANCELLED, reason=CANCELLED_REASON, lease_until=None, next_attempt_at=None,
             dispatched_at=None)
-        _events((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
-    # Invited: sent or being sent, or sent once for an earlier revision (whatever became of the fresh one).
-    invited = list(Delivery.objects.filter(Q(status__in=[Status.SENT, Status.SENDING]) | Q(sent_revision__isnull=False),
-                                           session=session).select_related("guardian").order_by("pk"))
-    names = _children_names(p for d in invited for p in d.pupil_ids)
-    school = session.school
-    for delivery in invited:
-        guardian = delivery.guardian
-        to = guardian.email or delivery.recipient
-        if guardian.archived_at is not None or guardian.processing_restricted_at is not None or not to:
-            continue
-        email_queue(template="session-cancelled", to=to, school=school, related=delivery,
-                    context={**_guardian_email_context(delivery, session, names),
-                             "contact_email": school.contact_email})
-        result.told += 1
+        delivery_events_record((pk, Status.CANCELLED, CANCELLED_REASON) for pk in pending)
+    # Invited once, whatever the row says now; still with a child in the lesson with consent.
+    result.told = guardians_tell(session=session, rows=invited_guardians(session), template="session-cancelled")
     return result
 
 
@@ -266,15 +161,15 @@ def _revise_sent(rows: list[Delivery], sessions: dict[int, VideoSession], now: d
     if now_rows:
         ids = [d.pk for d in now_rows]
         result.resent = Delivery.objects.filter(pk__in=ids).update(**reset, next_attempt_at=None, dispatched_at=now)
-        _events((pk, Status.PENDING, RESEND_REASON) for pk in ids)
+        delivery_events_record((pk, Status.PENDING, RESEND_REASON) for pk in ids)
         transaction.on_commit(lambda: deliveries_dispatch(ids))
     if later_rows:
         ids = [d.pk for d in later_rows]
         result.waiting = Delivery.objects.filter(pk__in=ids).update(
             **reset, next_attempt_at=Subquery(session_field.values("send_at")[:1]), dispatched_at=None)
-        _events((pk, Status.PENDING, MOVED_REASON) for pk in ids)
-        starts = _starts_told([sessions[s] for s in {d.session_id for d in later_rows}],
-                              {(d.session_id, d.sent_revision) for d in later_rows})
+        delivery_events_record((pk, Status.PENDING, MOVED_REASON) for pk in ids)
+        starts = starts_told([sessions[s] for s in {d.session_id for d in later_rows}],
+                             {(d.session_id, d.sent_revision) for d in later_rows})
         result.moved_told = _tell_moved(later_rows, sessions,
                                         {d.pk: starts.get((d.session_id, d.sent_revision)) for d in later_rows})
     return result
@@ -305,7 +200,7 @@ def _tell_moved(rows: list[Delivery], sessions: dict[int, VideoSession], told_at
             continue  # no fresh invitation will come: the claim would skip it
         old = told_at.get(delivery.pk)
         email_queue(template="session-moved", to=delivery.guardian.email, school=session.school, related=delivery,
-                    context={**_guardian_email_context(delivery, session, names),
+                    context={**guardian_email_context(delivery, session, names),
                              "old_starts_at": timezone.localtime(old, session.school.tz) if old else None,
                              "lead_minutes": session.lead_minutes})
         told += 1
@@ -377,113 +272,3 @@ def deliveries_stale_revisions(*, batch_size: int = STALE_BATCH_SIZE, max_batche
         if taken < batch_size:
             break
     return total
-
-
-# ---------------------------------------------------------------------------------------------------
-# The gate turning red after scheduling
-
-
-@dataclass
-class GateWatchResult:
-    checked: int = 0
-    red: int = 0
-    alerted: int = 0
-    cleared: int = 0
-    told: int = 0  # people emailed at once about lessons within 24 hours
-
-
-def _gate_red_recipients(session: VideoSession) -> list:
-    """The host and the school's headteachers (active, with an address), each once."""
-    users = [session.host] if session.host.is_active else []
-    users += [m.user for m in Membership.objects.filter(school_id=session.school_id, role=Role.HEADTEACHER,
-                                                        user__is_active=True).select_related("user")]
-    return list({user.pk: user for user in users if user.email}.values())
-
-
-def _gate_red_mark(session_id: int, reasons: tuple[str, ...]) -> bool:
-    """Mark the session red, record its alert, and leave a notice for each person to tell."""
-    with transaction.atomic():
-        session = (VideoSession.objects.select_for_update(no_key=True, of=("self",))
-                   .filter(pk=session_id, status=VideoSession.Status.SCHEDULED, gate_red_since__isnull=True,
-                           starts_at__gt=Now())
-                   .select_related("school__organisation", "host").first())
-        if session is None:
-            return False  # marked already by another run, cancelled or started
-        session.gate_red_since = timezone.now()
-        session.save(update_fields=["gate_red_since"])
-        message = "The session may not go ahead: " + " ".join(reasons)
-        SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
-        recipients = _gate_red_recipients(session)
-        digest_items_add(users=recipients, kind=DigestItem.Kind.GATE_RED, school=session.school, related=session,
-                         title=session.title, text="\n".join(reasons), path=session_path(session))
-        audit_log(actor=None, action="session.alert_raised", obj=session,
-                  data={"kind": SessionAlert.Kind.GATE_RED, "alerts": 1, "recipients": len(recipients)})
-    return True
-
-
-def _lesson(session: VideoSession, reasons: tuple[str, ...]) -> dict:
-    school = session.school
-    return {"title": session.title, "starts_at": timezone.localtime(session.starts_at, school.tz),
-            "time_zone": school.time_zone, "school_name": school.name, "reasons": reasons,
-            "host_name": session.host.get_full_name() or session.host.get_username(), "link": session_url(session)}
-
-
-def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]]) -> int:
-    """Email at once everyone not told yet of these red lessons (starting within 24 hours): one email per
-    person naming all of theirs. The notices are marked told in the same transaction (at-most-once per notice;
-    the outbox then sends at-least-once). Returns how many people were emailed."""
-    if not red_soon:
-        return 0
-    with transaction.atomic():
-        items = list(digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                                         related_ids=red_soon)
-                     .select_for_update(skip_locked=True, of=("self",)).select_related("user").order_by("pk"))
-        per_user: dict[int, list[DigestItem]] = defaultdict(list)
-        for item in items:
-            per_user[item.user_id].append(item)
-        for user_items in per_user.values():
-            user = user_items[0].user
-            sessions = sorted({red_soon[int(i.related_id)][0] for i in user_items}, key=lambda s: (s.starts_at, s.pk))
-            schools = {s.school_id for s in sessions}
-            email_queue(template="session-gate-red", to=user.email,
-                        school=sessions[0].school if len(schools) == 1 else None,
-                        organisation=sessions[0].school.organisation,
-                        related=sessions[0] if len(sessions) == 1 else user,
-                        context={"recipient": user, "lessons": [_lesson(s, red_soon[s.pk][1]) for s in sessions]})
-        DigestItem.objects.filter(pk__in=[item.pk for item in items]).update(told_at=timezone.now())
-    return len(per_user)
-
-
-def sessions_gate_watch() -> GateWatchResult:
-    """Every 5 minutes (beat): mark a scheduled session red once when its gate turns red, and tell the host
-    and headteachers (at once within 24 hours of the start, else in their daily digest); clear the mark when
-    it is green again, so that a later red is told again."""
-    result = GateWatchResult()
-    gates: dict[tuple, tuple[str, ...]] = {}
-    sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
-                .select_related("school__organisation", "platform", "host").order_by("pk"))
-    green_marked = []
-    red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]] = {}
-    soon = timezone.now() + URGENT_WITHIN
-    for session in sessions.iterator(chunk_size=500):
-        result.checked += 1
-        key = (session.school_id, session.platform_id, session.host_id)
-        if key not in gates:
-            gate = session_gate(school=session.school, platform=session.platform, host=session.host)
-            gates[key] = () if gate.ok else tuple(gate.reasons)
-        if not gates[key]:
-            if session.gate_red_since is not None:
-                green_marked.append(session.pk)
-            continue
-        result.red += 1
-        if session.gate_red_since is None and _gate_red_mark(session.pk, gates[key]):
-            result.alerted += 1
-        if session.starts_at <= soon:
-            red_soon[session.pk] = (session, gates[key])
-    if green_marked:
-        result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
-        # Nobody heard of these yet, and they are no longer true.
-        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                            related_ids=green_marked).delete()
-    result.told = _gate_red_tell_urgent(red_soon)
-    return result

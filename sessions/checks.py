@@ -8,7 +8,7 @@ PER_PROCESS_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.c
 
 @register(Tags.caches, deploy=True)
 def shared_cache(app_configs, **kwargs) -> list[Warning]:
-    """The send task's progress marks (`sessions.dispatch.AcceptedMarks`) are read by the sweeper in another
+    """The send task's progress marks (`sessions.progress.AcceptedMarks`) are read by the sweeper in another
     process, as rate limits are shared between web processes: a per-process cache sees neither."""
     backend = settings.CACHES.get("default", {}).get("BACKEND", "")
     if backend not in PER_PROCESS_CACHES:

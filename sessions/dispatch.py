@@ -22,35 +22,38 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 from django.core.mail import make_msgid
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
-from consent.models import ConsentStatus, Guardian, Pupil
-from outbox.services import (
-    BatchResult,
-    MailBatch,
-    SendError,
-    _batch_budget_seconds,
-    _lease,
-    email_queue,
-    retry_delay,
-)
+from consent.links import token_hash
+from consent.models import ConsentStatus, GuardianLink, Pupil
+from outbox.services import BatchResult, MailBatch, SendError, retry_delay, send_lease
 from schools.audit import audit_log
 
+# `deliveries_dispatch` is looked up here at call time by the planner, the send task and the sweeper, so that
+# the benchmark and the tests can keep the handed ids in the process by replacing it on this module.
+from .delivery_steps import (
+    SEND_BATCH_SIZE,  # noqa: F401 (named here for the benchmark)
+    deliveries_dispatch,
+    deliveries_overtake,
+    delivery_events_record,
+    session_alert_raise,
+    session_url,  # noqa: F401 (named here for the tests)
+)
 from .eligibility import Registry, eligible_children, guardian_may_receive, read_registry, session_pupils
-from .invitation import invitation_email
-from .models import Delivery, DeliveryEvent, SessionAlert, VideoSession
+from .gate import gate_for
+from .invitation import Claimed, invitation_email
+from .models import Delivery, SessionAlert, VideoSession
+from .progress import AcceptedMarks, accepted_mark_key  # noqa: F401 (the mark's key: named here for the tests)
 
 logger = logging.getLogger(__name__)
 
@@ -59,123 +62,14 @@ Status = Delivery.Status
 # Sessions the planner takes per transaction, and transactions per run.
 PLAN_SESSIONS_PER_BATCH = 20
 PLAN_MAX_BATCHES = 50
-# Invitations per send task: one claim, one connection. Larger than the outbox's batches, the claim's
-# fixed queries (the gate, the registry) being spread over more messages; the batch's time budget
-# (`CLAIM_SLACK_SECONDS`) still gives back what it has no time to send, whatever the size.
-SEND_BATCH_SIZE = 200
 # Meeting passwords are erased this long after the session's end (design.md, retention).
 PASSWORD_KEPT_AFTER_END = timedelta(hours=24)
 
-OVERTAKEN_REASON = "the session started before it could be sent"
-
 
 def session_gate_reasons(session: VideoSession) -> tuple[str, ...]:
-    """Why the session's governance gate is red (empty when green). `sessions.gate` when it is there."""
-    try:
-        from .gate import gate_for
-    except ImportError:  # pragma: no cover - the gate module is built beside this one
-        from pia.platforms import platform_status
-        from riskassess.services import video_lessons_assessment_status
-        from schools.models import SCHOOL_ROLES, Membership
-
-        reasons = [*platform_status(platform=session.platform, school=session.school).reasons,
-                   *video_lessons_assessment_status(school=session.school).reasons]
-        if not Membership.objects.filter(user_id=session.host_id, school_id=session.school_id,
-                                         role__in=sorted(SCHOOL_ROLES)).exists():
-            reasons.append("The host is not a member of staff of the school.")
-        return tuple(reasons)
+    """Why the session's governance gate is red (empty when green)."""
     gate = gate_for(session)
     return () if gate.ok else tuple(gate.reasons)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Events and alerts
-
-
-def _events(deliveries: Iterable[tuple[int, str, str]]) -> None:
-    """One `DeliveryEvent` per (delivery id, status, reason), in one query, all at the same moment. On
-    PostgreSQL an INSERT … SELECT FROM UNNEST of the three columns: building a model instance per event
-    cost more than the database's work."""
-    rows = [(pk, status, reason[:300]) for pk, status, reason in deliveries]
-    if not rows:
-        return
-    if db_connection.vendor != "postgresql":
-        DeliveryEvent.objects.bulk_create([DeliveryEvent(delivery_id=pk, status=status, reason=reason)
-                                           for pk, status, reason in rows])
-        return
-    meta, quote = DeliveryEvent._meta, db_connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in ("delivery", "status", "reason", "at"))
-    pks, statuses, reasons = (list(column) for column in zip(*rows, strict=True))
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 (names from the model)
-            "SELECT d, s, r, %s FROM UNNEST(%s::bigint[], %s::varchar[], %s::varchar[]) AS e (d, s, r)",
-            [timezone.now(), pks, statuses, reasons],
-        )
-
-
-def session_path(session: VideoSession) -> str:
-    """The session's page for the host, or the dashboard if the sessions pages are not mounted."""
-    try:
-        return reverse("video_sessions:session", kwargs={"pk": session.pk})
-    except NoReverseMatch:
-        return reverse("schools:dashboard")
-
-
-def session_url(session: VideoSession) -> str:
-    return settings.SITE_URL + session_path(session)
-
-
-def _alert(*, session: VideoSession, kind: str, message: str, delivery_ids: Sequence[int] = ()) -> int:
-    """Record alerts (one per delivery, or one for the session) and email the host once about them. Inside
-    the caller's transaction. Returns how many alerts were new; nothing is emailed when none is."""
-    if delivery_ids:
-        existing = set(SessionAlert.objects.filter(session=session, kind=kind, delivery_id__in=list(delivery_ids))
-                       .values_list("delivery_id", flat=True))
-        new = [SessionAlert(session=session, kind=kind, delivery_id=pk, message=message[:500])
-               for pk in delivery_ids if pk not in existing]
-        SessionAlert.objects.bulk_create(new, ignore_conflicts=True)
-    else:
-        # Once per session and kind: lock the session row so two sweepers cannot both add it.
-        VideoSession.objects.select_for_update().filter(pk=session.pk).first()
-        if SessionAlert.objects.filter(session=session, kind=kind, delivery__isnull=True).exists():
-            return 0
-        new = [SessionAlert.objects.create(session=session, kind=kind, message=message[:500])]
-    if not new:
-        return 0
-    host = session.host
-    if host.email:
-        school = session.school
-        email_queue(
-            template="session-alert",
-            to=host.email,
-            school=school,
-            related=session,
-            context={
-                "host": host,
-                "session": session,
-                "kind": SessionAlert.Kind(kind).label,
-                "message": message,
-                "count": len(new),
-                "starts_at": timezone.localtime(session.starts_at, school.tz),
-                "link": session_url(session),
-            },
-        )
-    audit_log(actor=None, action="session.alert_raised", obj=session,
-              data={"kind": kind, "alerts": len(new), "delivery_ids": list(delivery_ids)[:50]})
-    return len(new)
-
-
-def _overtake(delivery_ids: Sequence[int], session: VideoSession) -> int:
-    """Mark failed what the start time overtook, with one alert each (and one email to the host)."""
-    updated = Delivery.objects.filter(pk__in=list(delivery_ids)).exclude(status__in=Delivery.FINAL).update(
-        status=Status.FAILED, reason=OVERTAKEN_REASON, lease_until=None, next_attempt_at=None, dispatched_at=None,
-    )
-    if updated:
-        _events((pk, Status.FAILED, OVERTAKEN_REASON) for pk in delivery_ids)
-        _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=delivery_ids,
-               message=f"An invitation could not be sent: {OVERTAKEN_REASON}.")
-    return updated
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -233,7 +127,7 @@ def _plan_batch(after: tuple | None, limit: int) -> tuple[PlanResult, tuple | No
         # The rows this run inserted carry its own timestamp (a concurrent planner's rows carry another).
         new = list(Delivery.objects.filter(session__in=green, status=Status.PENDING, dispatched_at=now,
                                            created_at__gte=now).values_list("pk", "session_id"))
-        _events((pk, Status.PENDING, "") for pk, _ in new)
+        delivery_events_record((pk, Status.PENDING, "") for pk, _ in new)
         new += _revive(revive, now)
         per_session: dict[int, int] = defaultdict(int)
         for _, session_id in new:
@@ -268,7 +162,7 @@ def _revive(revive: dict[int, tuple[list[int], int]], now) -> list[tuple[int, in
         row.attempts = 0  # a fresh invitation
     Delivery.objects.bulk_update(rows, ["status", "reason", "pupil_ids", "revision", "attempts", "next_attempt_at",
                                         "dispatched_at", "lease_until"])
-    _events((row.pk, Status.PENDING, REVIVED_REASON) for row in rows)
+    delivery_events_record((row.pk, Status.PENDING, REVIVED_REASON) for row in rows)
     return [(row.pk, row.session_id) for row in rows]
 
 
@@ -286,40 +180,8 @@ def deliveries_plan(*, batch_size: int = PLAN_SESSIONS_PER_BATCH, max_batches: i
     return total
 
 
-def deliveries_dispatch(delivery_ids: Sequence[int]) -> None:
-    """Hand ids to the broker in batches. After commit only; if the broker is down, the sweeper catches up."""
-    from kombu.exceptions import OperationalError
-
-    from .tasks import deliveries_send
-
-    for start in range(0, len(delivery_ids), SEND_BATCH_SIZE):
-        batch = list(delivery_ids[start : start + SEND_BATCH_SIZE])
-        try:
-            deliveries_send.delay(batch)
-        except (OperationalError, OSError):
-            # Stop at the first failure: each try against a broker that is down costs a connection timeout,
-            # and the rows are in the database, where the sweeper finds them once the broker is back.
-            logger.warning("Could not hand %s invitation(s) to the broker (first batch: %s); the sweeper will "
-                           "send them", len(delivery_ids) - start, batch, exc_info=True)
-            return
-
-
 # ---------------------------------------------------------------------------------------------------
 # Claiming: one short transaction per batch, with every check of promise 1 under the locks
-
-
-@dataclass
-class Claimed:
-    delivery: Delivery
-    session: VideoSession
-    guardian: Guardian
-    pupils: list[Pupil]
-    withdraw_link: str
-    # What the claim found the row at (pending or retry): a row claimed but never tried goes back to it.
-    previous_status: str = Status.PENDING
-    # Parts of the email that are the same for every guardian of the session, built once per batch and
-    # shared by that session's claims (see `_session_parts`).
-    shared: dict = field(default_factory=dict)
 
 
 def _lock_consent_rows(pupil_ids: Iterable[int], purpose_ids: Iterable[int]) -> None:
@@ -357,9 +219,6 @@ def _skip_all(skipped: Sequence[tuple[int, str]]) -> None:
 def _withdraw_links(deliveries: Sequence[Delivery]) -> dict[int, str]:
     """delivery id → a fresh personal link for its guardian and the session's purpose, as
     `consent.links.guardian_link_issue` makes one, for the whole batch in one INSERT."""
-    from consent.links import token_hash
-    from consent.models import GuardianLink
-
     tokens = {d.pk: secrets.token_urlsafe(32) for d in deliveries}
     if db_connection.vendor != "postgresql":
         GuardianLink.objects.bulk_create([
@@ -368,8 +227,8 @@ def _withdraw_links(deliveries: Sequence[Delivery]) -> dict[int, str]:
             for d in deliveries
         ])
     else:
-        # The model's defaults, written out (as in `_events`: a model instance per link cost more than the
-        # database's work): created now, good for giving consent for GIVE_PERIOD, not revoked.
+        # The model's defaults, written out (as in `delivery_events_record`: a model instance per link cost more
+        # than the database's work): created now, good for giving consent for GIVE_PERIOD, not revoked.
         meta, quote = GuardianLink._meta, db_connection.ops.quote_name
         columns = ", ".join(quote(meta.get_field(name).column) for name in (
             "guardian", "purpose", "token_sha256", "created_at", "give_until"))
@@ -492,7 +351,7 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
             ))
         if claimed:
             links = _withdraw_links([c.delivery for c in claimed])
-            lease_until, lease_token = now + _lease(), lease_token or uuid.uuid4()
+            lease_until, lease_token = now + send_lease(), lease_token or uuid.uuid4()
             shared: dict[int, dict] = defaultdict(dict)
             for item in claimed:
                 delivery = item.delivery
@@ -509,14 +368,14 @@ def deliveries_claim(delivery_ids: Iterable[int], gate_cache: dict | None = None
             _claim_rows_update([c.delivery for c in claimed], lease_until, lease_token)
         if skipped:
             _skip_all(skipped)
-        _events([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
-                 *((c.delivery.pk, Status.SENDING, "") for c in claimed)])
+        delivery_events_record([*((pk, Status.SKIPPED, reason) for pk, reason in skipped),
+                                *((c.delivery.pk, Status.SENDING, "") for c in claimed)])
         for session_id, pks in later.items():
             # Moved later since it was planned: wait for the new send time (the sweeper queues it then).
             Delivery.objects.filter(pk__in=pks).update(next_attempt_at=sessions[session_id].send_at,
                                                        dispatched_at=None)
         for session_id, pks in overtaken.items():
-            _overtake(pks, sessions[session_id])
+            deliveries_overtake(pks, sessions[session_id])
     return claimed
 
 
@@ -530,71 +389,10 @@ def delivery_claim(delivery_id: int, gate_cache: dict | None = None,
 # ---------------------------------------------------------------------------------------------------
 # Sending
 
-# Rows are claimed together, each with the lease of one send (`_lease()`: two mail timeouts and a margin).
+# Rows are claimed together, each with the lease of one send (`send_lease()`: two mail timeouts and a margin).
 # So that no row's lease runs out while it waits its turn in the batch, the batch stops starting sends
 # once this much of the lease's margin is spent, and gives the rest back unsent.
 CLAIM_SLACK_SECONDS = 25
-
-
-# What the mail server accepted is written to the database once per batch, at its end. Until then each
-# acceptance is marked in the shared cache (Redis in production), so that a worker dying mid-batch costs at
-# most the message in flight, not every message it had sent (promise 2); see `AcceptedMarks`.
-ACCEPTED_MARK_KEPT = timedelta(days=2)
-
-
-def accepted_mark_key(lease_token) -> str:
-    return f"gatehouse:invitations:accepted:{lease_token}"
-
-
-class AcceptedMarks:
-    """A send task's progress through its batch, in the shared cache: the id of the last row the mail server
-    accepted (rows are sent in id order), or 0 before the first. Written before the claim, so that for a
-    batch whose lease expired a missing mark means the cache lost it, never that nothing was sent.
-
-    The sweeper (`_sweep_expired_leases`) reads it for a batch whose worker died: rows up to the mark were
-    accepted and are recorded sent without sending them again; the next row is the one that may have been in
-    flight (a possible duplicate); the rest were never tried. Without a mark every row may have been
-    accepted, and each is counted as a possible duplicate: nothing is lost, and every copy is counted.
-
-    The cache is not the truth of anything: whenever writing a mark fails (the cache is down), the batch
-    falls back to one UPDATE per accepted message (`_record_sent_one`) for the rest of its rows."""
-
-    def __init__(self, lease_token: uuid.UUID) -> None:
-        self.key = accepted_mark_key(lease_token)
-        self.redis = None
-        backend = caches["default"]
-        if isinstance(backend, RedisCache):
-            # Django's cache API makes a new Redis client object for every call, a third of a mark's time:
-            # here one for the batch, from Django's own client (`get_client`, on its connection pool),
-            # writing the key and value as `cache.set` does (an int is stored as itself), so that
-            # `cache.get_many` reads the mark back.
-            self.redis_key = backend.make_and_validate_key(self.key)
-            self.redis = backend._cache.get_client(self.redis_key, write=True)
-        self.working = self._write(0)
-
-    def _write(self, delivery_id: int) -> bool:
-        try:
-            if self.redis is not None:
-                self.redis.set(self.redis_key, delivery_id, ex=int(ACCEPTED_MARK_KEPT.total_seconds()))
-            else:
-                cache.set(self.key, delivery_id, timeout=ACCEPTED_MARK_KEPT.total_seconds())
-        except Exception as exc:  # any cache backend's error: fall back to the database
-            logger.warning("The shared cache refused the invitation progress mark (%s: %s); recording each "
-                           "accepted message in the database instead", type(exc).__name__, exc)
-            return False
-        return True
-
-    def accepted(self, delivery_id: int) -> bool:
-        """Mark this row accepted; False if it must be recorded in the database now."""
-        self.working = self.working and self._write(delivery_id)
-        return self.working
-
-    def forget(self) -> None:
-        """The batch is recorded in the database: the mark has done its job."""
-        try:
-            cache.delete(self.key)
-        except Exception:  # it expires anyway
-            logger.warning("Could not delete the invitation progress mark %s; it expires by itself", self.key)
 
 
 def _record_sent_one(claimed: Claimed, sent_at: datetime) -> bool:
@@ -657,7 +455,7 @@ def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]], recorded: S
         by_session: dict[int, tuple[VideoSession, list[int]]] = {}
         for claimed in sent:
             by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
-        _events((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
+        delivery_events_record((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
         for session, sent_ids in by_session.values():
             audit_log(actor=None, action="session.invitations_sent", obj=session,
                       data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
@@ -676,7 +474,7 @@ def _give_back(claimed: Sequence[Claimed], reason: str) -> None:
             Delivery.objects.filter(
                 pk__in=[c.delivery.pk for c in items], status=Status.SENDING, lease_until=items[0].delivery.lease_until,
             ).update(status=status, attempts=F("attempts") - 1, lease_until=None, dispatched_at=timezone.now())
-        _events((c.delivery.pk, c.previous_status, reason) for c in claimed)
+        delivery_events_record((c.delivery.pk, c.previous_status, reason) for c in claimed)
 
 
 def _record_failure(claimed: Claimed, error: SendError) -> str:
@@ -692,12 +490,13 @@ def _record_failure(claimed: Claimed, error: SendError) -> str:
             next_attempt_at=None if final else now + retry_delay(delivery.attempts),
         )
         if updated:
-            _events([(delivery.pk, status, reason)])
+            delivery_events_record([(delivery.pk, status, reason)])
             if final:
                 audit_log(actor=None, action="session.invitation_failed", obj=delivery, school=session.school,
                           data={"session_id": session.pk, "attempts": delivery.attempts, "reason": error.reason})
-                _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=[delivery.pk],
-                       message=f"An invitation could not be sent: {error.reason}.")
+                session_alert_raise(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED,
+                                    delivery_ids=[delivery.pk],
+                                    message=f"An invitation could not be sent: {error.reason}.")
     log = logger.error if final else logger.warning
     log("Invitation %s for session %s %s (attempt %s): %s", delivery.pk, session.pk,
         "failed" if final else "will be retried", delivery.attempts, error.reason)
@@ -740,7 +539,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
     result = BatchResult()
     lease_token = uuid.uuid4()
     marks = AcceptedMarks(lease_token)
-    with MailBatch(budget_seconds=min(_batch_budget_seconds(), CLAIM_SLACK_SECONDS)) as batch:
+    with MailBatch(at_most_seconds=CLAIM_SLACK_SECONDS) as batch:
         claimed = deliveries_claim(ids, lease_token=lease_token)
         claimed_ids = {c.delivery.pk for c in claimed}
         result.skipped = [pk for pk in ids if pk not in claimed_ids]

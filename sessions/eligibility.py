@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from consent.models import ConsentState, ConsentStatus, Group, Guardian, Guardianship, Notice, Pupil
-from outbox.services import _check_address
+from outbox.services import check_address
 
 from .models import VideoSession
 
@@ -95,7 +95,7 @@ def _one_address(email: str) -> bool:
     """Exactly one valid address, as the outbox requires: a row edited to "a@x, b@y" (or with a line break)
     must never reach a backend that would read it as two recipients."""
     try:
-        return bool(email) and _check_address(email) == email
+        return bool(email) and check_address(email) == email
     except ValueError:
         return False
 

@@ -15,7 +15,7 @@ from .coverage import Coverage, coverage_for
 from .gate import session_gate
 from .models import Protocol, VideoSession
 from .protocol import FLAGS, MINUTES_BOUNDS, effective_protocol
-from .services import clean_meeting_id, clean_meeting_url, clean_password, clean_title
+from .services import clean_meeting_id, clean_meeting_url, clean_password, clean_title, gate_refusals
 
 
 class DateInput(forms.DateInput):
@@ -123,8 +123,8 @@ class _SessionFields(forms.Form):
                 self.add_error("meeting_url", error.message_dict["meeting_url"])
         if platform is not None and data.get("host") is not None:
             gate = session_gate(school=self.school, platform=platform, host=data["host"])
-            for reason in gate.reasons:
-                self.add_error(None, f"The session may not be scheduled: {reason}")
+            for refusal in gate_refusals(gate):
+                self.add_error(None, refusal)
         self._check_coverage(data)
         return data
 

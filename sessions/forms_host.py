@@ -1,6 +1,7 @@
 """Forms of the host's pages: attendance (one row per child) and the incident report."""
 
 from django import forms
+from django.http import QueryDict
 
 from .host import DESCRIPTION_MAX, RosterChild
 from .models import Attendance, Incident
@@ -15,31 +16,55 @@ def _adult_choice(value: bool | None) -> str:
 
 
 class AttendanceForm(forms.Form):
-    """Two fields per child, `present_<id>` and `adult_<id>`. Every child needs an answer to "present?": a
-    missing answer is an error rather than a silent "absent"."""
+    """Two fields per child, `present_<id>` and `adult_<id>`. Every expected child (invited, or who may be
+    admitted) needs an answer to "present?": a missing answer is an error rather than a silent "absent". The
+    other children of the groups need none; an answer given for one of them (a child who joined anyway) is
+    recorded like the others."""
 
-    def __init__(self, *args, children: list[RosterChild], recorded: dict[int, Attendance], **kwargs):
+    def __init__(self, *args, expected: list[RosterChild], others: list[RosterChild],
+                 recorded: dict[int, Attendance], **kwargs):
         super().__init__(*args, **kwargs)
-        self.children = children
-        for child in children:
+        self.expected, self.others = expected, others
+        expected_ids = {child.pk for child in expected}
+        for child in expected + others:
             record = recorded.get(child.pk)
             self.fields[f"present_{child.pk}"] = forms.ChoiceField(
-                label=child.name, choices=PRESENT_CHOICES, widget=forms.RadioSelect,
+                label=child.name, choices=PRESENT_CHOICES, widget=forms.RadioSelect, required=child.pk in expected_ids,
                 initial=("yes" if record.present else "no") if record else None,
                 error_messages={"required": f"Say whether {child.name} was present."})
             self.fields[f"adult_{child.pk}"] = forms.ChoiceField(
                 label=f"Adult present with {child.name}", choices=ADULT_CHOICES, widget=forms.RadioSelect,
                 initial=_adult_choice(record.adult_present) if record else "unknown", required=False)
 
-    def rows(self) -> list[dict]:
-        """For the template: each child with its two bound fields."""
+    @staticmethod
+    def with_all_present(data: QueryDict, expected: list[RosterChild]) -> QueryDict:
+        """The submitted answers with every expected child marked present: the "All present" button when the
+        page runs without JavaScript (with it, the page ticks the boxes itself and nothing is sent)."""
+        data = data.copy()
+        for child in expected:
+            data[f"present_{child.pk}"] = "yes"
+        return data
+
+    def _rows(self, children: list[RosterChild]) -> list[dict]:
         return [{"child": child, "present": self[f"present_{child.pk}"], "adult": self[f"adult_{child.pk}"]}
-                for child in self.children]
+                for child in children]
+
+    def expected_rows(self) -> list[dict]:
+        return self._rows(self.expected)
+
+    def other_rows(self) -> list[dict]:
+        return self._rows(self.others)
+
+    def others_answered(self) -> bool:
+        """Whether one of the other children has an answer (given now, or recorded before): their list then
+        opens, so that nobody's answer is hidden."""
+        return any(self[f"present_{child.pk}"].value() for child in self.others)
 
     def attendance(self) -> dict[int, tuple[bool, bool | None]]:
+        """The answered children only: pupil id → (present, adult present)."""
         data = self.cleaned_data
         return {child.pk: (data[f"present_{child.pk}"] == "yes", ADULT_VALUES.get(data[f"adult_{child.pk}"]))
-                for child in self.children}
+                for child in self.expected + self.others if data.get(f"present_{child.pk}")}
 
 
 class IncidentForm(forms.Form):

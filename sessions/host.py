@@ -18,7 +18,9 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
+from consent.imports.reading import year_group_name
 from consent.models import Guardianship, Pupil
+from lib.names import NameParts, distinct_names
 from outbox.services import email_queue
 from riskassess.models import Assessment, AssessmentVersion, Hazard
 from riskassess.services import assessment_flag_for_review
@@ -27,7 +29,7 @@ from schools.models import SCHOOL_ROLES, DigestItem, Membership, Role
 from schools.notices import digest_items_add
 from schools.scope import build_scope
 
-from .dispatch import session_path
+from .delivery_steps import session_path
 from .eligibility import eligible_children, read_registry, session_pupils
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist
@@ -105,7 +107,7 @@ def session_alerts(session: VideoSession, limit: int = 20) -> list[SessionAlert]
 @dataclass
 class RosterChild:
     pk: int
-    name: str  # the first name, with the surname's initial when two children share a first name
+    name: str  # the first name, with as much more as it takes to tell two children apart (`children_names`)
     admitted: bool
 
 
@@ -120,23 +122,33 @@ class Roster:
         return sorted(self.admitted + self.refused, key=lambda c: (c.name.casefold(), c.pk))
 
 
+def children_names(first_names: Mapping[int, str]) -> dict[int, str]:
+    """Pupil id → the name a host reads on the roster and the attendance form: the first name, unless two
+    children of the list share it (`lib.names.distinct_names`). One query, and only when a first name is shared."""
+    counts = Counter(name.strip().casefold() for name in first_names.values())
+    shared = [pk for pk, name in first_names.items() if counts[name.strip().casefold()] > 1]
+    people = {pk: NameParts(name, "") for pk, name in first_names.items()}
+    rows = Pupil.objects.filter(pk__in=shared).values_list("pk", "last_name", "year_group", "mis_id") if shared else []
+    for pk, last, year, mis_id in rows:
+        people[pk] = NameParts(first_names[pk], last, (year_group_name(year), f"MIS id {mis_id}" if mis_id else ""))
+    return distinct_names(people)
+
+
 def session_roster(session: VideoSession, now: datetime | None = None) -> Roster:
     """The current children of the session (groups and hand-picked; not those who left or were erased), split
     by the dispatcher's rule: a child may be admitted when at least one guardian may be invited for them now
-    (`eligible_children`); any other child must not be let in from the waiting room. Seven queries."""
+    (`eligible_children`); any other child must not be let in from the waiting room. Seven queries, and one
+    more when two children share a first name."""
     now = now or timezone.now()
     pupil_ids = session_pupils([session.pk]).get(session.pk, set())
     registry = read_registry(pupil_ids, [session.purpose_id], now)
     eligible = eligible_children(registry, registry.pupils, session.purpose_id)
     admitted_ids = {pk for children in eligible.values() for pk in children}
     first_names = {pk: pupil.first_name for pk, pupil in registry.pupils.items()}
-    counts = Counter(name.casefold() for name in first_names.values())
-    shared = {pk for pk, name in first_names.items() if counts[name.casefold()] > 1}
-    initials = dict(Pupil.objects.filter(pk__in=shared).values_list("pk", "last_name")) if shared else {}
-    roster = Roster(shared_first_names=sorted({first_names[pk] for pk in shared}, key=str.casefold))
-    for pk, name in first_names.items():
-        if initials.get(pk):
-            name = f"{name} {initials[pk][:1]}."
+    counts = Counter(name.strip().casefold() for name in first_names.values())
+    roster = Roster(shared_first_names=sorted(
+        {name.strip() for name in first_names.values() if counts[name.strip().casefold()] > 1}, key=str.casefold))
+    for pk, name in children_names(first_names).items():
         child = RosterChild(pk, name, pk in admitted_ids)
         (roster.admitted if child.admitted else roster.refused).append(child)
     roster.admitted.sort(key=lambda c: (c.name.casefold(), c.pk))
@@ -179,11 +191,34 @@ def session_checklist(session: VideoSession) -> Checklist:
 # --- Attendance -----------------------------------------------------------------------------------------------
 
 
-def attendance_rows(session: VideoSession) -> tuple[Roster, dict[int, Attendance]]:
-    """The roster (every current child of the session) and what was recorded so far, by pupil id."""
+@dataclass
+class AttendanceSheet:
+    """The attendance form of a session. `expected`: the children who were invited (an invitation naming them
+    was sent, even if their parent withdrew since: the link still works) or who may be admitted now; each needs
+    an answer. `others`: the rest of the session's children, answered only when one of them joined anyway."""
+
+    expected: list[RosterChild]
+    others: list[RosterChild]
+    invited: set[int]
+    recorded: dict[int, Attendance]
+
+
+def invited_children(session: VideoSession) -> set[int]:
+    """The children named by an invitation of the session that went out (or may have: `sending`). One query."""
+    went_out = (Q(status__in=[Status.SENT, Status.SENDING]) | Q(sent_revision__isnull=False)
+                | Q(sent_at__isnull=False))
+    return {pk for pupil_ids in Delivery.objects.filter(went_out, session=session).values_list("pupil_ids", flat=True)
+            for pk in pupil_ids}
+
+
+def attendance_sheet(session: VideoSession) -> AttendanceSheet:
+    """Who the attendance form asks about, and what was recorded so far. Ten queries at most."""
     roster = session_roster(session)
+    invited = invited_children(session)
+    expected = [c for c in roster.children if c.admitted or c.pk in invited]
+    others = [c for c in roster.children if not (c.admitted or c.pk in invited)]
     recorded = {a.pupil_id: a for a in Attendance.objects.filter(session=session)}
-    return roster, recorded
+    return AttendanceSheet(expected, others, invited, recorded)
 
 
 def _may_record(actor, session: VideoSession) -> None:
@@ -199,16 +234,25 @@ def _check_started(session: VideoSession, what: str) -> None:
         raise ValidationError(f"The {what} opens at the start of the session, {local:%-d %B at %H:%M}.")
 
 
-def attendance_record(*, session: VideoSession, actor, rows: Mapping[int, tuple[bool, bool | None]]) -> int:
-    """Record who was present (and whether an adult was with them) for every child of `rows`, pupil id →
-    (present, adult present: True, False or None for not known). All rows or none; a second save updates the
-    rows (one per session and pupil). The host, the creator and the headteacher record (`may_change`).
-    Returns how many rows were saved."""
+@dataclass(frozen=True)
+class AttendanceSaved:
+    children: int  # rows given
+    changed: int  # rows new or different from what was recorded (0: a repeated submission, nothing recorded)
+
+
+def attendance_record(*, session: VideoSession, actor, rows: Mapping[int, tuple[bool, bool | None]]) -> AttendanceSaved:
+    """Record who was present (and whether an adult was with them) for the children of `rows`, pupil id →
+    (present, adult present: True, False or None for not known): any of the session's children, so the host
+    answers for the children invited and for anyone else who joined. All rows or none; a second save updates
+    the rows (one per session and pupil). A repeated submission (a double tap, a second tab) that changes
+    nothing records nothing, not even an audit entry (promise 12). The host, the creator and the headteacher
+    record (`may_change`)."""
     _may_record(actor, session)
     _check_started(session, "attendance")
     children = set(session_pupils([session.pk]).get(session.pk, set()))
-    unknown = set(rows) - children
-    if unknown or not rows:
+    if not rows:
+        raise ValidationError("Nothing to save: answer for at least one child.")
+    if set(rows) - children:
         raise ValidationError("Record attendance only for the children of this session.")
     now = timezone.now()
     records = [
@@ -217,16 +261,22 @@ def attendance_record(*, session: VideoSession, actor, rows: Mapping[int, tuple[
         for pupil_id, (present, adult) in sorted(rows.items())
     ]
     with transaction.atomic():
+        # Under the session's lock, so that of two submissions at once the second sees the first's rows.
         VideoSession.objects.select_for_update().filter(pk=session.pk).first()
-        Attendance.objects.bulk_create(records, update_conflicts=True, unique_fields=["session", "pupil"],
+        before = {pupil_id: (present, adult) for pupil_id, present, adult in Attendance.objects.filter(
+            session=session, pupil_id__in=list(rows)).values_list("pupil_id", "present", "adult_present")}
+        changed = [r for r in records if before.get(r.pupil_id) != (r.present, r.adult_present)]
+        if not changed:
+            return AttendanceSaved(len(records), 0)
+        Attendance.objects.bulk_create(changed, update_conflicts=True, unique_fields=["session", "pupil"],
                                        update_fields=["present", "adult_present", "recorded_by", "recorded_at"])
         present = sum(1 for r in records if r.present)
         audit_log(actor=actor, action="session.attendance_recorded", obj=session, data={
             "children": len(records), "present": present, "absent": len(records) - present,
             "adult_present": sum(1 for r in records if r.adult_present is True),
-            "adult_absent": sum(1 for r in records if r.adult_present is False),
+            "adult_absent": sum(1 for r in records if r.adult_present is False), "changed": len(changed),
         })
-    return len(records)
+    return AttendanceSaved(len(records), len(changed))
 
 
 # --- Incidents ------------------------------------------------------------------------------------------------

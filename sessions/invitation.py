@@ -1,11 +1,10 @@
-"""The invitation email: its context, its text and HTML rendered once per batch and session, and the
-message itself, framed (`sessions.mailfast`) when it goes through Django's SMTP backend."""
-
-from __future__ import annotations
+"""The invitation email, made from a claimed row (`Claimed`, what `sessions.dispatch` claims): its context,
+its text and HTML rendered once per batch and session, and the message itself, framed (`sessions.mailfast`)
+when it goes through Django's SMTP backend."""
 
 import re
 import secrets
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -13,12 +12,28 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import conditional_escape
 
-from outbox.services import _one_line, text_engine
+from consent.models import Guardian, Pupil
+from outbox.services import one_line, text_engine
 
+from .ics import invitation_ics
 from .mailfast import FramedEmail
+from .models import Delivery, VideoSession
+from .protocol import effective_protocol, parent_reminders
+from .revisions import revision_changes
 
-if TYPE_CHECKING:
-    from .dispatch import Claimed
+
+@dataclass
+class Claimed:
+    delivery: Delivery
+    session: VideoSession
+    guardian: Guardian
+    pupils: list[Pupil]
+    withdraw_link: str
+    # What the claim found the row at (pending or retry): a row claimed but never tried goes back to it.
+    previous_status: str = Delivery.Status.PENDING
+    # Parts of the email that are the same for every guardian of the session, built once per batch and
+    # shared by that session's claims (see `_session_parts` below).
+    shared: dict = field(default_factory=dict)
 
 
 def _session_parts(claimed: Claimed) -> dict:
@@ -26,15 +41,7 @@ def _session_parts(claimed: Claimed) -> dict:
     once per batch: reading the protocol is two queries, and the calendar file is the same bytes for all."""
     parts = claimed.shared
     if "ics" not in parts:
-        from .ics import invitation_ics
-
-        school = claimed.session.school
-        try:
-            from .protocol import effective_protocol, parent_reminders
-
-            parts["reminders"] = parent_reminders(effective_protocol(school)), False
-        except ImportError:  # pragma: no cover - the protocol module is built beside this one
-            parts["reminders"] = ["An adult must be in the room with your child for the whole session."], True
+        parts["reminders"] = parent_reminders(effective_protocol(claimed.session.school)), False
         parts["ics"] = invitation_ics(claimed.session)
     return parts
 
@@ -47,8 +54,6 @@ def invitation_context(claimed: Claimed) -> dict:
     # Sent before for an older revision: this email replaces that one, and says what changed.
     replaces_earlier = claimed.delivery.sent_revision is not None
     if replaces_earlier:
-        from .changes import revision_changes
-
         # Once per batch and earlier revision, not per message: a change re-sends to everyone invited.
         changes = claimed.shared.setdefault("changes", {})
         since = claimed.delivery.sent_revision
@@ -83,7 +88,7 @@ PER_GUARDIAN = ("guardian", "children", "withdraw_link")
 def invitation_render(context: dict) -> tuple[str, str, str]:
     """The invitation's subject, text and HTML: the templates rendered in full."""
     text = text_engine()
-    return (_one_line(text.render_to_string(INVITATION_TEMPLATES[0], context)),
+    return (one_line(text.render_to_string(INVITATION_TEMPLATES[0], context)),
             text.render_to_string(INVITATION_TEMPLATES[1], context),
             render_to_string(INVITATION_TEMPLATES[2], context))
 
@@ -113,7 +118,7 @@ def _invitation_render_shared(claimed: Claimed, context: dict) -> tuple[str, str
     marker = re.compile(f"\x1f{key}:({'|'.join(PER_GUARDIAN)})(?: and )?\x1f")
     values = {name: str(context[name]) for name in PER_GUARDIAN}
     escaped = {name: conditional_escape(value) for name, value in values.items()}
-    return (_one_line(marker.sub(lambda m: values[m[1]], subject)), marker.sub(lambda m: values[m[1]], body),
+    return (one_line(marker.sub(lambda m: values[m[1]], subject)), marker.sub(lambda m: values[m[1]], body),
             marker.sub(lambda m: escaped[m[1]], html))
 
 

@@ -81,6 +81,8 @@ class VideoSession(models.Model):
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
         CANCELLED = "cancelled", "Cancelled"
+        # Its gate was still red at its start (`sessions.gate_watch`).
+        NOT_HELD = "not_held", "Did not go ahead"
 
     LEAD_MINUTES_DEFAULT = 60
     LEAD_MINUTES_MIN = 10
@@ -117,6 +119,10 @@ class VideoSession(models.Model):
     cancel_reason = models.TextField(blank=True)
     # When the gate was last found red after scheduling, so the host and headteacher are told once.
     gate_red_since = models.DateTimeField(null=True, blank=True)
+    # When the parents already invited were told it cannot go ahead (this red spell); cleared when it resumes.
+    parents_told_off_at = models.DateTimeField(null=True, blank=True)
+    # When the parents already invited were told it cannot go ahead (this red spell); cleared when it resumes.
+    parents_told_off_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -177,7 +183,7 @@ class Delivery(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     # The claim that holds the row while `sending`: every row of one batch shares it, and the send task's
-    # progress mark in the shared cache is filed under it (`sessions.dispatch.AcceptedMarks`).
+    # progress mark in the shared cache is filed under it (`sessions.progress.AcceptedMarks`).
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     recipient = models.CharField(max_length=254, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
@@ -229,6 +235,7 @@ class SessionAlert(models.Model):
         GATE_RED = "gate_red", "The session may not go ahead"
         UNSENT_NEAR_START = "unsent_near_start", "Invitations still unsent close to the start"
         INCIDENT = "incident", "Incident reported"
+        NOT_HELD = "not_held", "The lesson did not go ahead"
 
     session = models.ForeignKey(VideoSession, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=30, choices=Kind.choices)

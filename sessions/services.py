@@ -42,7 +42,7 @@ from schools.scope import build_scope
 
 from .changes import deliveries_cancel, deliveries_revise, sessions_plan_soon
 from .coverage import session_coverage
-from .gate import session_gate
+from .gate import Gate, session_gate
 from .models import VideoSession
 from .protocol import effective_protocol
 
@@ -207,10 +207,16 @@ def _clean_audience(*, school: School, groups, pupils) -> tuple[list[Group], lis
     return groups, pupils
 
 
+def gate_refusals(gate: Gate) -> list[str]:
+    """Why a red gate refuses a session: each reason with who can put it right, as on the gate's card."""
+    return [f"The session may not be scheduled: {reason} Who can fix it: {check.fixer}"
+            for check in gate.failing for reason in check.reasons or (check.label,)]
+
+
 def _require_green(*, school, platform, host) -> None:
     gate = session_gate(school=school, platform=platform, host=host)
     if not gate.ok:
-        raise ValidationError({"__all__": ["The session may not be scheduled: " + reason for reason in gate.reasons]})
+        raise ValidationError({"__all__": gate_refusals(gate)})
 
 
 def _occurrences(start: datetime, tz: ZoneInfo, until: date | None) -> list[tuple[datetime, bool]]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -27,9 +26,11 @@ from django.utils import timezone
 from outbox.services import LOST_TASK_AFTER
 from schools.audit import audit_log
 
+# The hand-off goes through `dispatch.deliveries_dispatch`, the name the benchmark and the tests replace.
 from . import dispatch
-from .dispatch import _alert, _events, _overtake, accepted_mark_key
+from .delivery_steps import deliveries_overtake, delivery_events_record, session_alert_raise
 from .models import Delivery, SessionAlert, VideoSession
+from .progress import cache_marks
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _sweep_overtaken(limit: int) -> int:
             by_session[session_id].append(pk)
         count = 0
         for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
-            count += _overtake(by_session[session.pk], session)
+            count += deliveries_overtake(by_session[session.pk], session)
     return count
 
 
@@ -121,7 +122,7 @@ def _sweep_expired_leases(limit: int) -> int:
                 status=Status.RETRY, attempts=F("attempts") - 1, lease_until=None, lease_token=None,
                 next_attempt_at=None, dispatched_at=None, reason=not_tried,
             )
-            _events((row[0], Status.RETRY, not_tried) for row in untried)
+            delivery_events_record((row[0], Status.RETRY, not_tried) for row in untried)
         again = [row[0] for row in maybe if row[1] < settings.EMAIL_MAX_ATTEMPTS or row[0] not in ahead]
         final = [(row[0], row[2]) for row in maybe if row[1] >= settings.EMAIL_MAX_ATTEMPTS and row[0] in ahead]
         if again:
@@ -130,40 +131,26 @@ def _sweep_expired_leases(limit: int) -> int:
                 status=Status.RETRY, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
                 lease_token=None, next_attempt_at=None, dispatched_at=None, reason=reason,
             )
-            _events((pk, Status.RETRY, reason) for pk in again)
+            delivery_events_record((pk, Status.RETRY, reason) for pk in again)
         if final:
             Delivery.objects.filter(pk__in=[pk for pk, _ in final]).update(
                 status=Status.FAILED, possible_duplicate=F("possible_duplicate") + 1, lease_until=None,
                 lease_token=None, next_attempt_at=None, dispatched_at=None, reason=f"gave up: {reason}",
             )
-            _events((pk, Status.FAILED, f"gave up: {reason}") for pk, _ in final)
+            delivery_events_record((pk, Status.FAILED, f"gave up: {reason}") for pk, _ in final)
             by_session: dict[int, list[int]] = defaultdict(list)
             for pk, session_id in final:
                 by_session[session_id].append(pk)
             for session in VideoSession.objects.filter(pk__in=list(by_session)).select_related("school", "host"):
-                _alert(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED, delivery_ids=by_session[session.pk],
-                       message=f"An invitation could not be sent: {reason}.")
+                session_alert_raise(session=session, kind=SessionAlert.Kind.DELIVERY_FAILED,
+                                    delivery_ids=by_session[session.pk],
+                                    message=f"An invitation could not be sent: {reason}.")
     for pk in again:
         logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
     if accepted:
         logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
                     len(accepted), ", ".join(str(row[0]) for row in accepted))
     return len(rows)
-
-
-def cache_marks(tokens) -> dict:
-    """lease token → the id of the last row its batch marked accepted (0: none yet), for the marks the
-    cache still has; one round trip. A cache that does not answer has none."""
-    if not tokens:
-        return {}
-    keys = {accepted_mark_key(token): token for token in tokens}
-    try:
-        found = cache.get_many(list(keys))
-    except Exception as exc:
-        logger.warning("Could not read invitation progress marks (%s: %s); counting every row of those "
-                       "batches as a possible duplicate", type(exc).__name__, exc)
-        return {}
-    return {keys[key]: int(value) for key, value in found.items()}
 
 
 def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
@@ -178,7 +165,7 @@ def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
     Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
                                         "lease_token", "next_attempt_at", "dispatched_at"])
     recovered = "sent; recorded from the progress mark after the worker stopped"
-    _events((row.pk, Status.SENT, recovered) for row in rows)
+    delivery_events_record((row.pk, Status.SENT, recovered) for row in rows)
     by_session: dict[int, tuple[VideoSession, list[int]]] = {}
     for row in rows:
         by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)
@@ -217,9 +204,9 @@ def _sweep_unsent_near_start() -> int:
     for session in sessions:
         with transaction.atomic():
             unsent = session.deliveries.filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING]).count()
-            alerted += _alert(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
-                              message=f"{unsent} invitation(s) still unsent shortly before the start; "
-                                      "they are still being tried until the session starts.")
+            alerted += session_alert_raise(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
+                                           message=f"{unsent} invitation(s) still unsent shortly before the start; "
+                                                   "they are still being tried until the session starts.")
     return alerted
 
 

@@ -2,19 +2,22 @@
 redelivered (acks_late), duplicated by the sweeper or run late does no harm (design.md, "How sending
 works"). `deliveries_send` is at-least-once: see `sessions.dispatch`."""
 
+import dataclasses
+
 from celery import shared_task
 from django.utils import timezone
 
-from . import changes, dispatch, sweep
+from . import changes, dispatch, gate_watch, sweep
+from .delivery_steps import PLAN_TASK, SEND_TASK
 
 
-@shared_task(name="sessions.tasks.deliveries_plan")
+@shared_task(name=PLAN_TASK)
 def deliveries_plan() -> dict[str, int]:
     result = dispatch.deliveries_plan()
     return {"sessions": result.sessions, "created": result.created, "gate_red": result.gate_red}
 
 
-@shared_task(name="sessions.tasks.deliveries_send")
+@shared_task(name=SEND_TASK)
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     result = dispatch.delivery_send_batch(delivery_ids)
     return {"sent": len(result.sent), "retry": len(result.retry), "failed": len(result.failed),
@@ -33,9 +36,8 @@ def deliveries_sweep() -> dict[str, int]:
 
 @shared_task(name="sessions.tasks.sessions_gate_watch")
 def sessions_gate_watch() -> dict[str, int]:
-    result = changes.sessions_gate_watch()
-    return {"checked": result.checked, "red": result.red, "alerted": result.alerted, "cleared": result.cleared,
-            "told": result.told}
+    result = gate_watch.sessions_gate_watch()
+    return dataclasses.asdict(result)
 
 
 @shared_task(name="sessions.tasks.sessions_housekeeping")

@@ -20,7 +20,7 @@ from schools.scope import scope_for, scoped_get_or_404, staff_required
 from .forms_host import AttendanceForm, IncidentForm
 from .host import (
     attendance_record,
-    attendance_rows,
+    attendance_sheet,
     deliveries_for_page,
     delivery_counts,
     delivery_rows,
@@ -105,27 +105,41 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     if session.status == VideoSession.Status.CANCELLED:
         messages.error(request, "The session was cancelled: there is no attendance to record.")
         return redirect("video_sessions:session", pk=session.pk)
+    if session.status == VideoSession.Status.NOT_HELD:
+        messages.error(request, "The lesson did not go ahead: there is no attendance to record. If it was held "
+                                "anyway, report it as an incident.")
+        return redirect("video_sessions:session", pk=session.pk)
     if not session_started(session):
         if request.method == "POST":
             messages.error(request, "Attendance opens at the start of the session.")
         return render(request, "sessions/attendance.html", {**context, "not_yet": True})
-    roster, recorded = attendance_rows(session)
-    form = AttendanceForm(request.POST or None, children=roster.children, recorded=recorded)
-    if request.method == "POST" and form.is_valid():
+    sheet = attendance_sheet(session)
+    data = request.POST if request.method == "POST" else None
+    all_present = data is not None and "all_present" in data
+    if all_present:
+        data = AttendanceForm.with_all_present(data, sheet.expected)
+    form = AttendanceForm(data, expected=sheet.expected, others=sheet.others, recorded=sheet.recorded)
+    if request.method == "POST" and not all_present and form.is_valid():
         try:
             saved = attendance_record(session=session, actor=request.user, rows=form.attendance())
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            messages.success(request, f"Attendance saved for {saved} child{'ren' if saved != 1 else ''}.")
-            unexpected = [c.name for c in roster.refused if form.attendance()[c.pk][0]]
+            children = f"{saved.children} child{'ren' if saved.children != 1 else ''}"
+            if saved.changed:
+                messages.success(request, f"Attendance saved for {children}.")
+            else:
+                messages.info(request, f"Attendance for {children} was already saved as it is: nothing changed.")
+            unexpected = [c.name for c in sheet.expected + sheet.others
+                          if not c.admitted and form.attendance().get(c.pk, (False,))[0]]
             if unexpected:
                 messages.warning(request, f"Marked present without consent: {', '.join(unexpected)}. If a child "
                                           "without consent joined, report an incident.")
             return redirect("video_sessions:session", pk=session.pk)
-    refused = {child.pk for child in roster.refused}
     return render(request, "sessions/attendance.html", {
-        **context, "form": form, "rows": form.rows(), "refused": refused, "recorded": bool(recorded),
+        **context, "form": form, "expected_rows": form.expected_rows(), "other_rows": form.other_rows(),
+        "others_open": form.others_answered(), "invited": sheet.invited, "recorded": bool(sheet.recorded),
+        "all_present": all_present,
     })
 
 

@@ -6,7 +6,7 @@ from django.db.models.functions import Now
 from consent.models import ConsentState, Guardian, Pupil
 from schools.audit import audit_log
 
-from .dispatch import _alert, _events
+from .delivery_steps import delivery_events_record, session_alert_raise
 from .models import Delivery, SessionAlert, VideoSession
 
 Status = Delivery.Status
@@ -40,7 +40,7 @@ def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, st
     if cancelled:
         Delivery.objects.filter(pk__in=cancelled).update(status=Status.CANCELLED, reason=reason, lease_until=None,
                                                          next_attempt_at=None, dispatched_at=None)
-        _events((pk, Status.CANCELLED, reason) for pk in cancelled)
+        delivery_events_record((pk, Status.CANCELLED, reason) for pk in cancelled)
     if cancelled or narrowed:
         audit_log(actor=None, action="session.invitations_cancelled", obj=None,
                   school=Pupil.objects.select_related("school__organisation").get(pk=pupil_id).school,
@@ -53,9 +53,10 @@ def on_consent_withdrawn(*, guardian_id: int, pupil_id: int, purpose_id: int, st
         # The host needs the first name to know whom not to admit (staff see pupils' first names anyway).
         first_name = Pupil.objects.filter(pk=pupil_id).values_list("first_name", flat=True).first() or "the child"
     for delivery in sent:
-        _alert(session=delivery.session, kind=SessionAlert.Kind.WITHDRAWN_AFTER_SEND, delivery_ids=[delivery.pk],
-               message=f"The invitation naming {first_name} was already sent; since then: {reason}. Do not "
-                       f"admit {first_name} unless consent is given again.")
+        session_alert_raise(session=delivery.session, kind=SessionAlert.Kind.WITHDRAWN_AFTER_SEND,
+                            delivery_ids=[delivery.pk],
+                            message=f"The invitation naming {first_name} was already sent; since then: {reason}. "
+                                    f"Do not admit {first_name} unless consent is given again.")
 
 
 def invitations_sent_ahead(*, guardian: Guardian, pupil_id: int, purpose_id: int) -> list[VideoSession]:

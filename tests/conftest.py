@@ -75,6 +75,21 @@ def _fast_password_hasher(settings, request):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# Run with pytest-xdist (two processes, `--dist loadgroup`): the tests that start a real Celery worker share
+# one Redis database or their own servers, so they run one after another in one process; the longest test
+# is handed out first, so that it runs beside the rest instead of after them.
+SERVICES_GROUP = "services"
+LONGEST_FIRST = ("tests/sessions/test_state_machine.py::test_invitations_follow_consent_under_faults",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("broker") or item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
+    items.sort(key=lambda item: (item.nodeid not in LONGEST_FIRST,
+                                 not item.get_closest_marker("xdist_group")))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

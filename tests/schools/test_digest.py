@@ -15,7 +15,7 @@ from schools import digest as digest_module
 from schools import tasks
 from schools.digest import digest_dispatch, digest_place, digest_send, digests_due
 from schools.models import Digest, DigestItem, Membership, Role
-from sessions.changes import sessions_gate_watch
+from sessions.gate_watch import sessions_gate_watch
 from sessions.host import incident_report
 from tests.factories import MembershipFactory, SchoolFactory
 from tests.sessions.sessions_setup import flag_the_risk_assessment, green_gate, scheduled_session, session_row
@@ -72,6 +72,8 @@ def test_one_email_per_person_per_day_with_everything_that_changed(personas, mon
     lesson(personas, "Wrens story time", at(tuesday, 9))  # within 24 hours of Monday 10:00
     flag_the_risk_assessment(personas)
     sessions_gate_watch()
+    monday.shift(dt.timedelta(minutes=5))  # the watch's next run emails the lesson within 24 hours
+    sessions_gate_watch()
     started = session_row(personas.school, personas.teacher, title="Robins music",
                           starts_at=timezone.now() - dt.timedelta(minutes=5))
     incident_report(session=started, actor=personas.teacher, kind="technical", description="The sound failed.",
@@ -90,9 +92,9 @@ def test_one_email_per_person_per_day_with_everything_that_changed(personas, mon
     assert '"Owls phonics"' in news and '"Hawks maths"' in news and "Thursday 14 January at 09:00" in news
     assert "was flagged for review after an incident: Uninvited person joined" in news
     told = head.body_text.split("Already emailed to you at the time:", 1)[1]
-    assert "“Wrens story time” cannot go ahead (emailed Monday 11 January at 10:00). It still cannot go ahead." \
+    assert "“Wrens story time” cannot go ahead (emailed Monday 11 January at 10:05). It still cannot go ahead." \
         in told
-    assert "Technical problem in “Robins music” (emailed Monday 11 January at 10:00). Reported by" in told
+    assert "Technical problem in “Robins music” (emailed Monday 11 January at 10:05). Reported by" in told
     assert f"{settings.SITE_URL}/sessions/" in head.body_text and "Wrens" not in news
     (host,) = digests(personas.teacher)
     assert '"Owls phonics"' in what_changed(host) and "Robins music" not in host.body_text  # not told to the host
@@ -159,6 +161,8 @@ def test_a_lesson_within_24_hours_turning_red_is_emailed_at_once_and_not_listed_
     lesson(personas, "Wrens story time", MONDAY + dt.timedelta(hours=20))
     flag_the_risk_assessment(personas)
     sessions_gate_watch()
+    monday.shift(dt.timedelta(minutes=5))  # the watch's next run: no other lesson turned red meanwhile
+    sessions_gate_watch()
     at_once = OutboxMessage.objects.filter(template="session-gate-red")
     assert sorted(at_once.values_list("recipient", flat=True)) == sorted(
         [personas.teacher.email, personas.headteacher.email])
@@ -169,7 +173,7 @@ def test_a_lesson_within_24_hours_turning_red_is_emailed_at_once_and_not_listed_
     (message,) = digests(personas.headteacher)
     assert "cannot go ahead yet" not in message.subject
     assert "Wrens" not in what_changed(message)
-    assert "“Wrens story time” cannot go ahead (emailed Monday 11 January at 10:00). Its start time has passed." \
+    assert "“Wrens story time” cannot go ahead (emailed Monday 11 January at 10:05). Its start time has passed." \
         in message.body_text
 
 

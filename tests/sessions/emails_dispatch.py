@@ -91,7 +91,7 @@ def produce_changes(personas, *, cancel: VideoSession) -> None:
 
     from schools.digest import digest_dispatch
     from schools.models import Membership, Role
-    from sessions.changes import sessions_gate_watch
+    from sessions.gate_watch import sessions_gate_watch
     from sessions.services import session_cancel, session_update
     from tests.factories import MembershipFactory
 

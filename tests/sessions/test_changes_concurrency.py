@@ -11,7 +11,7 @@ from django.db import transaction
 
 from outbox.models import OutboxMessage
 from schools.models import Membership
-from sessions import changes, dispatch
+from sessions import changes, dispatch, gate_watch
 from sessions.dispatch import deliveries_plan
 from sessions.models import Delivery, SessionAlert, VideoSession
 from sessions.services import session_cancel, session_update
@@ -132,7 +132,7 @@ def test_a_move_and_the_sweep_at_once_tell_of_the_move_once_without_deadlock(per
 def test_two_gate_watches_at_once_tell_once(personas, planned):
     session, _ = planned
     Membership.objects.filter(user=personas.teacher, school=personas.school).delete()
-    results = _run_in_threads(changes.sessions_gate_watch, changes.sessions_gate_watch)
+    results = _run_in_threads(gate_watch.sessions_gate_watch, gate_watch.sessions_gate_watch)
     assert sum(r.alerted for r in results) == 1
     assert SessionAlert.objects.filter(session=session, kind=SessionAlert.Kind.GATE_RED).count() == 1
     assert OutboxMessage.objects.filter(template="session-gate-red").count() == 2  # the host and the headteacher

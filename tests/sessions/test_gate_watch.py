@@ -1,5 +1,5 @@
 """The gate turning red after scheduling: the session shows it, and the host and headteacher are told once
-(sessions.changes.sessions_gate_watch, beat every 5 minutes): at once when the lesson starts within 24 hours,
+(sessions.gate_watch.sessions_gate_watch, beat every 5 minutes): at once when the lesson starts within 24 hours,
 else in their daily digest (tests/schools/test_digest.py)."""
 
 import datetime as dt
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from schools.models import DigestItem, Membership, Role
-from sessions import changes, tasks
+from sessions import gate_watch, tasks
 from sessions.models import SessionAlert, VideoSession
 from sessions.services import session_cancel
 from tests.sessions.sessions_setup import ZOOM_URL, flag_the_risk_assessment, scheduled_session
@@ -33,6 +33,14 @@ def told() -> list[OutboxMessage]:
     return list(OutboxMessage.objects.filter(template="session-gate-red").order_by("pk"))
 
 
+def watch_a_little_later():
+    """The watch's next run, once the notices have waited the few minutes in which more lessons may turn red."""
+    import time_machine
+
+    with time_machine.travel(timezone.now() + gate_watch.COALESCE_FOR + dt.timedelta(seconds=1)):
+        return gate_watch.sessions_gate_watch()
+
+
 def soon(hours: float = 3) -> dt.datetime:
     """A start within the 24 hours in which a lesson that cannot go ahead is told at once."""
     return timezone.now() + dt.timedelta(hours=hours)
@@ -40,7 +48,7 @@ def soon(hours: float = 3) -> dt.datetime:
 
 def test_a_green_gate_tells_no_one(personas):
     session = scheduled_session(personas)
-    result = changes.sessions_gate_watch()
+    result = gate_watch.sessions_gate_watch()
     assert (result.checked, result.red, result.alerted) == (1, 0, 0)
     assert not SessionAlert.objects.exists() and told() == []
     session.refresh_from_db()
@@ -50,10 +58,12 @@ def test_a_green_gate_tells_no_one(personas):
 def test_a_lesson_within_24_hours_turned_red_is_told_to_the_host_and_headteacher_at_once_and_once(personas):
     session = scheduled_session(personas, title="Owls phonics", password="Sesame-7749", starts_at=soon())
     host_leaves(personas)
-    first = changes.sessions_gate_watch()
-    second = changes.sessions_gate_watch()
-    assert (first.red, first.alerted, first.told) == (1, 1, 2)
-    assert (second.red, second.alerted, second.told) == (1, 0, 0)
+    first = gate_watch.sessions_gate_watch()
+    second = watch_a_little_later()
+    third = watch_a_little_later()
+    assert (first.red, first.alerted, first.told) == (1, 1, 0)  # more may turn red in the next few minutes
+    assert (second.red, second.alerted, second.told) == (1, 0, 2)
+    assert (third.red, third.alerted, third.told) == (1, 0, 0)
     session.refresh_from_db()
     assert session.gate_red_since is not None
     alert = SessionAlert.objects.get()
@@ -72,14 +82,16 @@ def test_a_lesson_within_24_hours_turned_red_is_told_to_the_host_and_headteacher
 def test_red_then_green_then_red_tells_again(personas):
     session = scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
-    changes.sessions_gate_watch()
+    gate_watch.sessions_gate_watch()
+    watch_a_little_later()
     host_returns(personas)
-    result = changes.sessions_gate_watch()
+    result = gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     assert result.cleared == 1 and session.gate_red_since is None
     assert len(told()) == 2  # nobody is told that it is green again (the page shows it)
     host_leaves(personas)
-    assert changes.sessions_gate_watch().alerted == 1
+    assert gate_watch.sessions_gate_watch().alerted == 1
+    watch_a_little_later()
     assert SessionAlert.objects.filter(kind=SessionAlert.Kind.GATE_RED).count() == 2 and len(told()) == 4
 
 
@@ -88,15 +100,15 @@ def test_the_gate_is_computed_once_per_school_platform_and_host(personas, monkey
         scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=day))
     scheduled_session(personas, host=personas.headteacher)
     calls = []
-    real = changes.session_gate
+    real = gate_watch.session_gate
 
     def counted(**kwargs):
         calls.append((kwargs["school"].pk, kwargs["platform"].pk, kwargs["host"].pk))
         return real(**kwargs)
 
-    monkeypatch.setattr(changes, "session_gate", counted)
+    monkeypatch.setattr(gate_watch, "session_gate", counted)
     host_leaves(personas)
-    result = changes.sessions_gate_watch()
+    result = gate_watch.sessions_gate_watch()
     assert (result.checked, result.red, result.alerted) == (4, 3, 3)
     assert sorted(calls) == sorted({(personas.school.pk, s.platform_id, s.host_id)
                                     for s in VideoSession.objects.all()})
@@ -109,7 +121,7 @@ def test_cancelled_and_started_sessions_are_not_watched(personas):
     started = scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=2))
     VideoSession.objects.filter(pk=started.pk).update(starts_at=timezone.now() - dt.timedelta(minutes=5))
     host_leaves(personas)
-    result = changes.sessions_gate_watch()
+    result = gate_watch.sessions_gate_watch()
     assert (result.checked, result.alerted) == (0, 0) and told() == []
 
 
@@ -117,7 +129,7 @@ def test_the_session_page_partial_shows_since_when_the_gate_is_red(personas):
     session = scheduled_session(personas)
     assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session})
     host_leaves(personas)
-    changes.sessions_gate_watch()
+    gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     local = timezone.localtime(session.gate_red_since, personas.school.tz)
     html = render_to_string("sessions/_gate_watch.html", {"session": session})
@@ -128,7 +140,8 @@ def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(perso
     scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
     assert tasks.sessions_gate_watch.delay().get() == {"checked": 1, "red": 1, "alerted": 1, "cleared": 0,
-                                                       "told": 2}
+                                                       "told": 0, "parents_told": 0, "resumed": 0,
+                                                       "not_held": 0}
     (entry,) = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "sessions.tasks.sessions_gate_watch"]
     assert entry["schedule"] == 300.0
 
@@ -136,7 +149,7 @@ def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(perso
 def test_a_lesson_more_than_24_hours_ahead_turned_red_waits_for_the_digest_with_no_email_at_once(personas):
     session = scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
     flag_the_risk_assessment(personas)
-    result = changes.sessions_gate_watch()
+    result = gate_watch.sessions_gate_watch()
     assert (result.red, result.alerted, result.told) == (1, 1, 0) and told() == []
     assert SessionAlert.objects.get().kind == SessionAlert.Kind.GATE_RED  # the page still shows it
     items = DigestItem.objects.filter(kind=DigestItem.Kind.GATE_RED).order_by("user_id")
@@ -150,15 +163,43 @@ def test_ten_lessons_within_24_hours_turning_red_give_each_person_one_email_nami
     for n, title in enumerate(titles):
         scheduled_session(personas, title=title, starts_at=soon(hours=2 + n))
     flag_the_risk_assessment(personas)
-    result = changes.sessions_gate_watch()
-    assert (result.red, result.alerted, result.told) == (10, 10, 2)
+    assert gate_watch.sessions_gate_watch().alerted == 10
+    result = watch_a_little_later()
+    assert (result.red, result.alerted, result.told) == (10, 0, 2)
     messages = told()
     assert sorted(m.recipient for m in messages) == sorted([personas.teacher.email, personas.headteacher.email])
     for message in messages:
         assert message.subject == "10 lessons in the next 24 hours cannot go ahead"
         for title in titles:
             assert f'"{title}"' in message.body_text and f">{title}</h2>" in message.body_html
-    assert changes.sessions_gate_watch().told == 0
+    assert gate_watch.sessions_gate_watch().told == 0
+
+
+def test_ten_lessons_turning_red_over_two_runs_a_few_minutes_apart_make_one_email_per_person(personas):
+    import time_machine
+
+    first = [scheduled_session(personas, title=f"Lesson {n}", starts_at=soon(hours=2 + n)) for n in range(1, 6)]
+    later = [scheduled_session(personas, title=f"Lesson {n}", host=personas.headteacher,
+                               starts_at=soon(hours=2 + n)) for n in range(6, 11)]
+    assert len(first + later) == 10
+    host_leaves(personas)  # the teacher's five turn red now
+    assert gate_watch.sessions_gate_watch().alerted == 5
+    assert told() == []
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=2)):
+        flag_the_risk_assessment(personas)  # and the headteacher's five two minutes later
+        assert gate_watch.sessions_gate_watch().alerted == 5
+    assert told() == []
+    assert watch_a_little_later().told == 2
+    (to_head,) = [m for m in told() if m.recipient == personas.headteacher.email]
+    assert to_head.subject == "10 lessons in the next 24 hours cannot go ahead"
+    assert all(f'"Lesson {n}"' in to_head.body_text for n in range(1, 11))
+    assert watch_a_little_later().told == 0
+
+
+def test_a_lesson_starting_within_half_an_hour_is_told_without_waiting(personas):
+    scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(minutes=25))
+    host_leaves(personas)
+    assert gate_watch.sessions_gate_watch().told == 2
 
 
 def test_a_lesson_red_for_days_is_told_at_once_when_it_comes_within_24_hours_if_no_digest_told_it(personas):
@@ -166,13 +207,13 @@ def test_a_lesson_red_for_days_is_told_at_once_when_it_comes_within_24_hours_if_
 
     session = scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
     flag_the_risk_assessment(personas)
-    assert changes.sessions_gate_watch().told == 0
+    assert gate_watch.sessions_gate_watch().told == 0
     # The headteacher heard of it in a digest; the host, who turned the digest off, did not.
     DigestItem.objects.filter(user=personas.headteacher).update(digest=_digest_for(personas.headteacher))
     personas.teacher.daily_digest = False
     personas.teacher.save(update_fields=["daily_digest"])
     with time_machine.travel(session.starts_at - dt.timedelta(hours=23)):
-        result = changes.sessions_gate_watch()
+        result = gate_watch.sessions_gate_watch()
     assert (result.alerted, result.told) == (0, 1)
     assert [m.recipient for m in told()] == [personas.teacher.email]
     assert DigestItem.objects.get(user=personas.teacher).told_at is not None
@@ -187,8 +228,8 @@ def _digest_for(user):
 def test_a_lesson_green_again_drops_the_notices_nobody_heard_of_yet(personas):
     scheduled_session(personas, starts_at=timezone.now() + dt.timedelta(days=3))
     host_leaves(personas)
-    changes.sessions_gate_watch()
+    gate_watch.sessions_gate_watch()
     assert DigestItem.objects.count() == 2
     host_returns(personas)
-    assert changes.sessions_gate_watch().cleared == 1
+    assert gate_watch.sessions_gate_watch().cleared == 1
     assert not DigestItem.objects.exists()

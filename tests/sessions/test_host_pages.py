@@ -236,7 +236,7 @@ def test_attendance_after_the_start_saves_every_child_and_updates_on_resave(pers
     ids = sorted(group.pupils.values_list("pk", flat=True))
     client = client_for(personas.teacher)
     page = client.get(_url("attendance", session)).content.decode()
-    assert page.count('class="attendance-row') == 3 and "No consent" in page
+    assert page.count('class="attendance-row') == 3 and "Not invited" in page and "without consent" in page
     response = client.post(_url("attendance", session), _attendance_post(
         session, {ids[0]: "yes", ids[1]: "yes", ids[2]: "no"}, {ids[0]: "yes", ids[1]: "unknown", ids[2]: "yes"}))
     assert response.status_code == 302

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('riskassess', '0004_review_flags'),
-        ('video_sessions', '0002_delivery_lease_token'),
+        ('video_sessions', '0003_lessons_not_held'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
