@@ -124,6 +124,8 @@ ACTION_LABELS: dict[str, str] = {
                                       "organisation's share",
     "session.updated": "changed or rescheduled a video session",
     "session.cancelled": "cancelled a video session",
+    "session.parents_told_off": "told the parents invited that a video session cannot go ahead",
+    "session.not_held": "recorded that a video session did not go ahead",
     "session.password_revealed": "looked at a video session's meeting password",
     "session.attendance_recorded": "recorded the attendance of a video session",
     "session.incident_reported": "reported an incident in a video session",
