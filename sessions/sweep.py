@@ -1,9 +1,9 @@
 """The sweeper (beat, every minute; design.md, "How sending works"): what the database says is owed,
 whatever the broker lost, and what the start time overtook.
 
-- Expired leases, a claim at a time: what its progress marks say was accepted is recorded sent, the row
-  that may have been in flight is sent again and counted as a possible duplicate (promise 2), the rows
-  never tried get their attempt back.
+- Expired leases, a claim at a time: what its progress (`sessions.progress`) says was accepted is recorded
+  sent at the moment it was, the row that may have been in flight is sent again and counted as a possible
+  duplicate (promise 2), the rows never tried get their attempt back.
 - What the start overtook is failed, with an alert; nothing is ever sent after the start.
 - Rows whose task seems lost, and retries now due, go back to the broker (`dispatch.deliveries_dispatch`).
 - One alert per session when invitations are still unsent ten minutes before its start (promise 3).
@@ -13,9 +13,8 @@ Safe to run twice at once: every step takes its rows with SKIP LOCKED.
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -30,7 +29,7 @@ from schools.audit import audit_log
 from . import dispatch
 from .delivery_steps import deliveries_overtake, delivery_events_record, session_alert_raise
 from .models import Delivery, SessionAlert, VideoSession
-from .progress import cache_marks
+from .progress import PROGRESS_EVERY, Mark, cache_marks
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +66,40 @@ def _sweep_overtaken(limit: int) -> int:
     return count
 
 
+def _judge_claim(claim: list, mark: Mark | None) -> tuple[dict[int, datetime | None], list, list]:
+    """A dead batch's rows still `sending` (in id order, the order they were sent): those accepted (id → the
+    moment of acceptance), those that may have reached the mail server unrecorded, and those never tried.
+
+    Accepted: the rows whose `accepted_at` the database has, and the rows up to the cache's mark, which names
+    each one since the database's last record with its moment. With the mark, only the next row may have
+    been in flight. Without it (the cache lost it), the rows after the last one accepted may have been
+    accepted too, but no more than `PROGRESS_EVERY` of them: the batch records its progress in the database
+    before sending on past that many."""
+    accepted = {row[0]: row[6] for row in claim if row[6] is not None}
+    if mark is not None:
+        accepted.update(mark.accepted_at)
+        # A mark of old (its last id only), or a gap: accepted before the next known moment.
+        for row in claim:
+            if row[0] <= mark.last_id and row[0] not in accepted:
+                accepted[row[0]] = min((at for pk, at in accepted.items() if pk > row[0] and at is not None),
+                                       default=None)
+    last = max(accepted, default=0)
+    rest = [row for row in claim if row[0] > last]
+    window = 1 if mark is not None else PROGRESS_EVERY
+    return accepted, rest[:window], rest[window:]
+
+
 def _sweep_expired_leases(limit: int) -> int:
     """Take back rows whose worker presumably died mid-send, a claim (`lease_token`) at a time.
 
-    A claim's rows are sent in id order, and each accepted message is marked in the shared cache
-    (`AcceptedMarks`) until the batch's end writes them all. So of a claim's rows still `sending`: those up to
-    its mark were accepted, and are recorded sent now, not sent again; the next may have reached the mail
-    server: it is counted as a possible duplicate (promise 2) and its attempt stays spent; the others were
-    never tried, and get their attempt back. Without a mark (the cache lost it) every row may have been
-    accepted, and each is counted. Rows out of attempts are failed and alerted. Rows of a session that
-    has started are left to `_sweep_overtaken`, after their accepted rows are recorded."""
+    A claim's rows are sent in id order, and each accepted message is marked in the shared cache and every
+    `PROGRESS_EVERY` in the database (`sessions.progress`) until the batch's end writes them all. So of a
+    claim's rows still `sending` (`_judge_claim`): those accepted are recorded sent now, at the moment they
+    were accepted, not sent again; the next may have reached the mail server (up to `PROGRESS_EVERY` when the
+    cache lost the mark): each is counted as a possible duplicate (promise 2) and its attempt stays spent;
+    the others were never tried, and get their attempt back. Rows out of attempts are failed and alerted.
+    Rows of a session that has started are left to `_sweep_overtaken`, after their accepted rows are
+    recorded."""
     expired = (Delivery.objects.filter(status=Status.SENDING, lease_until__lt=Now())
                .values_list("lease_token", flat=True).distinct())
     tokens = list(expired.order_by("lease_token")[:limit])
@@ -94,26 +117,24 @@ def _sweep_expired_leases(limit: int) -> int:
             .filter(has_token, status=Status.SENDING, lease_until__lt=Now())
             .annotate(db_now=Now())
             .order_by("pk")
-            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now")
+            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now",
+                         "accepted_at")
         )
         if not rows:
             return 0
         now = rows[0][5]
-        accepted, maybe, untried = [], [], []
+        accepted: dict[int, datetime | None] = {}
+        maybe, untried = [], []
         by_claim: dict = defaultdict(list)
         for row in rows:
             by_claim[row[3]].append(row)
         for token, claim in by_claim.items():
-            mark = marks.get(token)
-            if mark is None:
-                maybe += claim
-                continue
-            accepted += [row for row in claim if row[0] <= mark]
-            rest = [row for row in claim if row[0] > mark]
-            maybe += rest[:1]
-            untried += rest[1:]
+            claim_accepted, claim_maybe, claim_untried = _judge_claim(claim, marks.get(token))
+            accepted.update(claim_accepted)
+            maybe += claim_maybe
+            untried += claim_untried
         if accepted:
-            _sent_after_the_worker_died([row[0] for row in accepted])
+            _sent_after_the_worker_died(accepted, now)
         ahead = {row[0] for row in rows if row[4] > now}
         not_tried = "the worker stopped before trying it; queued again"
         reason = "the worker stopped while sending; the mail server may already have accepted it"
@@ -149,21 +170,22 @@ def _sweep_expired_leases(limit: int) -> int:
         logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
     if accepted:
         logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
-                    len(accepted), ", ".join(str(row[0]) for row in accepted))
+                    len(accepted), ", ".join(str(pk) for pk in sorted(accepted)))
     return len(rows)
 
 
-def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
-    """Rows the mail server accepted (their batch's progress mark says so) whose worker died before writing
-    them: recorded sent, with their event, and one audit entry per session."""
-    rows = list(Delivery.objects.filter(pk__in=list(delivery_ids)).select_related("session"))
-    now = timezone.now()
+def _sent_after_the_worker_died(accepted: dict[int, datetime | None], now: datetime) -> None:
+    """Rows the mail server accepted (their batch's progress says so, with the moment) whose worker died
+    before writing them: recorded sent at that moment, with their event, and one audit entry per session."""
+    rows = list(Delivery.objects.filter(pk__in=list(accepted)).select_related("session"))
     for row in rows:
-        # When the sweeper learnt of it: the moment of acceptance died with the worker, a lease ago at most.
-        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, now, row.revision, ""
-        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
-    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
-                                        "lease_token", "next_attempt_at", "dispatched_at"])
+        # Only a mark written before the marks carried their moments has none: then when the sweeper learnt.
+        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, accepted[row.pk] or now, row.revision, ""
+        row.sent_pupil_ids = sorted({*row.sent_pupil_ids, *row.pupil_ids})
+        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = row.accepted_at = None
+    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "sent_pupil_ids", "reason",
+                                        "lease_until", "lease_token", "next_attempt_at", "dispatched_at",
+                                        "accepted_at"])
     recovered = "sent; recorded from the progress mark after the worker stopped"
     delivery_events_record((row.pk, Status.SENT, recovered) for row in rows)
     by_session: dict[int, tuple[VideoSession, list[int]]] = {}

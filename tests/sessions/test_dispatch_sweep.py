@@ -2,8 +2,10 @@
 invitations are still unsent shortly before the start (promise 3)."""
 
 import datetime as dt
+from collections import Counter
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.cache import cache
 from django.core.mail.backends import locmem
@@ -14,6 +16,7 @@ from outbox.models import OutboxMessage
 from sessions import dispatch
 from sessions.dispatch import deliveries_plan, delivery_claim
 from sessions.models import Delivery, DeliveryEvent, SessionAlert, VideoSession
+from sessions.progress import Mark
 from sessions.sweep import cache_marks, deliveries_sweep
 from tests.factories import GroupFactory
 
@@ -203,6 +206,21 @@ def test_a_dead_workers_marked_messages_are_recorded_sent_and_not_sent_again(
     assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Status.SENT}
 
 
+def test_a_recovered_rows_sent_time_is_when_the_mail_server_accepted_it(
+        batch_of_six, dispatched, django_capture_on_commit_callbacks):
+    _, ids = batch_of_six
+    token = Delivery.objects.get(pk=ids[0]).lease_token
+    mark = cache_marks([token])[token]
+    assert sorted(mark.accepted_at) == ids[:2]
+    accepted_at = mark.accepted_at
+    _expire_leases(ids)
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=3)):
+        _sweep(django_capture_on_commit_callbacks)
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids[:2])}
+    assert {pk: rows[pk].sent_at for pk in ids[:2]} == accepted_at
+    assert all(rows[pk].sent_at < timezone.now() for pk in ids[:2])
+
+
 def test_without_its_mark_every_row_of_a_dead_workers_batch_counts_as_a_possible_duplicate(
         batch_of_six, dispatched, django_capture_on_commit_callbacks):
     """The cache lost the mark: any row may have been accepted, so each is sent again and counted."""
@@ -229,6 +247,39 @@ def test_a_dead_workers_batch_for_a_session_that_has_started(batch_of_six, dispa
     assert result.overtaken == 4 and dispatched == []
     assert SessionAlert.objects.filter(kind=SessionAlert.Kind.DELIVERY_FAILED).count() == 4
     assert OutboxMessage.objects.filter(template="session-alert").count() == 1
+
+
+def test_a_dead_worker_and_a_lost_mark_cost_at_most_the_rows_past_the_databases_record(
+        personas, settings, monkeypatch, dispatched, django_capture_on_commit_callbacks):
+    """The worker died after the mail server accepted 45 of 70 and the cache lost its mark: the database has
+    the first 40 (a record every 20), which are recorded sent at their moments; of the rest only the next 20
+    can have been accepted (5 were), each counted as a possible duplicate; the last 10 were never tried."""
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(70):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    ids = list(Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True))
+    settings.EMAIL_BACKEND = f"{__name__}.DiesAfterAccepting"
+    monkeypatch.setattr(DiesAfterAccepting, "accepting", 45)
+    with pytest.raises(WorkerKilled):
+        dispatch.delivery_send_batch(ids)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    recorded = dict(Delivery.objects.filter(pk__in=ids, accepted_at__isnull=False).values_list("pk", "accepted_at"))
+    assert sorted(recorded) == ids[:40]
+    cache.delete(dispatch.accepted_mark_key(Delivery.objects.get(pk=ids[0]).lease_token))
+    _expire_leases(ids)
+    _sweep(django_capture_on_commit_callbacks)
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == [Status.SENT] * 40 + [Status.RETRY] * 30
+    assert {pk: rows[pk].sent_at for pk in ids[:40]} == recorded
+    assert [rows[pk].possible_duplicate for pk in ids] == [0] * 40 + [1] * 20 + [0] * 10
+    assert [rows[pk].attempts for pk in ids[60:]] == [0] * 10
+    assert sorted(dispatched) == ids[40:]
+    # Sent again: 5 of the 20 counted had reached the parents, so 5 duplicates; nobody is missed.
+    dispatch.delivery_send_batch(dispatched)
+    received = Counter(m.to[0] for m in mail.outbox)
+    assert sum(n - 1 for n in received.values()) == 5 and len(received) == 70
 
 
 def test_rows_of_two_dead_batches_are_judged_each_by_its_own_mark(
@@ -259,9 +310,10 @@ def test_on_redis_the_marks_are_written_by_one_client_and_read_back_by_the_cache
     token = dispatch.uuid.uuid4()
     marks = dispatch.AcceptedMarks(token)
     assert marks.redis is not None
-    assert cache_marks([token]) == {token: 0}
-    assert marks.accepted(4321)
-    assert cache_marks([token]) == {token: 4321}
+    assert cache_marks([token]) == {token: Mark()}
+    at = timezone.now()
+    assert marks.accepted(4321, at)
+    assert cache_marks([token]) == {token: Mark(last_id=4321, accepted_at={4321: at})}
     assert marks.redis.ttl(cache.make_and_validate_key(dispatch.accepted_mark_key(token))) > 24 * 3600
     marks.forget()
     assert cache_marks([token]) == {}
