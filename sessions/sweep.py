@@ -6,7 +6,8 @@ whatever the broker lost, and what the start time overtook.
   duplicate (promise 2), the rows never tried get their attempt back.
 - What the start overtook is failed, with an alert; nothing is ever sent after the start.
 - Rows whose task seems lost, and retries now due, go back to the broker (`dispatch.deliveries_dispatch`).
-- One alert per session when invitations are still unsent ten minutes before its start (promise 3).
+- One alert per session when invitations are late ten minutes before its start (promise 3), with how many:
+  late, not merely unsent while the normal send runs.
 
 Safe to run twice at once: every step takes its rows with SKIP LOCKED.
 """
@@ -18,8 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest, Now
 from django.utils import timezone
 
 from outbox.services import LOST_TASK_AFTER
@@ -28,7 +29,7 @@ from schools.audit import audit_log
 # The hand-off goes through `dispatch.deliveries_dispatch`, the name the benchmark and the tests replace.
 from . import dispatch
 from .delivery_steps import deliveries_overtake, delivery_events_record, session_alert_raise
-from .models import Delivery, SessionAlert, VideoSession
+from .models import Delivery, DeliveryEvent, SessionAlert, VideoSession
 from .progress import PROGRESS_EVERY, Mark, cache_marks
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,11 @@ logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 SWEEP_BATCH_SIZE = 500
-# When invitations are still unsent this close to the start, the host is told (once per session).
+# When invitations are late this close to the start, the host is told (once per session).
 UNSENT_ALERT_BEFORE = timedelta(minutes=10)
+# An invitation still unsent this long after it was due is late: the normal send of a whole session, even
+# of thousands, takes far less. Shorter than the shortest lead time, which `UNSENT_ALERT_BEFORE` equals.
+LATE_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -216,19 +220,37 @@ def _sweep_due(limit: int) -> list[int]:
     return ids
 
 
+def late_unsent() -> QuerySet[Delivery]:
+    """Invitations truly late: not sent, not being sent (a lease running), and due `LATE_AFTER` ago or more.
+    Due: at the session's send time, or when the row was last made pending (planned, planned again, or reset
+    by a change of the session), whichever is later; a whole session's normal send takes far less."""
+    became_pending = (DeliveryEvent.objects.filter(delivery=OuterRef("pk"), status=Status.PENDING).order_by()
+                      .values("delivery").annotate(at=Max("at")).values("at"))
+    return (Delivery.objects
+            .filter(Q(status__in=Delivery.CLAIMABLE) | Q(status=Status.SENDING, lease_until__lt=Now()))
+            .annotate(due_at=Greatest("session__send_at", Coalesce(Subquery(became_pending), "created_at")))
+            .filter(due_at__lte=Now() - LATE_AFTER))
+
+
 def _sweep_unsent_near_start() -> int:
-    """One alert per session whose invitations are still unsent ten minutes before its start."""
+    """One alert per session with invitations truly late (`late_unsent`) ten minutes before its start, with
+    how many: never while its invitations are being sent as usual, even when the lead time is that short."""
+    late = late_unsent()
     sessions = VideoSession.objects.filter(
         status=VideoSession.Status.SCHEDULED, starts_at__gt=Now(), starts_at__lte=Now() + UNSENT_ALERT_BEFORE,
-        deliveries__status__in=[*Delivery.CLAIMABLE, Status.SENDING],
-    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).distinct().select_related("school", "host")
+        pk__in=late.values("session_id"),
+    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).select_related("school", "host")
     alerted = 0
     for session in sessions:
         with transaction.atomic():
-            unsent = session.deliveries.filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING]).count()
-            alerted += session_alert_raise(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
-                                           message=f"{unsent} invitation(s) still unsent shortly before the start; "
-                                                   "they are still being tried until the session starts.")
+            unsent = late.filter(session=session).count()
+            if not unsent:
+                continue
+            minutes = int(LATE_AFTER.total_seconds() // 60)
+            alerted += session_alert_raise(
+                session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
+                message=f"{unsent} invitation(s) not sent yet, more than {minutes} minutes after they were due, "
+                        "shortly before the start; they are still being tried until the session starts.")
     return alerted
 
 

@@ -102,17 +102,48 @@ def test_what_the_start_overtook_is_failed_with_one_alert_and_one_email(planned,
     assert SessionAlert.objects.count() == 1 and OutboxMessage.objects.filter(template="session-alert").count() == 1
 
 
-def test_unsent_invitations_ten_minutes_before_the_start_alert_the_host_once(personas, dispatched,
-                                                                             django_capture_on_commit_callbacks):
+def _due_since(minutes: int, ids) -> None:
+    """These rows were planned (made pending) `minutes` ago."""
+    then = timezone.now() - dt.timedelta(minutes=minutes)
+    Delivery.objects.filter(pk__in=list(ids)).update(created_at=then)
+    DeliveryEvent.objects.filter(delivery__in=list(ids), status=Status.PENDING).update(at=then)
+
+
+def test_late_invitations_ten_minutes_before_the_start_alert_the_host_once_with_their_count(
+        personas, dispatched, django_capture_on_commit_callbacks):
     owls = GroupFactory(school=personas.school, name="Owls")
+    consenting_family(personas.school, owls)
     consenting_family(personas.school, owls)
     session = due_session(personas, group=owls, minutes_ahead=8)
     deliveries_plan()
+    _due_since(6, Delivery.objects.values_list("pk", flat=True))
     assert _sweep(django_capture_on_commit_callbacks).alerted == 1
     assert _sweep(django_capture_on_commit_callbacks).alerted == 0
     alert = SessionAlert.objects.get(session=session)
     assert alert.kind == SessionAlert.Kind.UNSENT_NEAR_START and alert.delivery is None
+    assert alert.message.startswith("2 invitation(s) not sent yet, more than 5 minutes after they were due")
     assert OutboxMessage.objects.filter(template="session-alert", recipient=personas.teacher.email).count() == 1
+
+
+def test_no_unsent_alert_while_the_normal_send_is_in_progress(personas, dispatched,
+                                                             django_capture_on_commit_callbacks):
+    """The shortest lead time equals the alert's window: at the send time the invitations are unsent and the
+    start is ten minutes away, yet nothing is late. Nor is a row being sent, whatever its age."""
+    owls = GroupFactory(school=personas.school, name="Owls")
+    for _ in range(3):
+        consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls, minutes_ahead=10, lead_minutes=10)
+    deliveries_plan()
+    first, *rest = Delivery.objects.filter(session=session).order_by("pk").values_list("pk", flat=True)
+    assert delivery_claim(first) is not None  # being sent, its lease running
+    _due_since(6, [first])
+    assert _sweep(django_capture_on_commit_callbacks).alerted == 0
+    assert not SessionAlert.objects.exists()
+    # Due and planned six minutes ago and still waiting: late, and only those are counted.
+    VideoSession.objects.filter(pk=session.pk).update(send_at=timezone.now() - dt.timedelta(minutes=6))
+    _due_since(6, rest)
+    assert _sweep(django_capture_on_commit_callbacks).alerted == 1
+    assert SessionAlert.objects.get().message.startswith("2 invitation(s) not sent yet")
 
 
 def test_a_sent_session_raises_no_near_start_alert(personas, django_capture_on_commit_callbacks):
