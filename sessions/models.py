@@ -208,6 +208,11 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"Invitation #{self.pk} ({self.get_status_display()})"
 
+    @property
+    def ever_sent(self) -> bool:
+        """An invitation with the link went to this guardian for this lesson, whatever the row says now."""
+        return self.sent_revision is not None
+
     def audit_repr(self) -> str:
         return f"Invitation #{self.pk} to session #{self.session_id} for parent or carer #{self.guardian_id}"
 
