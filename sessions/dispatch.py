@@ -455,22 +455,25 @@ def _sent_rows_update(accepted: Sequence[tuple[Claimed, datetime]]) -> list[int]
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]], recorded: Sequence[Claimed]) -> None:
+def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]],
+                       recorded: Sequence[tuple[Claimed, datetime]]) -> None:
     """At the batch's end, in one transaction: the accepted rows not yet recorded marked sent, then the
-    events of every invitation this batch sent and one audit entry per session, not per message: the audit
-    chain is one lock for everyone, and each invitation's own history is in its DeliveryEvents. `recorded`:
-    the rows already written one by one (`_record_sent_one`)."""
+    events of every invitation this batch sent (each at its moment of acceptance) and one audit entry per
+    session, not per message: the audit chain is one lock for everyone, and each invitation's own history is
+    in its DeliveryEvents. `recorded`: the rows already written one by one (`_record_sent_one`)."""
     if not accepted and not recorded:
         return
     with transaction.atomic():
         changed = set(_sent_rows_update(accepted))
-        sent = [*recorded, *(claimed for claimed, _ in accepted if claimed.delivery.pk in changed)]
+        moments = {claimed.delivery.pk: at for claimed, at in [*accepted, *recorded]}
+        sent = [*(claimed for claimed, _ in recorded),
+                *(claimed for claimed, _ in accepted if claimed.delivery.pk in changed)]
         if not sent:
             return
         by_session: dict[int, tuple[VideoSession, list[int]]] = {}
         for claimed in sent:
             by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
-        delivery_events_record((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
+        delivery_events_record(((claimed.delivery.pk, Status.SENT, "") for claimed in sent), moments=moments)
         for session, sent_ids in by_session.values():
             audit_log(actor=None, action="session.invitations_sent", obj=session,
                       data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
@@ -561,7 +564,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
         result.skipped = [pk for pk in ids if pk not in claimed_ids]
         accepted: list[tuple[Claimed, datetime]] = []  # marked in the cache, recorded at the end
         progress_recorded = 0  # how many of `accepted` have their `accepted_at` in the database
-        recorded: list[Claimed] = []  # recorded one by one (the cache refused a mark)
+        recorded: list[tuple[Claimed, datetime]] = []  # recorded one by one (the cache refused a mark)
         emails = _invitations_build(claimed, batch.connection)
         try:
             for index, item in enumerate(claimed):
@@ -584,7 +587,7 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
                             progress_recorded = len(accepted)
                             marks.recorded()
                     elif _record_sent_one(item, at):
-                        recorded.append(item)
+                        recorded.append((item, at))
                     continue
                 status = _record_failure(item, error)
                 (result.failed if status == Status.FAILED else result.retry).append(item.delivery.pk)

@@ -191,7 +191,8 @@ def _sent_after_the_worker_died(accepted: dict[int, datetime | None], now: datet
                                         "lease_until", "lease_token", "next_attempt_at", "dispatched_at",
                                         "accepted_at"])
     recovered = "sent; recorded from the progress mark after the worker stopped"
-    delivery_events_record((row.pk, Status.SENT, recovered) for row in rows)
+    delivery_events_record(((row.pk, Status.SENT, recovered) for row in rows),
+                           moments={row.pk: row.sent_at for row in rows})
     by_session: dict[int, tuple[VideoSession, list[int]]] = {}
     for row in rows:
         by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)

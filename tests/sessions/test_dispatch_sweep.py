@@ -250,6 +250,9 @@ def test_a_recovered_rows_sent_time_is_when_the_mail_server_accepted_it(
     rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids[:2])}
     assert {pk: rows[pk].sent_at for pk in ids[:2]} == accepted_at
     assert all(rows[pk].sent_at < timezone.now() for pk in ids[:2])
+    # And their history says so: the event "sent" bears the moment of acceptance, not the sweeper's.
+    assert dict(DeliveryEvent.objects.filter(delivery__in=ids[:2], status=Status.SENT)
+                .values_list("delivery", "at")) == accepted_at
 
 
 def test_without_its_mark_every_row_of_a_dead_workers_batch_counts_as_a_possible_duplicate(

@@ -53,6 +53,7 @@ def test_the_history_shows_both_sends_of_an_invitation_sent_again_after_a_change
     assert story.state == "Sent (2 emails)" and story.times_sent == 2
     sends = list(DeliveryEvent.objects.filter(status=Status.SENT).values_list("at", flat=True))
     assert [step.at for step in story.steps if step.text.startswith("Sent")] == sends
+    assert sends[-1] == Delivery.objects.get(session=session).sent_at  # when the mail server accepted it
     page = _page(client_for, personas, session)
     assert "Sent again with the new details" in page and "Sent (2 emails)" in page
 
