@@ -8,7 +8,8 @@ here.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
@@ -40,15 +41,19 @@ OVERTAKEN_REASON = "the session started before it could be sent"
 # Events
 
 
-def delivery_events_record(deliveries: Iterable[tuple[int, str, str]]) -> None:
-    """One `DeliveryEvent` per (delivery id, status, reason), in one query, all at the same moment. On
-    PostgreSQL an INSERT … SELECT FROM UNNEST of the three columns: building a model instance per event
+def delivery_events_record(deliveries: Iterable[tuple[int, str, str]],
+                           moments: Mapping[int, datetime] | None = None) -> None:
+    """One `DeliveryEvent` per (delivery id, status, reason), in one query, all at the same moment, or each at
+    its own when `moments` (delivery id → when) names it (an invitation sent: when the mail server accepted
+    it). On PostgreSQL an INSERT … SELECT FROM UNNEST of the columns: building a model instance per event
     cost more than the database's work."""
     rows = [(pk, status, reason[:300]) for pk, status, reason in deliveries]
     if not rows:
         return
+    now, moments = timezone.now(), moments or {}
     if db_connection.vendor != "postgresql":
-        DeliveryEvent.objects.bulk_create([DeliveryEvent(delivery_id=pk, status=status, reason=reason)
+        DeliveryEvent.objects.bulk_create([DeliveryEvent(delivery_id=pk, status=status, reason=reason,
+                                                         at=moments.get(pk) or now)
                                            for pk, status, reason in rows])
         return
     meta, quote = DeliveryEvent._meta, db_connection.ops.quote_name
@@ -57,8 +62,9 @@ def delivery_events_record(deliveries: Iterable[tuple[int, str, str]]) -> None:
     with db_connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 (names from the model)
-            "SELECT d, s, r, %s FROM UNNEST(%s::bigint[], %s::varchar[], %s::varchar[]) AS e (d, s, r)",
-            [timezone.now(), pks, statuses, reasons],
+            "SELECT d, s, r, COALESCE(a, %s) "
+            "FROM UNNEST(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[]) AS e (d, s, r, a)",
+            [now, pks, statuses, reasons, [moments.get(pk) for pk in pks]],
         )
 
 

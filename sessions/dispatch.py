@@ -9,10 +9,11 @@ works"). The database is the truth; Celery only carries "look at delivery N".
   LOCKED), locks the children's consent rows FOR SHARE and re-checks everything (promise 1), in a number
   of queries that does not grow with the batch; then, outside any transaction, one SMTP connection
   carries the batch (`sessions.invitation` makes the emails), each accepted message marked in the shared
-  cache at once (`AcceptedMarks`) and all recorded `sent` together at the end (one UPDATE), or `retry` or
-  `failed`. At-least-once, as the outbox: a worker dying between the mail server's accept and its mark
-  leads to one more copy, counted in `possible_duplicate` (promise 2); the rows it marked are recorded by
-  the sweeper (`sessions.sweep`), not sent again.
+  cache at once and every 20 in the database (`sessions.progress`), and all recorded `sent` together at
+  the end (one UPDATE), or `retry` or `failed`. At-least-once, as the outbox: a worker dying between the
+  mail server's accept and its mark leads to one more copy, counted in `possible_duplicate` (promise 2);
+  the rows it marked are recorded by the sweeper (`sessions.sweep`) at their moment of acceptance, not
+  sent again. With the cache lost as well, the database's record bounds the copies to 20 per batch.
 - Withdrawals: `sessions.withdrawals`.
 """
 
@@ -53,7 +54,12 @@ from .eligibility import Registry, eligible_children, guardian_may_receive, read
 from .gate import gate_for
 from .invitation import Claimed, invitation_email
 from .models import Delivery, SessionAlert, VideoSession
-from .progress import AcceptedMarks, accepted_mark_key  # noqa: F401 (the mark's key: named here for the tests)
+from .progress import (
+    PROGRESS_EVERY,
+    AcceptedMarks,
+    accepted_mark_key,  # noqa: F401 (named here for the tests)
+    accepted_rows_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -253,19 +259,21 @@ def _claim_rows_update(deliveries: Sequence[Delivery], lease_until: datetime, le
     for the whole batch in one UPDATE, what differs per row in a `bulk_update`."""
     if db_connection.vendor != "postgresql":
         Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-            status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until, lease_token=lease_token)
+            status=Status.SENDING, attempts=F("attempts") + 1, lease_until=lease_until, lease_token=lease_token,
+            accepted_at=None)
         Delivery.objects.bulk_update(deliveries, ["recipient", "pupil_ids", "revision", "message_id"])
         return
     meta, quote = Delivery._meta, db_connection.ops.quote_name
     column = {name: quote(meta.get_field(name).column) for name in (
-        "id", "status", "attempts", "lease_until", "lease_token", "recipient", "pupil_ids", "revision", "message_id")}
+        "id", "status", "attempts", "lease_until", "lease_token", "recipient", "pupil_ids", "revision", "message_id",
+        "accepted_at")}
     rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(deliveries))
     params = [Status.SENDING, lease_until, str(lease_token)]
     for d in deliveries:
         params += [d.pk, d.recipient, json.dumps(d.pupil_ids), d.revision, d.message_id]
     sql = (f"UPDATE {quote(meta.db_table)} AS d SET {column['status']} = %s, "  # noqa: S608 (names from the model)
            f"{column['attempts']} = d.{column['attempts']} + 1, {column['lease_until']} = %s, "
-           f"{column['lease_token']} = %s::uuid, "
+           f"{column['lease_token']} = %s::uuid, {column['accepted_at']} = NULL, "
            f"{column['recipient']} = v.recipient, {column['pupil_ids']} = v.pupil_ids::jsonb, "
            f"{column['revision']} = v.revision, {column['message_id']} = v.message_id "
            f"FROM (VALUES {rows}) AS v (id, recipient, pupil_ids, revision, message_id) WHERE d.{column['id']} = v.id")
@@ -402,36 +410,43 @@ def _record_sent_one(claimed: Claimed, sent_at: datetime) -> bool:
 
 
 def _sent_rows_update(accepted: Sequence[tuple[Claimed, datetime]]) -> list[int]:
-    """Mark these rows sent, each with its moment and revision; returns the ids it changed (a row already
-    recorded sent, by the sweeper from a mark, is left alone). Not conditional on the lease: the server
-    accepted them, so they are sent, whatever the sweeper did meanwhile. PostgreSQL: one UPDATE … FROM
-    (VALUES …) … RETURNING. Elsewhere: one SELECT and one `bulk_update`."""
+    """Mark these rows sent, each with its moment and revision, adding the children it named to those of
+    earlier sends; returns the ids it changed (a row already recorded sent, by the sweeper from a mark, is
+    left alone). Not conditional on the lease: the server accepted them, so they are sent, whatever the
+    sweeper did meanwhile. PostgreSQL: one UPDATE … FROM (VALUES …) … RETURNING. Elsewhere: one SELECT and
+    one `bulk_update`."""
     if not accepted:
         return []
     if db_connection.vendor != "postgresql":
         by_pk = {claimed.delivery.pk: (claimed, sent_at) for claimed, sent_at in accepted}
-        rows = list(Delivery.objects.filter(pk__in=list(by_pk)).exclude(status=Status.SENT).only("pk"))
+        rows = list(Delivery.objects.filter(pk__in=list(by_pk)).exclude(status=Status.SENT).only("pk",
+                                                                                                  "sent_pupil_ids"))
         for row in rows:
             claimed, sent_at = by_pk[row.pk]
             row.status, row.sent_at, row.sent_revision = Status.SENT, sent_at, claimed.delivery.revision
+            row.sent_pupil_ids = sorted({*row.sent_pupil_ids, *claimed.delivery.pupil_ids})
             row.message_id, row.reason = claimed.delivery.message_id, ""
-            row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
-        Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "message_id", "reason",
-                                            "lease_until", "lease_token", "next_attempt_at", "dispatched_at"])
+            row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = row.accepted_at = None
+        Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "sent_pupil_ids", "message_id",
+                                            "reason", "lease_until", "lease_token", "next_attempt_at",
+                                            "dispatched_at", "accepted_at"])
         return [row.pk for row in rows]
     meta, quote = Delivery._meta, db_connection.ops.quote_name
     column = {name: quote(meta.get_field(name).column) for name in (
         "id", "status", "sent_at", "sent_revision", "message_id", "reason", "lease_until", "lease_token",
-        "next_attempt_at", "dispatched_at")}
+        "next_attempt_at", "dispatched_at", "accepted_at", "pupil_ids", "sent_pupil_ids")}
     rows = ", ".join(["(%s, %s::timestamptz, %s, %s)"] * len(accepted))
     params: list = [Status.SENT, ""]
     for claimed, sent_at in accepted:
         params += [claimed.delivery.pk, sent_at, claimed.delivery.revision, claimed.delivery.message_id]
     params.append(Status.SENT)
     nulls = ", ".join(f"{column[name]} = NULL" for name in ("lease_until", "lease_token", "next_attempt_at",
-                                                            "dispatched_at"))
+                                                            "dispatched_at", "accepted_at"))
+    children = (f"(SELECT COALESCE(jsonb_agg(DISTINCT c ORDER BY c), '[]'::jsonb) "  # noqa: S608 (names from the model)
+                f"FROM jsonb_array_elements(d.{column['sent_pupil_ids']} || d.{column['pupil_ids']}) AS c)")
     sql = (f"UPDATE {quote(meta.db_table)} AS d SET {column['status']} = %s, {column['reason']} = %s, "  # noqa: S608
            f"{column['sent_at']} = v.sent_at, {column['sent_revision']} = v.revision, "
+           f"{column['sent_pupil_ids']} = {children}, "
            f"{column['message_id']} = v.message_id, {nulls} "
            f"FROM (VALUES {rows}) AS v (id, sent_at, revision, message_id) "
            f"WHERE d.{column['id']} = v.id AND d.{column['status']} <> %s RETURNING d.{column['id']}")
@@ -440,22 +455,25 @@ def _sent_rows_update(accepted: Sequence[tuple[Claimed, datetime]]) -> list[int]
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]], recorded: Sequence[Claimed]) -> None:
+def _record_sent_batch(accepted: Sequence[tuple[Claimed, datetime]],
+                       recorded: Sequence[tuple[Claimed, datetime]]) -> None:
     """At the batch's end, in one transaction: the accepted rows not yet recorded marked sent, then the
-    events of every invitation this batch sent and one audit entry per session, not per message: the audit
-    chain is one lock for everyone, and each invitation's own history is in its DeliveryEvents. `recorded`:
-    the rows already written one by one (`_record_sent_one`)."""
+    events of every invitation this batch sent (each at its moment of acceptance) and one audit entry per
+    session, not per message: the audit chain is one lock for everyone, and each invitation's own history is
+    in its DeliveryEvents. `recorded`: the rows already written one by one (`_record_sent_one`)."""
     if not accepted and not recorded:
         return
     with transaction.atomic():
         changed = set(_sent_rows_update(accepted))
-        sent = [*recorded, *(claimed for claimed, _ in accepted if claimed.delivery.pk in changed)]
+        moments = {claimed.delivery.pk: at for claimed, at in [*accepted, *recorded]}
+        sent = [*(claimed for claimed, _ in recorded),
+                *(claimed for claimed, _ in accepted if claimed.delivery.pk in changed)]
         if not sent:
             return
         by_session: dict[int, tuple[VideoSession, list[int]]] = {}
         for claimed in sent:
             by_session.setdefault(claimed.session.pk, (claimed.session, []))[1].append(claimed.delivery.pk)
-        delivery_events_record((claimed.delivery.pk, Status.SENT, "") for claimed in sent)
+        delivery_events_record(((claimed.delivery.pk, Status.SENT, "") for claimed in sent), moments=moments)
         for session, sent_ids in by_session.values():
             audit_log(actor=None, action="session.invitations_sent", obj=session,
                       data={"deliveries": len(sent_ids), "delivery_ids": sent_ids, "revision": session.revision})
@@ -528,8 +546,9 @@ def _built(email):
 def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
     """Claim the batch in one transaction (`deliveries_claim`), then send it over one mail server
     connection outside any transaction, marking each accepted message in the shared cache
-    (`AcceptedMarks`) and recording them all sent in one transaction at the end. At-least-once (see the
-    module docstring). Queries: a constant number per batch (and a few per failure); with the cache down,
+    (`AcceptedMarks`), and every `PROGRESS_EVERY` of them in the database (one UPDATE), and recording them
+    all sent in one transaction at the end. At-least-once (see the module docstring). Queries: a fixed
+    number per batch, plus one per `PROGRESS_EVERY` messages (and a few per failure); with the cache down,
     one more UPDATE per message sent.
 
     The end's record is written when the loop ends or raises an `Exception`. Anything else (a worker being
@@ -544,7 +563,8 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
         claimed_ids = {c.delivery.pk for c in claimed}
         result.skipped = [pk for pk in ids if pk not in claimed_ids]
         accepted: list[tuple[Claimed, datetime]] = []  # marked in the cache, recorded at the end
-        recorded: list[Claimed] = []  # recorded one by one (the cache refused a mark)
+        progress_recorded = 0  # how many of `accepted` have their `accepted_at` in the database
+        recorded: list[tuple[Claimed, datetime]] = []  # recorded one by one (the cache refused a mark)
         emails = _invitations_build(claimed, batch.connection)
         try:
             for index, item in enumerate(claimed):
@@ -557,10 +577,17 @@ def delivery_send_batch(delivery_ids: Iterable[int]) -> BatchResult:
                                    what=f"invitation {item.delivery.pk}")
                 if error is None:
                     result.sent.append(item.delivery.pk)
-                    if marks.accepted(item.delivery.pk):
-                        accepted.append((item, timezone.now()))
-                    elif _record_sent_one(item, timezone.now()):
-                        recorded.append(item)
+                    at = timezone.now()
+                    if marks.accepted(item.delivery.pk, at):
+                        accepted.append((item, at))
+                        if len(accepted) - progress_recorded >= PROGRESS_EVERY:
+                            # Before the next send, so that with the cache lost too no more than this many
+                            # rows past the last record can have reached the mail server (`sessions.progress`).
+                            accepted_rows_record([(c.delivery.pk, t) for c, t in accepted[progress_recorded:]])
+                            progress_recorded = len(accepted)
+                            marks.recorded()
+                    elif _record_sent_one(item, at):
+                        recorded.append((item, at))
                     continue
                 status = _record_failure(item, error)
                 (result.failed if status == Status.FAILED else result.retry).append(item.delivery.pk)

@@ -31,6 +31,7 @@ from schools.scope import build_scope
 
 from .delivery_steps import session_path
 from .eligibility import eligible_children, read_registry, session_pupils
+from .history import Story, invitation_stories
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist
 from .services import may_change
@@ -75,11 +76,13 @@ class DeliveryRow:
     delivery: Delivery
     children: list[str]
     relationships: list[str]
+    story: Story
 
 
 def delivery_rows(deliveries: Iterable[Delivery]) -> list[DeliveryRow]:
-    """The children each invitation names (first names; the planner records them and the claim refreshes them)
-    and the guardian's relationship to them: two queries for a whole page. A child erased since shows no name."""
+    """The children each invitation names (first names; the planner records them and the claim refreshes them),
+    the guardian's relationship to them and the invitation's story (`sessions.history`): three queries for a
+    whole page. A child erased since shows no name."""
     deliveries = list(deliveries)
     pupil_ids = {pk for d in deliveries for pk in d.pupil_ids}
     names = dict(Pupil.objects.filter(pk__in=pupil_ids).values_list("pk", "first_name"))
@@ -88,12 +91,13 @@ def delivery_rows(deliveries: Iterable[Delivery]) -> list[DeliveryRow]:
         for g in Guardianship.objects.filter(pupil_id__in=pupil_ids,
                                              guardian_id__in={d.guardian_id for d in deliveries})
     }
+    stories = invitation_stories(deliveries)
     rows = []
     for delivery in deliveries:
         children = [names[pk] for pk in delivery.pupil_ids if pk in names]
         relationships = sorted({relationship_of[(delivery.guardian_id, pk)] for pk in delivery.pupil_ids
                                 if (delivery.guardian_id, pk) in relationship_of})
-        rows.append(DeliveryRow(delivery, children, relationships))
+        rows.append(DeliveryRow(delivery, children, relationships, stories[delivery.pk]))
     return rows
 
 

@@ -190,7 +190,14 @@ class Delivery(models.Model):
     # A lease expired after the mail server may have accepted the message (promise 2: counted and shown).
     possible_duplicate = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # When the mail server accepted it; for the last send, as the row's status says.
     sent_at = models.DateTimeField(null=True, blank=True)
+    # While `sending`: when the mail server accepted it, written every few messages of a batch
+    # (`sessions.progress`), so that the sweeper knows it was sent if the worker and the cache are lost.
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    # The children named by every invitation sent so far (ids): kept when the row goes back to pending after
+    # a change or loses a child to a withdrawal, because the email that named them is still in the inbox.
+    sent_pupil_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["session", "pk"]
@@ -206,6 +213,11 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"Invitation #{self.pk} ({self.get_status_display()})"
+
+    @property
+    def ever_sent(self) -> bool:
+        """An invitation with the link went to this guardian for this lesson, whatever the row says now."""
+        return self.sent_revision is not None
 
     def audit_repr(self) -> str:
         return f"Invitation #{self.pk} to session #{self.session_id} for parent or carer #{self.guardian_id}"

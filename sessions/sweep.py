@@ -1,26 +1,26 @@
 """The sweeper (beat, every minute; design.md, "How sending works"): what the database says is owed,
 whatever the broker lost, and what the start time overtook.
 
-- Expired leases, a claim at a time: what its progress marks say was accepted is recorded sent, the row
-  that may have been in flight is sent again and counted as a possible duplicate (promise 2), the rows
-  never tried get their attempt back.
+- Expired leases, a claim at a time: what its progress (`sessions.progress`) says was accepted is recorded
+  sent at the moment it was, the row that may have been in flight is sent again and counted as a possible
+  duplicate (promise 2), the rows never tried get their attempt back.
 - What the start overtook is failed, with an alert; nothing is ever sent after the start.
 - Rows whose task seems lost, and retries now due, go back to the broker (`dispatch.deliveries_dispatch`).
-- One alert per session when invitations are still unsent ten minutes before its start (promise 3).
+- One alert per session when invitations are late ten minutes before its start (promise 3), with how many:
+  late, not merely unsent while the normal send runs.
 
 Safe to run twice at once: every step takes its rows with SKIP LOCKED.
 """
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest, Now
 from django.utils import timezone
 
 from outbox.services import LOST_TASK_AFTER
@@ -29,16 +29,19 @@ from schools.audit import audit_log
 # The hand-off goes through `dispatch.deliveries_dispatch`, the name the benchmark and the tests replace.
 from . import dispatch
 from .delivery_steps import deliveries_overtake, delivery_events_record, session_alert_raise
-from .models import Delivery, SessionAlert, VideoSession
-from .progress import cache_marks
+from .models import Delivery, DeliveryEvent, SessionAlert, VideoSession
+from .progress import PROGRESS_EVERY, Mark, cache_marks
 
 logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
 
 SWEEP_BATCH_SIZE = 500
-# When invitations are still unsent this close to the start, the host is told (once per session).
+# When invitations are late this close to the start, the host is told (once per session).
 UNSENT_ALERT_BEFORE = timedelta(minutes=10)
+# An invitation still unsent this long after it was due is late: the normal send of a whole session, even
+# of thousands, takes far less. Shorter than the shortest lead time, which `UNSENT_ALERT_BEFORE` equals.
+LATE_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -67,16 +70,40 @@ def _sweep_overtaken(limit: int) -> int:
     return count
 
 
+def _judge_claim(claim: list, mark: Mark | None) -> tuple[dict[int, datetime | None], list, list]:
+    """A dead batch's rows still `sending` (in id order, the order they were sent): those accepted (id → the
+    moment of acceptance), those that may have reached the mail server unrecorded, and those never tried.
+
+    Accepted: the rows whose `accepted_at` the database has, and the rows up to the cache's mark, which names
+    each one since the database's last record with its moment. With the mark, only the next row may have
+    been in flight. Without it (the cache lost it), the rows after the last one accepted may have been
+    accepted too, but no more than `PROGRESS_EVERY` of them: the batch records its progress in the database
+    before sending on past that many."""
+    accepted = {row[0]: row[6] for row in claim if row[6] is not None}
+    if mark is not None:
+        accepted.update(mark.accepted_at)
+        # A mark of old (its last id only), or a gap: accepted before the next known moment.
+        for row in claim:
+            if row[0] <= mark.last_id and row[0] not in accepted:
+                accepted[row[0]] = min((at for pk, at in accepted.items() if pk > row[0] and at is not None),
+                                       default=None)
+    last = max(accepted, default=0)
+    rest = [row for row in claim if row[0] > last]
+    window = 1 if mark is not None else PROGRESS_EVERY
+    return accepted, rest[:window], rest[window:]
+
+
 def _sweep_expired_leases(limit: int) -> int:
     """Take back rows whose worker presumably died mid-send, a claim (`lease_token`) at a time.
 
-    A claim's rows are sent in id order, and each accepted message is marked in the shared cache
-    (`AcceptedMarks`) until the batch's end writes them all. So of a claim's rows still `sending`: those up to
-    its mark were accepted, and are recorded sent now, not sent again; the next may have reached the mail
-    server: it is counted as a possible duplicate (promise 2) and its attempt stays spent; the others were
-    never tried, and get their attempt back. Without a mark (the cache lost it) every row may have been
-    accepted, and each is counted. Rows out of attempts are failed and alerted. Rows of a session that
-    has started are left to `_sweep_overtaken`, after their accepted rows are recorded."""
+    A claim's rows are sent in id order, and each accepted message is marked in the shared cache and every
+    `PROGRESS_EVERY` in the database (`sessions.progress`) until the batch's end writes them all. So of a
+    claim's rows still `sending` (`_judge_claim`): those accepted are recorded sent now, at the moment they
+    were accepted, not sent again; the next may have reached the mail server (up to `PROGRESS_EVERY` when the
+    cache lost the mark): each is counted as a possible duplicate (promise 2) and its attempt stays spent;
+    the others were never tried, and get their attempt back. Rows out of attempts are failed and alerted.
+    Rows of a session that has started are left to `_sweep_overtaken`, after their accepted rows are
+    recorded."""
     expired = (Delivery.objects.filter(status=Status.SENDING, lease_until__lt=Now())
                .values_list("lease_token", flat=True).distinct())
     tokens = list(expired.order_by("lease_token")[:limit])
@@ -94,26 +121,24 @@ def _sweep_expired_leases(limit: int) -> int:
             .filter(has_token, status=Status.SENDING, lease_until__lt=Now())
             .annotate(db_now=Now())
             .order_by("pk")
-            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now")
+            .values_list("pk", "attempts", "session_id", "lease_token", "session__starts_at", "db_now",
+                         "accepted_at")
         )
         if not rows:
             return 0
         now = rows[0][5]
-        accepted, maybe, untried = [], [], []
+        accepted: dict[int, datetime | None] = {}
+        maybe, untried = [], []
         by_claim: dict = defaultdict(list)
         for row in rows:
             by_claim[row[3]].append(row)
         for token, claim in by_claim.items():
-            mark = marks.get(token)
-            if mark is None:
-                maybe += claim
-                continue
-            accepted += [row for row in claim if row[0] <= mark]
-            rest = [row for row in claim if row[0] > mark]
-            maybe += rest[:1]
-            untried += rest[1:]
+            claim_accepted, claim_maybe, claim_untried = _judge_claim(claim, marks.get(token))
+            accepted.update(claim_accepted)
+            maybe += claim_maybe
+            untried += claim_untried
         if accepted:
-            _sent_after_the_worker_died([row[0] for row in accepted])
+            _sent_after_the_worker_died(accepted, now)
         ahead = {row[0] for row in rows if row[4] > now}
         not_tried = "the worker stopped before trying it; queued again"
         reason = "the worker stopped while sending; the mail server may already have accepted it"
@@ -149,23 +174,25 @@ def _sweep_expired_leases(limit: int) -> int:
         logger.warning("Invitation %s: lease expired, sending again (possible duplicate)", pk)
     if accepted:
         logger.info("Recorded %s invitation(s) sent from their progress marks after their worker stopped: %s",
-                    len(accepted), ", ".join(str(row[0]) for row in accepted))
+                    len(accepted), ", ".join(str(pk) for pk in sorted(accepted)))
     return len(rows)
 
 
-def _sent_after_the_worker_died(delivery_ids: Sequence[int]) -> None:
-    """Rows the mail server accepted (their batch's progress mark says so) whose worker died before writing
-    them: recorded sent, with their event, and one audit entry per session."""
-    rows = list(Delivery.objects.filter(pk__in=list(delivery_ids)).select_related("session"))
-    now = timezone.now()
+def _sent_after_the_worker_died(accepted: dict[int, datetime | None], now: datetime) -> None:
+    """Rows the mail server accepted (their batch's progress says so, with the moment) whose worker died
+    before writing them: recorded sent at that moment, with their event, and one audit entry per session."""
+    rows = list(Delivery.objects.filter(pk__in=list(accepted)).select_related("session"))
     for row in rows:
-        # When the sweeper learnt of it: the moment of acceptance died with the worker, a lease ago at most.
-        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, now, row.revision, ""
-        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = None
-    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "reason", "lease_until",
-                                        "lease_token", "next_attempt_at", "dispatched_at"])
+        # Only a mark written before the marks carried their moments has none: then when the sweeper learnt.
+        row.status, row.sent_at, row.sent_revision, row.reason = Status.SENT, accepted[row.pk] or now, row.revision, ""
+        row.sent_pupil_ids = sorted({*row.sent_pupil_ids, *row.pupil_ids})
+        row.lease_until = row.lease_token = row.next_attempt_at = row.dispatched_at = row.accepted_at = None
+    Delivery.objects.bulk_update(rows, ["status", "sent_at", "sent_revision", "sent_pupil_ids", "reason",
+                                        "lease_until", "lease_token", "next_attempt_at", "dispatched_at",
+                                        "accepted_at"])
     recovered = "sent; recorded from the progress mark after the worker stopped"
-    delivery_events_record((row.pk, Status.SENT, recovered) for row in rows)
+    delivery_events_record(((row.pk, Status.SENT, recovered) for row in rows),
+                           moments={row.pk: row.sent_at for row in rows})
     by_session: dict[int, tuple[VideoSession, list[int]]] = {}
     for row in rows:
         by_session.setdefault(row.session_id, (row.session, []))[1].append(row.pk)
@@ -194,19 +221,37 @@ def _sweep_due(limit: int) -> list[int]:
     return ids
 
 
+def late_unsent() -> QuerySet[Delivery]:
+    """Invitations truly late: not sent, not being sent (a lease running), and due `LATE_AFTER` ago or more.
+    Due: at the session's send time, or when the row was last made pending (planned, planned again, or reset
+    by a change of the session), whichever is later; a whole session's normal send takes far less."""
+    became_pending = (DeliveryEvent.objects.filter(delivery=OuterRef("pk"), status=Status.PENDING).order_by()
+                      .values("delivery").annotate(at=Max("at")).values("at"))
+    return (Delivery.objects
+            .filter(Q(status__in=Delivery.CLAIMABLE) | Q(status=Status.SENDING, lease_until__lt=Now()))
+            .annotate(due_at=Greatest("session__send_at", Coalesce(Subquery(became_pending), "created_at")))
+            .filter(due_at__lte=Now() - LATE_AFTER))
+
+
 def _sweep_unsent_near_start() -> int:
-    """One alert per session whose invitations are still unsent ten minutes before its start."""
+    """One alert per session with invitations truly late (`late_unsent`) ten minutes before its start, with
+    how many: never while its invitations are being sent as usual, even when the lead time is that short."""
+    late = late_unsent()
     sessions = VideoSession.objects.filter(
         status=VideoSession.Status.SCHEDULED, starts_at__gt=Now(), starts_at__lte=Now() + UNSENT_ALERT_BEFORE,
-        deliveries__status__in=[*Delivery.CLAIMABLE, Status.SENDING],
-    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).distinct().select_related("school", "host")
+        pk__in=late.values("session_id"),
+    ).exclude(alerts__kind=SessionAlert.Kind.UNSENT_NEAR_START).select_related("school", "host")
     alerted = 0
     for session in sessions:
         with transaction.atomic():
-            unsent = session.deliveries.filter(status__in=[*Delivery.CLAIMABLE, Status.SENDING]).count()
-            alerted += session_alert_raise(session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
-                                           message=f"{unsent} invitation(s) still unsent shortly before the start; "
-                                                   "they are still being tried until the session starts.")
+            unsent = late.filter(session=session).count()
+            if not unsent:
+                continue
+            minutes = int(LATE_AFTER.total_seconds() // 60)
+            alerted += session_alert_raise(
+                session=session, kind=SessionAlert.Kind.UNSENT_NEAR_START,
+                message=f"{unsent} invitation(s) not sent yet, more than {minutes} minutes after they were due, "
+                        "shortly before the start; they are still being tried until the session starts.")
     return alerted
 
 

@@ -133,6 +133,52 @@ def test_a_worker_killed_three_times_mid_batch_loses_nothing(personas, redis_ser
           f"counted as possible duplicates")
 
 
+def test_a_worker_and_redis_lost_together_mid_batch_duplicate_at_most_20_per_batch(
+        personas, redis_server, smtp_sink, worker_factory, fast_sweeper):
+    """The worker is killed mid-batch and Redis with it, the progress marks of the batch lost: what the
+    database recorded every 20 accepted messages bounds the copies sent again to 20 for the batch, each of
+    them counted; the rows it recorded are sent at the moment the mail server accepted them."""
+    count = 400
+    session = due_session_with_families(personas, count)
+    worker = worker_factory(broker_url=redis_server.url, smtp_port=smtp_sink.port, concurrency=1)
+    assert deliveries_plan().created == count
+    # Well into the first batch of 200: the database records its end only, and its progress every 20.
+    assert wait_for(lambda: sum(invitations_received(smtp_sink).values()) >= 130, 60, step=0.005), statuses(session)
+    smtp_sink.hold()
+    assert smtp_sink.holding.wait(10), "no message reached the mail server"
+    worker.kill()
+    redis_server.stop()  # the broker's queue and the cache's progress marks, gone with the worker
+    killed_at = timezone.now()
+    smtp_sink.holding.clear()
+    held = claims_at_kill(session)
+    claims = len(set(held.values()))
+    copies = smtp_sink.per_recipient()
+    accepted_unrecorded = [to for to in held if to in copies]
+    recorded = set(Delivery.objects.filter(session=session, status=Status.SENDING, accepted_at__isnull=False)
+                   .values_list("recipient", flat=True))
+    redis_server.start()  # empty, as a Redis that lost its memory comes back
+    expire_orphaned_leases(session)
+    worker.start()
+    assert drive(session, until=lambda: statuses(session) == {Status.SENT: count}, seconds=120), statuses(session)
+
+    received = invitations_received(smtp_sink)
+    assert set(received) == {family_address(i) for i in range(count)}  # nothing lost
+    rows = Delivery.objects.filter(session=session)
+    duplicates = sum(n - 1 for n in received.values())
+    counted = rows.aggregate(total=Sum("possible_duplicate"))["total"]
+    per_row = dict(rows.values_list("recipient", "possible_duplicate"))
+    assert claims == 1 and len(accepted_unrecorded) > 100, (claims, len(accepted_unrecorded))
+    assert 1 <= duplicates <= counted <= 20, (duplicates, counted)
+    assert all(received[to] <= 1 + per_row[to] for to in received)  # every copy counted
+    # What the database had recorded was not sent again, and is recorded sent when it was accepted.
+    assert len(recorded) >= 100 and all(received[to] == 1 for to in recorded)
+    sent_at = dict(rows.filter(recipient__in=recorded).values_list("recipient", "sent_at"))
+    assert all(at < killed_at for at in sent_at.values())
+    print(f"\nWorker and Redis lost together {len(accepted_unrecorded)} messages into a batch of 200: "
+          f"{len(recorded)} recorded in the database were not sent again; {duplicates} duplicate(s), "
+          f"{counted} counted")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Redis stopped, and Redis flushed
 

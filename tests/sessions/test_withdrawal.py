@@ -1,5 +1,7 @@
 """Withdrawing cancels what is not sent yet; what was sent is told to the host and to the parent (promise 5)."""
 
+import datetime as dt
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -9,6 +11,7 @@ from consent.services import consent_give, consent_refuse, consent_withdraw
 from outbox.models import OutboxMessage
 from sessions.dispatch import deliveries_plan, delivery_send_batch
 from sessions.models import Delivery, DeliveryEvent, SessionAlert
+from sessions.services import session_update
 from tests.consent.consent_setup import guardian_of
 from tests.factories import GroupFactory
 
@@ -152,3 +155,61 @@ def test_an_invitation_skipped_while_the_gate_was_red_goes_once_it_is_green(pers
     assert deliveries_plan().created == 1
     assert delivery_send_batch([delivery.pk]).sent == [delivery.pk]
     assert len(_invitations_to(guardian.email)) == 1
+
+
+# --- After the lesson moved: the first invitation is still in the inbox ------------------------------------------
+
+
+def _sent_then_moved(personas, owls, children: int = 1):
+    """A family invited, then the lesson moved a day later: their row is pending again for the new send time,
+    while the first invitation, with the link and the unchanged password, is in their inbox."""
+    guardian, pupils = consenting_family(personas.school, owls, children=children)
+    session = due_session(personas, group=owls, title="Owls story time")
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.values_list("pk", flat=True))
+    session_update(session=session, actor=personas.teacher, starts_at=session.starts_at + dt.timedelta(days=1))
+    delivery = Delivery.objects.get(session=session)
+    assert delivery.status == Status.PENDING and delivery.sent_revision == 1
+    return guardian, pupils, session, delivery
+
+
+def test_withdrawing_after_the_lesson_moved_alerts_the_host_and_tells_the_parent(personas, owls, client):
+    guardian, (pupil,), session, delivery = _sent_then_moved(personas, owls)
+    token = guardian_link_issue(guardian=guardian, purpose=session.purpose).rsplit("/p/", 1)[1].strip("/")
+    response = client.post(reverse("parent:page", kwargs={"token": token}),
+                           {"pupil": pupil.pk, "decision": "withdraw"}, follow=True)
+    delivery.refresh_from_db()
+    assert delivery.status == Status.CANCELLED and delivery.reason == "consent withdrawn"
+    # The host: alerted and emailed, although the row was not `sent` any more.
+    alert = SessionAlert.objects.get(session=session)
+    assert alert.kind == SessionAlert.Kind.WITHDRAWN_AFTER_SEND and alert.delivery == delivery
+    assert "already sent" in alert.message and "Do not admit Ava" in alert.message
+    assert OutboxMessage.objects.get(template="session-alert").recipient == personas.teacher.email
+    # The parent: told on the confirmation page that the invitation they hold must not be used.
+    page = response.content.decode()
+    assert "already sent" in page and "Owls story time" in page and "Please do not use it" in page
+    assert "the teacher has been told" in page
+
+
+def test_withdrawing_one_of_two_children_after_the_lesson_moved_tells_of_the_invitation_naming_them(
+        personas, owls, client):
+    guardian, (ava, ben), session, delivery = _sent_then_moved(personas, owls, children=2)
+    token = guardian_link_issue(guardian=guardian, purpose=session.purpose).rsplit("/p/", 1)[1].strip("/")
+    response = client.post(reverse("parent:page", kwargs={"token": token}),
+                           {"pupil": ava.pk, "decision": "withdraw"}, follow=True)
+    delivery.refresh_from_db()
+    # The fresh invitation will name Ben only; the first one named both, and is still in the inbox.
+    assert delivery.status == Status.PENDING and delivery.pupil_ids == [ben.pk]
+    assert sorted(delivery.sent_pupil_ids) == sorted([ava.pk, ben.pk])
+    assert "Do not admit Ava" in SessionAlert.objects.get(session=session).message
+    assert "already sent" in response.content.decode()
+
+
+def test_withdrawing_before_any_invitation_went_for_a_moved_lesson_alerts_nobody(personas, owls):
+    guardian, (pupil,) = consenting_family(personas.school, owls)
+    session = due_session(personas, group=owls)
+    deliveries_plan()
+    session_update(session=session, actor=personas.teacher, starts_at=session.starts_at + dt.timedelta(days=1))
+    consent_withdraw(guardian=guardian, pupil=pupil, notice=current_notice(personas.school))
+    assert Delivery.objects.get().status == Status.CANCELLED
+    assert not SessionAlert.objects.exists()
