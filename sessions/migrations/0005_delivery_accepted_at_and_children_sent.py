@@ -20,7 +20,7 @@ def children_sent_from_the_rows(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('video_sessions', '0002_delivery_lease_token'),
+        ('video_sessions', '0004_incident_review'),
     ]
 
     operations = [
