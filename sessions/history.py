@@ -1,17 +1,27 @@
 """Each invitation's story for the host's page, in a teacher's words: every time it was sent, sent again,
-held back or cancelled, and where it stands now (promise 10: the history, not only the latest state). Read
-from the invitations' `DeliveryEvent`s: one query for a page of them."""
+held back or cancelled, and where it stands now (promise 10: the history, not only the latest state), and
+every time the parent was told the lesson was cancelled, moved or cannot go ahead. Read from the
+invitations' `DeliveryEvent`s and the outbox's emails about them: two queries for a page of them."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from outbox.models import OutboxMessage
+
 from .changes import MOVED_REASON, RESEND_REASON
 from .dispatch import REVIVED_REASON
 from .models import Delivery, DeliveryEvent
 
 Status = Delivery.Status
+
+# The emails to a parent already invited (`sessions.guardian_notices`), as steps of their invitation's story.
+TOLD = {
+    "session-cancelled": "The parent was told the lesson is cancelled",
+    "session-moved": "The parent was told the lesson moved, and not to use this invitation",
+    "session-not-going-ahead": "The parent was told the lesson cannot go ahead, and not to use this invitation",
+}
 
 # What the sweeper writes of a row the worker may have sent before it died (`sessions.sweep`).
 MAYBE_SENT_PREFIX = "the worker stopped while sending"
@@ -84,10 +94,15 @@ def invitation_stories(deliveries: Sequence[Delivery]) -> dict[int, Story]:
     for event in DeliveryEvent.objects.filter(delivery__in=[d.pk for d in deliveries]).order_by("delivery", "at",
                                                                                                   "pk"):
         events[event.delivery_id].append(event)
-    return {delivery.pk: _story(delivery, events[delivery.pk]) for delivery in deliveries}
+    told: dict[int, list[Step]] = defaultdict(list)
+    for related_id, template, at in OutboxMessage.objects.filter(
+            related_type=Delivery._meta.label_lower, related_id__in=[str(d.pk) for d in deliveries],
+            template__in=list(TOLD)).order_by("created_at", "pk").values_list("related_id", "template", "created_at"):
+        told[int(related_id)].append(Step(at, TOLD[template]))
+    return {delivery.pk: _story(delivery, events[delivery.pk], told[delivery.pk]) for delivery in deliveries}
 
 
-def _story(delivery: Delivery, events: Iterable[DeliveryEvent]) -> Story:
+def _story(delivery: Delivery, events: Iterable[DeliveryEvent], told: Sequence[Step] = ()) -> Story:
     steps: list[Step] = []
     sent = 0
     for event in events:
@@ -100,5 +115,7 @@ def _story(delivery: Delivery, events: Iterable[DeliveryEvent]) -> Story:
         # Recorded before its events were kept: the row's own time.
         steps.append(Step(delivery.sent_at, "Sent"))
         sent = 1
+    if told:
+        steps = sorted([*steps, *told], key=lambda step: step.at)
     state, tone = _state(delivery, sent)
     return Story(state=state, tone=tone, steps=steps, times_sent=sent)

@@ -64,7 +64,8 @@ def test_an_invitation_waiting_to_go_again_after_a_move_is_not_shown_as_merely_q
     story = _story(session)
     assert story.state == "Sent earlier; the new details are still to be sent"
     assert [step.text for step in story.steps] == [
-        "Sent", "The lesson moved: the new details will be sent at the new send time"]
+        "Sent", "The lesson moved: the new details will be sent at the new send time",
+        "The parent was told the lesson moved, and not to use this invitation"]
     page = _page(client_for, personas, session)
     assert "Sent earlier; the new details are still to be sent" in page and "0 attempts" not in page
 
@@ -89,3 +90,18 @@ def test_an_invitation_cancelled_before_it_was_sent_says_so(personas):
     story = _story(session)
     assert story.state == "Cancelled before it was sent" and story.times_sent == 0
     assert [step.text for step in story.steps] == ["Cancelled: consent withdrawn"]
+
+
+def test_the_history_says_when_the_parent_was_told_the_lesson_cannot_go_ahead_or_is_cancelled(personas, sent):
+    from sessions import gate_watch
+    from sessions.services import session_cancel
+
+    session, _guardian, _pupil = sent
+    membership = personas.teacher.memberships.get(school=personas.school)
+    membership.delete()  # the host leaves the school: the lesson cannot go ahead
+    gate_watch.sessions_gate_watch()
+    membership.save()
+    session_cancel(session=session, actor=personas.headteacher, reason="Cannot run it")
+    steps = [step.text for step in _story(session).steps]
+    assert steps == ["Sent", "The parent was told the lesson cannot go ahead, and not to use this invitation",
+                     "The parent was told the lesson is cancelled"]
