@@ -1,4 +1,4 @@
-"""The sessions modules form a ladder (docs: /work/shared/style.md, "Layout"): no import circle, counting
+"""The sessions modules form a ladder (CONTRIBUTING.md, "Conventions"): no import circle, counting
 imports inside functions and under TYPE_CHECKING, and no `_private` name imported from another module."""
 
 import ast
