@@ -84,18 +84,26 @@ def produce(personas) -> list[SentEmail]:
 
 def produce_changes(personas, *, cancel: VideoSession) -> None:
     """A session whose invitation was sent is cancelled (session-cancelled); another is moved two days later
-    (session-moved); a third, starting within 24 hours, loses its host from the school's staff, and the gate
-    watch tells the host and the headteacher at once (session-gate-red); a fourth, three days ahead, goes red
-    too and waits for the next morning's daily digest (daily-digest)."""
+    (session-moved); a third, whose invitation was sent, and a fourth, starting within 24 hours, lose their
+    host from the school's staff: the gate watch tells the parents invited to the third not to use it
+    (session-not-going-ahead), and the host and the headteacher of both a few minutes later
+    (session-gate-red); a fifth, three days ahead, goes red too and waits for the next morning's daily digest
+    (daily-digest)."""
     import time_machine
 
     from schools.digest import digest_dispatch
     from schools.models import Membership, Role
-    from sessions.gate_watch import sessions_gate_watch
+    from sessions.gate_watch import COALESCE_FOR, sessions_gate_watch
     from sessions.services import session_cancel, session_update
     from tests.factories import MembershipFactory
 
-    session_cancel(session=cancel, actor=personas.teacher, reason="The teacher is away")
+    session_cancel(session=cancel, actor=personas.teacher, reason="The teacher is away")  # its parent withdrew
+    told_group = GroupFactory(school=personas.school, name="Cancelled")
+    consenting_family(personas.school, told_group, first_names=("Cy",))
+    cancelled = due_session(personas, group=told_group)
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.filter(session=cancelled).values_list("pk", flat=True))
+    session_cancel(session=cancelled, actor=personas.teacher, reason="The teacher is away")
     group = GroupFactory(school=personas.school, name="Moved")
     consenting_family(personas.school, group, first_names=("Mo",))
     moved = due_session(personas, group=group)
@@ -104,10 +112,18 @@ def produce_changes(personas, *, cancel: VideoSession) -> None:
     session_update(session=moved, actor=personas.teacher, starts_at=moved.starts_at + dt.timedelta(days=2))
     host = MembershipFactory(school=personas.school, role=Role.TEACHER).user
     now = timezone.now()
+    red_group = GroupFactory(school=personas.school, name="Red")
+    consenting_family(personas.school, red_group, first_names=("Ro",))
+    sent_then_red = due_session(personas, group=red_group, host=host, actor=host)
+    deliveries_plan()
+    delivery_send_batch(Delivery.objects.filter(session=sent_then_red).values_list("pk", flat=True))
     scheduled_session(personas, host=host, actor=host, groups=[group], starts_at=now + dt.timedelta(hours=3))
     later = scheduled_session(personas, host=host, actor=host, groups=[group], starts_at=now + dt.timedelta(days=3))
     Membership.objects.filter(user=host, school=personas.school).delete()
-    assert sessions_gate_watch().alerted == 2
+    first = sessions_gate_watch()  # the third starts within half an hour: its staff are emailed at once
+    assert (first.alerted, first.parents_told, first.told) == (3, 1, 2)
+    with time_machine.travel(timezone.now() + COALESCE_FOR + dt.timedelta(seconds=1)):
+        assert sessions_gate_watch().told == 0  # the fourth was named in those emails
     next_morning = dt.datetime.combine(timezone.localdate(now, personas.school.tz) + dt.timedelta(days=1),
                                        dt.time(personas.organisation.digest_hour, 5), personas.school.tz)
     assert next_morning < later.starts_at
