@@ -124,6 +124,10 @@ MIDDLEWARE = [
     # AxesMiddleware must come last: it turns a lockout signalled by the backend into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+if DEMO_MODE:
+    # The app's own 404 page in the demo too, not Django's technical page (config/demo_not_found.py).
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+                      "config.demo_not_found.DemoNotFoundMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
