@@ -113,7 +113,8 @@ def second_factor_verify(*, user, code: str = "", backup_code: str = "") -> Seco
     if backup_code:
         return SecondFactorResult(None, "That backup code is not right, or has already been used.")
     return SecondFactorResult(
-        None, "That code is not right. Check that it is the Gatehouse code in your app, and that it has not expired."
+        None, "That code is not right. Check that it is the Gatehouse code in your app and that it has not expired; "
+              "each code works only once, so if you have just used it, wait for the next one."
     )
 
 

@@ -95,6 +95,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             if user_requires_two_factor(user):
                 messages.info(request, "Your role needs two-factor authentication. Please set it up now.")
                 return redirect(_with_next("accounts:two-factor-setup", next_url))
+            identity_confirmation_record(request)  # the password is all "confirm it's you" asks of them
             return redirect(next_url)
         if form.has_error(NON_FIELD_ERRORS):
             # Credentials were checked and refused (a blank field never reaches authenticate).
@@ -147,6 +148,8 @@ def verify(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             # A new session key now that the session is worth more: a key planted before sign-in is useless.
             request.session.cycle_key()
+            # Password and code just given: as good as "confirm it's you", for the next few minutes.
+            identity_confirmation_record(request)
             auth_audit(actor=user, action="auth.two_factor_verified", user=user, data={"device": device.name})
             if form.used_backup_code:
                 _audit_backup_code_used(user, device)

@@ -20,7 +20,7 @@ from accounts.services import backup_codes_generate
 from schools.models import AuditEntry
 from tests.factories import PASSWORD
 
-from .conftest import totp_code
+from .conftest import post_code, post_password, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +169,24 @@ def test_a_stale_confirmation_cannot_be_consumed(personas):
         identity_confirmation_record(request)
         traveller.shift(timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS + 1))
         assert identity_confirmation_consume(request) is False
+
+
+def test_signing_in_with_password_and_code_counts_as_confirming_for_the_next_few_minutes(client, personas):
+    user = personas.headteacher
+    with time_machine.travel(START, tick=False) as traveller:
+        post_password(client, user.username)
+        post_code(client, totp_code(user.totpdevice_set.get()))
+        assert client.get(PROTECTED).status_code == 200  # no second code straight after signing in
+        traveller.shift(timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS + 5))
+        assert client.get(PROTECTED)["Location"].startswith(reverse("accounts:confirm"))
+
+
+def test_a_used_code_is_refused_with_a_sentence_that_says_to_wait_for_the_next(client, personas):
+    user = personas.headteacher
+    code = totp_code(user.totpdevice_set.get())
+    post_password(client, user.username)
+    post_code(client, code)
+    client.post(reverse("accounts:logout"))
+    post_password(client, user.username)
+    response = post_code(client, code)
+    assert "each code works only once, so if you have just used it, wait for the next one" in response.text
