@@ -174,6 +174,10 @@ def test_a_confirmation_of_other_figures_does_not_count(personas, client_for, ow
                                                   _form(personas, [owls], confirm_coverage=confirmation))
     assert response.status_code == 200 and "Schedule anyway" in response.content.decode()
     assert not VideoSession.objects.exists()
+    # Said at the top of the form too, linked to the tick box: on a phone it is a long scroll away.
+    summary = response.content.decode().split('class="alert alert-danger form-error-summary"', 1)[1].split("</div>")[0]
+    assert "Not saved yet: one thing needs your attention." in summary
+    assert 'href="#id_confirm_coverage">Few children may attend</a>' in summary
 
 
 def test_a_confirmed_shortfall_is_scheduled_audited_and_warned_on_the_session_page(personas, client_for, owls):
