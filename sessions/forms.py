@@ -92,6 +92,9 @@ class _SessionFields(forms.Form):
         self.school = school
         self.fields["platform"].queryset = Platform.objects.filter(organisation_id=school.organisation_id).order_by(
             "name")
+        platforms = list(self.fields["platform"].queryset.values_list("pk", flat=True)[:2])
+        if len(platforms) == 1 and not self.initial.get("platform"):
+            self.initial["platform"] = platforms[0]  # the organisation's only platform: nothing to choose
         self.fields["host"].queryset = school_staff(school)
         self.fields["groups"].queryset = Group.objects.filter(school=school).order_by("name")
         self.fields["pupils"].queryset = Pupil.objects.filter(

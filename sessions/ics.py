@@ -31,9 +31,9 @@ def invitation_ics(session: VideoSession) -> bytes:
     event.add("dtstart", _utc(session.starts_at))
     event.add("dtend", _utc(session.ends_at))
     event.add("summary", f"{session.title} ({session.school.name})")
+    meeting_id = f"Meeting ID: {session.meeting_id}\n" if session.meeting_id else ""
     event.add("description", f"Live video lesson with {session.school.name}.\n"
-                             f"Join: {session.meeting_url}\n"
-                             f"Meeting ID: {session.meeting_id or '-'}\n"
+                             f"Join: {session.meeting_url}\n{meeting_id}"
                              "The password is in the invitation email.")
     event.add("location", session.meeting_url)
     calendar.add_component(event)
