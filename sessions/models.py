@@ -121,8 +121,6 @@ class VideoSession(models.Model):
     gate_red_since = models.DateTimeField(null=True, blank=True)
     # When the parents already invited were told it cannot go ahead (this red spell); cleared when it resumes.
     parents_told_off_at = models.DateTimeField(null=True, blank=True)
-    # When the parents already invited were told it cannot go ahead (this red spell); cleared when it resumes.
-    parents_told_off_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
