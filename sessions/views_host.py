@@ -116,8 +116,9 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     sheet = attendance_sheet(session)
     data = request.POST if request.method == "POST" else None
     all_present = data is not None and "all_present" in data
+    marked = 0
     if all_present:
-        data = AttendanceForm.with_all_present(data, sheet.expected)
+        data, marked = AttendanceForm.with_rest_present(data, sheet.expected)
     form = AttendanceForm(data, expected=sheet.expected, others=sheet.others, recorded=sheet.recorded)
     if request.method == "POST" and not all_present and form.is_valid():
         try:
@@ -139,7 +140,7 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "sessions/attendance.html", {
         **context, "form": form, "expected_rows": form.expected_rows(), "other_rows": form.other_rows(),
         "others_open": form.others_answered(), "invited": sheet.invited, "recorded": bool(sheet.recorded),
-        "all_present": all_present,
+        "all_present": all_present, "marked_present": marked,
     })
 
 
