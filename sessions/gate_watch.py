@@ -87,7 +87,7 @@ def _gate_red_mark(session_id: int, reasons: tuple[str, ...]) -> bool:
             return False  # marked already by another run, cancelled or started
         session.gate_red_since = timezone.now()
         session.save(update_fields=["gate_red_since"])
-        message = "The session may not go ahead: " + " ".join(reasons)
+        message = SessionAlert.GATE_RED_PREFIX + " ".join(reasons)
         SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
         recipients = _gate_red_recipients(session)
         digest_items_add(users=recipients, kind=DigestItem.Kind.GATE_RED, school=session.school, related=session,

@@ -7,11 +7,13 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from schools.models import DigestItem, Membership, Role
 from sessions import gate_watch, tasks
+from sessions.gate import gate_for
 from sessions.models import SessionAlert, VideoSession
 from sessions.services import session_cancel
 from tests.sessions.sessions_setup import ZOOM_URL, flag_the_risk_assessment, scheduled_session
@@ -127,13 +129,53 @@ def test_cancelled_and_started_sessions_are_not_watched(personas):
 
 def test_the_session_page_partial_shows_since_when_the_gate_is_red(personas):
     session = scheduled_session(personas)
-    assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session})
+    assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session,
+                                                                               "gate": gate_for(session)})
     host_leaves(personas)
     gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     local = timezone.localtime(session.gate_red_since, personas.school.tz)
-    html = render_to_string("sessions/_gate_watch.html", {"session": session})
+    html = render_to_string("sessions/_gate_watch.html", {"session": session, "gate": gate_for(session)})
     assert f"A check has failed since {local:%A %-d %B %Y, %H:%M}" in html
+
+
+def _page(client_for, personas, session) -> str:
+    """The lesson's page as the headteacher sees it (the host may be off the staff)."""
+    return client_for(personas.headteacher).get(reverse("video_sessions:session", kwargs={"pk": session.pk})
+                                            ).content.decode()
+
+
+def test_green_again_before_the_next_watch_the_page_says_the_checks_pass_and_never_that_it_may_not_go_ahead(
+        personas, client_for):
+    session = scheduled_session(personas, starts_at=soon())
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    red = _page(client_for, personas, session)
+    assert "A check has failed since" in red and "The session may not go ahead" in red
+    assert "session-alert-resolved" not in red
+    host_returns(personas)  # put right; the watch clears its mark only at its next run
+    session.refresh_from_db()
+    assert session.gate_red_since is not None
+    page = _page(client_for, personas, session)
+    assert "The session may go ahead" in page
+    assert "may not go ahead" not in page and "A check has failed since" not in page
+    assert "Every check passes again: a check had failed since" in page and "Invitations go as usual." in page
+    alerts = page[page.index('id="alerts-heading"'):page.index("</section>", page.index('id="alerts-heading"'))]
+    assert "Resolved" in alerts and "The checks pass again since. At the time:" in alerts
+    assert "is not a member of staff of" in alerts
+
+
+def test_an_alert_of_an_earlier_red_spell_reads_as_resolved_while_a_new_one_is_current(personas, client_for):
+    session = scheduled_session(personas, starts_at=soon())
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    host_returns(personas)
+    gate_watch.sessions_gate_watch()
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    page = _page(client_for, personas, session)
+    assert page.count("session-alert-resolved") == 1
+    assert page.count('<strong>The session may not go ahead</strong>') == 1
 
 
 def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(personas):
