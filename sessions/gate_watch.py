@@ -42,7 +42,7 @@ from schools.notices import digest_items_add, digest_items_untold
 
 from .changes import deliveries_revise
 from .delivery_steps import session_alert_raise, session_path, session_url
-from .gate import session_gate
+from .gate import Gate, session_gate
 from .guardian_notices import guardians_tell, invited_guardians
 from .models import SessionAlert, VideoSession
 
@@ -137,15 +137,29 @@ def _resume(session_id: int) -> bool:
     return True
 
 
-def _lesson(session: VideoSession, reasons: tuple[str, ...], parents_told: int) -> dict:
+def _lesson(session: VideoSession, *, gate: Gate | None = None, parents_told: bool = False, reader=None,
+            heads: set[tuple[int, int]] = frozenset()) -> dict:
+    """One lesson as the staff emails name it. `gate` (red): each failing check's reasons with who can fix it.
+    `reader`: whether they are the school's headteacher (who can put it right) or only its host (who cannot,
+    and may cancel or wait)."""
     school = session.school
+    head = reader is not None and (reader.pk, session.school_id) in heads
     return {"title": session.title, "starts_at": timezone.localtime(session.starts_at, school.tz),
-            "time_zone": school.time_zone, "school_name": school.name, "reasons": reasons,
+            "time_zone": school.time_zone, "school_name": school.name,
+            "checks": [{"reasons": check.reasons, "fixer": check.fixer} for check in gate.failing] if gate else [],
             "host_name": session.host.get_full_name() or session.host.get_username(), "link": session_url(session),
-            "parents_told": parents_told}
+            "parents_told": parents_told, "reader_is_head": head,
+            "reader_is_host": reader is not None and reader.pk == session.host_id and not head}
 
 
-def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]]) -> int:
+def _headteachers(users, sessions) -> set[tuple[int, int]]:
+    """(user id, school id) of the headteachers among `users` at the schools of `sessions`. One query."""
+    return set(Membership.objects.filter(user_id__in={u.pk for u in users}, role=Role.HEADTEACHER,
+                                         school_id__in={s.school_id for s in sessions})
+               .values_list("user_id", "school_id"))
+
+
+def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, Gate]]) -> int:
     """Email everyone not told yet of these red lessons (starting within 24 hours), once their oldest untold
     notice is `COALESCE_FOR` old or one of their lessons starts within `TELL_AT_ONCE_WITHIN`: one email per
     person naming all of theirs. The notices are marked told in the same transaction (at-most-once per
@@ -161,6 +175,7 @@ def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...
         for item in items:
             per_user[item.user_id].append(item)
         told = []
+        heads = _headteachers({item.user for item in items}, [session for session, _ in red_soon.values()])
         for user_items in per_user.values():
             sessions = sorted({red_soon[int(i.related_id)][0] for i in user_items}, key=lambda s: (s.starts_at, s.pk))
             waited = now - min(i.created_at for i in user_items) >= COALESCE_FOR
@@ -175,8 +190,8 @@ def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...
                         organisation=sessions[0].school.organisation,
                         related=sessions[0] if len(sessions) == 1 else user,
                         context={"recipient": user,
-                                 "lessons": [_lesson(s, red_soon[s.pk][1], parents[s.pk] is not None)
-                                             for s in sessions]})
+                                 "lessons": [_lesson(s, gate=red_soon[s.pk][1], parents_told=parents[s.pk] is not None,
+                                                     reader=user, heads=heads) for s in sessions]})
             told += user_items
         DigestItem.objects.filter(pk__in=[item.pk for item in told]).update(told_at=now)
     return len({item.user_id for item in told})
@@ -212,32 +227,32 @@ def sessions_not_held(result: GateWatchResult) -> None:
 def sessions_gate_watch() -> GateWatchResult:
     """Every 5 minutes (beat): see the module docstring."""
     result = GateWatchResult()
-    gates: dict[tuple, tuple[str, ...]] = {}
+    gates: dict[tuple, Gate] = {}
     sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
                 .select_related("school__organisation", "platform", "host").order_by("pk"))
     green_marked, resumed = [], []
-    red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]] = {}
+    red_soon: dict[int, tuple[VideoSession, Gate]] = {}
     red_sent: list[int] = []
     soon = timezone.now() + URGENT_WITHIN
     for session in sessions.iterator(chunk_size=500):
         result.checked += 1
         key = (session.school_id, session.platform_id, session.host_id)
         if key not in gates:
-            gate = session_gate(school=session.school, platform=session.platform, host=session.host)
-            gates[key] = () if gate.ok else tuple(gate.reasons)
-        if not gates[key]:
+            gates[key] = session_gate(school=session.school, platform=session.platform, host=session.host)
+        gate = gates[key]
+        if gate.ok:
             if session.gate_red_since is not None:
                 green_marked.append(session.pk)
             if session.parents_told_off_at is not None:
                 resumed.append(session.pk)
             continue
         result.red += 1
-        if session.gate_red_since is None and _gate_red_mark(session.pk, gates[key]):
+        if session.gate_red_since is None and _gate_red_mark(session.pk, gate.reasons):
             result.alerted += 1
         if session.parents_told_off_at is None and session.send_at <= timezone.now():
             red_sent.append(session.pk)
         if session.starts_at <= soon:
-            red_soon[session.pk] = (session, gates[key])
+            red_soon[session.pk] = (session, gate)
     if green_marked:
         result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
         # Nobody heard of these yet, and they are no longer true.

@@ -81,6 +81,23 @@ def test_a_lesson_within_24_hours_turned_red_is_told_to_the_host_and_headteacher
             assert secret not in message.body_text + message.body_html + message.subject
 
 
+def test_the_email_says_who_can_fix_each_reason_and_what_the_reader_can_do_themselves(personas):
+    scheduled_session(personas, title="Owls phonics", starts_at=soon(0.4))  # within half an hour: told at once
+    host_leaves(personas)
+    assert gate_watch.sessions_gate_watch().told == 2
+    by_person = {m.recipient: m for m in told()}
+    fixer = "Who can fix it: The headteacher adds the host to the school's staff, or the lesson gets another host."
+    to_host, to_head = by_person[personas.teacher.email], by_person[personas.headteacher.email]
+    for message in (to_host, to_head):
+        assert fixer in message.body_text and fixer in message.body_html.replace("&#x27;", "'")
+        assert "Put it right, or cancel the lesson" not in message.body_text + message.body_html
+    assert "What you can do: you cannot put this right yourself" in to_host.body_text
+    assert "or cancel the lesson on its page" in to_host.body_text and "Wait for them" in to_host.body_text
+    assert "What you can do: as the school's headteacher, put it right" in to_head.body_text
+    assert "cannot put this right yourself" not in to_head.body_text + to_head.body_html
+    assert "cannot put this right yourself" in to_host.body_html
+
+
 def test_red_then_green_then_red_tells_again(personas):
     session = scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
