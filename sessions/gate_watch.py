@@ -16,7 +16,9 @@ gets one "cannot go ahead as planned: do not use the invitation" email, once per
 (`parents_told_off_at`); the claim meanwhile sends nothing (it re-checks the gate).
 
 Green again, `gate_red_since` set: the mark is cleared (a later red is told again) and notices nobody
-heard yet are dropped. If the parents had been told the lesson could not go ahead, the lesson resumes: its
+heard yet are dropped. Those emailed that it could not go ahead (the notices of this red spell with `told_at`)
+are emailed once that it can go ahead again, one email per person per run naming every such lesson; nobody
+who had not been told hears of it. If the parents had been told the lesson could not go ahead, the lesson resumes: its
 revision goes up (audited as a `session.updated` with nothing changed) and `changes.deliveries_revise`
 sends those already invited a fresh invitation, through the claim's usual checks, that replaces the one
 they were told not to use.
@@ -65,6 +67,7 @@ class GateWatchResult:
     told: int = 0  # staff emailed at once about lessons within 24 hours
     parents_told: int = 0  # guardians told a lesson cannot go ahead
     resumed: int = 0  # lessons green again after their parents were told
+    told_green: int = 0  # staff emailed that lessons they were told of can go ahead again
     not_held: int = 0  # lessons still red at their start
 
 
@@ -197,6 +200,44 @@ def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, Gate]]) -> int
     return len({item.user_id for item in told})
 
 
+def _gate_green_again(session_ids: list[int], parents_told: set[int]) -> tuple[int, int]:
+    """Lessons green again before their start: clear their red mark, drop the notices nobody heard of, and
+    email once each person told of this red spell (notices made since `gate_red_since`, with `told_at`) that it
+    can go ahead again, one email naming all of theirs. `parents_told`: the lessons whose parents get a fresh
+    invitation (`_resume`). One transaction: clearing the mark is what records that they were told
+    (at-most-once; the outbox then sends at-least-once). Returns (lessons cleared, people emailed)."""
+    related_type = VideoSession._meta.label_lower
+    with transaction.atomic():
+        sessions = {s.pk: s for s in VideoSession.objects.select_for_update(no_key=True, of=("self",))
+                    .filter(pk__in=session_ids, gate_red_since__isnull=False)
+                    .select_related("school__organisation", "host").order_by("pk")}
+        if not sessions:
+            return 0, 0
+        items = (DigestItem.objects.filter(kind=DigestItem.Kind.GATE_RED, related_type=related_type,
+                                           related_id__in=[str(pk) for pk in sessions], told_at__isnull=False)
+                 .select_related("user").order_by("pk"))
+        per_user: dict[int, dict[int, VideoSession]] = defaultdict(dict)
+        users = {}
+        for item in items:
+            session = sessions[int(item.related_id)]
+            if item.created_at >= session.gate_red_since and item.user.is_active and item.user.email:
+                per_user[item.user_id][session.pk] = session
+                users[item.user_id] = item.user
+        for user_id, theirs in per_user.items():
+            lessons = sorted(theirs.values(), key=lambda s: (s.starts_at, s.pk))
+            schools = {s.school_id for s in lessons}
+            email_queue(template="session-gate-green", to=users[user_id].email,
+                        school=lessons[0].school if len(schools) == 1 else None,
+                        organisation=lessons[0].school.organisation,
+                        related=lessons[0] if len(lessons) == 1 else users[user_id],
+                        context={"recipient": users[user_id],
+                                 "lessons": [_lesson(s, parents_told=s.pk in parents_told) for s in lessons]})
+        VideoSession.objects.filter(pk__in=list(sessions)).update(gate_red_since=None)
+        # Nobody heard of these yet, and they are no longer true.
+        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=related_type, related_ids=sessions).delete()
+    return len(sessions), len(per_user)
+
+
 def sessions_not_held(result: GateWatchResult) -> None:
     """Lessons marked red whose start has come: still red, they did not go ahead (see the module docstring)."""
     now = timezone.now()
@@ -254,10 +295,7 @@ def sessions_gate_watch() -> GateWatchResult:
         if session.starts_at <= soon:
             red_soon[session.pk] = (session, gate)
     if green_marked:
-        result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
-        # Nobody heard of these yet, and they are no longer true.
-        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                            related_ids=green_marked).delete()
+        result.cleared, result.told_green = _gate_green_again(green_marked, set(resumed))
     result.resumed = sum(_resume(pk) for pk in resumed)
     for pk in red_sent:
         result.parents_told += _parents_tell_off(pk) or 0

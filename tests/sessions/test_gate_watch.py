@@ -35,6 +35,10 @@ def told() -> list[OutboxMessage]:
     return list(OutboxMessage.objects.filter(template="session-gate-red").order_by("pk"))
 
 
+def told_green() -> list[OutboxMessage]:
+    return list(OutboxMessage.objects.filter(template="session-gate-green").order_by("pk"))
+
+
 def watch_a_little_later():
     """The watch's next run, once the notices have waited the few minutes in which more lessons may turn red."""
     import time_machine
@@ -107,7 +111,7 @@ def test_red_then_green_then_red_tells_again(personas):
     result = gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     assert result.cleared == 1 and session.gate_red_since is None
-    assert len(told()) == 2  # nobody is told that it is green again (the page shows it)
+    assert len(told()) == 2 and len(told_green()) == 2  # the two told it cannot go ahead hear it can again
     host_leaves(personas)
     assert gate_watch.sessions_gate_watch().alerted == 1
     watch_a_little_later()
@@ -200,7 +204,7 @@ def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(perso
     host_leaves(personas)
     assert tasks.sessions_gate_watch.delay().get() == {"checked": 1, "red": 1, "alerted": 1, "cleared": 0,
                                                        "told": 0, "parents_told": 0, "resumed": 0,
-                                                       "not_held": 0}
+                                                       "told_green": 0, "not_held": 0}
     (entry,) = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "sessions.tasks.sessions_gate_watch"]
     assert entry["schedule"] == 300.0
 
@@ -290,5 +294,45 @@ def test_a_lesson_green_again_drops_the_notices_nobody_heard_of_yet(personas):
     gate_watch.sessions_gate_watch()
     assert DigestItem.objects.count() == 2
     host_returns(personas)
-    assert gate_watch.sessions_gate_watch().cleared == 1
-    assert not DigestItem.objects.exists()
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (1, 0)
+    assert not DigestItem.objects.exists() and told_green() == []  # nobody had been told: nobody hears
+
+
+def test_staff_told_a_lesson_cannot_go_ahead_are_emailed_once_when_it_can_again_one_email_for_all(personas):
+    first = scheduled_session(personas, title="Owls phonics", starts_at=soon(2))
+    second = scheduled_session(personas, title="Bats maths", starts_at=soon(4))
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    assert watch_a_little_later().told == 2
+    host_returns(personas)
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (2, 2)
+    messages = told_green()
+    assert sorted(m.recipient for m in messages) == sorted([personas.teacher.email, personas.headteacher.email])
+    for message in messages:
+        assert message.subject == "2 lessons can go ahead again"
+        assert "can go ahead as planned" in message.body_text
+        assert '"Owls phonics"' in message.body_text and '"Bats maths"' in message.body_text
+        assert ">Bats maths</h2>" in message.body_html
+        for session in (first, second):
+            assert f"{settings.SITE_URL}/sessions/{session.pk}/" in message.body_text
+        assert ZOOM_URL not in message.body_text + message.body_html
+    assert message.kind_label == "Lesson can go ahead again"
+    assert watch_a_little_later().told_green == 0 and len(told_green()) == 2
+
+
+def test_green_again_tells_only_those_told_in_this_red_spell(personas):
+    session = scheduled_session(personas, starts_at=soon(3))
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    watch_a_little_later()  # told
+    host_returns(personas)
+    assert gate_watch.sessions_gate_watch().told_green == 2
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()  # red again, not told yet (the few minutes for more to turn red)
+    host_returns(personas)
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (1, 0) and len(told_green()) == 2
+    session.refresh_from_db()
+    assert session.gate_red_since is None

@@ -201,3 +201,6 @@ def test_green_again_after_the_parents_were_told_the_page_says_they_get_a_fresh_
     assert "may not go ahead" not in page and "If the checks pass again" not in page
     assert ("Every check passes again: a check had failed since" in page
             and "get a fresh invitation at the next check, within 5 minutes" in page)
+    assert gate_watch.sessions_gate_watch().told_green == 2  # its staff had been told at once (within 30 minutes)
+    for message in emails("session-gate-green"):
+        assert "are sent a fresh one now" in message.body_text and "are sent a fresh one now" in message.body_html
