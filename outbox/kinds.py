@@ -12,6 +12,7 @@ EMAIL_KINDS: dict[str, str] = {
     "session-not-going-ahead": "Lesson not going ahead",
     "session-alert": "Alert to the host",
     "session-gate-red": "Lesson may not go ahead",
+    "session-gate-green": "Lesson can go ahead again",
     "session-incident": "Incident report",
     "pia-waiting": "PIA waiting for you",
     "pia-signed": "PIA signed",

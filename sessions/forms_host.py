@@ -37,13 +37,17 @@ class AttendanceForm(forms.Form):
                 initial=_adult_choice(record.adult_present) if record else "unknown", required=False)
 
     @staticmethod
-    def with_all_present(data: QueryDict, expected: list[RosterChild]) -> QueryDict:
-        """The submitted answers with every expected child marked present: the "All present" button when the
-        page runs without JavaScript (with it, the page ticks the boxes itself and nothing is sent)."""
+    def with_rest_present(data: QueryDict, expected: list[RosterChild]) -> tuple[QueryDict, int]:
+        """The submitted answers with every expected child not answered yet marked present, and how many that
+        was: the "Mark the rest present" button when the page runs without JavaScript (with it, the page ticks
+        the boxes itself and nothing is sent). An answer already given, "Absent" included, is kept."""
         data = data.copy()
+        marked = 0
         for child in expected:
-            data[f"present_{child.pk}"] = "yes"
-        return data
+            if not data.get(f"present_{child.pk}"):
+                data[f"present_{child.pk}"] = "yes"
+                marked += 1
+        return data, marked
 
     def _rows(self, children: list[RosterChild]) -> list[dict]:
         return [{"child": child, "present": self[f"present_{child.pk}"], "adult": self[f"adult_{child.pk}"]}

@@ -16,7 +16,9 @@ gets one "cannot go ahead as planned: do not use the invitation" email, once per
 (`parents_told_off_at`); the claim meanwhile sends nothing (it re-checks the gate).
 
 Green again, `gate_red_since` set: the mark is cleared (a later red is told again) and notices nobody
-heard yet are dropped. If the parents had been told the lesson could not go ahead, the lesson resumes: its
+heard yet are dropped. Those emailed that it could not go ahead (the notices of this red spell with `told_at`)
+are emailed once that it can go ahead again, one email per person per run naming every such lesson; nobody
+who had not been told hears of it. If the parents had been told the lesson could not go ahead, the lesson resumes: its
 revision goes up (audited as a `session.updated` with nothing changed) and `changes.deliveries_revise`
 sends those already invited a fresh invitation, through the claim's usual checks, that replaces the one
 they were told not to use.
@@ -42,7 +44,7 @@ from schools.notices import digest_items_add, digest_items_untold
 
 from .changes import deliveries_revise
 from .delivery_steps import session_alert_raise, session_path, session_url
-from .gate import session_gate
+from .gate import Gate, session_gate
 from .guardian_notices import guardians_tell, invited_guardians
 from .models import SessionAlert, VideoSession
 
@@ -65,6 +67,7 @@ class GateWatchResult:
     told: int = 0  # staff emailed at once about lessons within 24 hours
     parents_told: int = 0  # guardians told a lesson cannot go ahead
     resumed: int = 0  # lessons green again after their parents were told
+    told_green: int = 0  # staff emailed that lessons they were told of can go ahead again
     not_held: int = 0  # lessons still red at their start
 
 
@@ -87,7 +90,7 @@ def _gate_red_mark(session_id: int, reasons: tuple[str, ...]) -> bool:
             return False  # marked already by another run, cancelled or started
         session.gate_red_since = timezone.now()
         session.save(update_fields=["gate_red_since"])
-        message = "The session may not go ahead: " + " ".join(reasons)
+        message = SessionAlert.GATE_RED_PREFIX + " ".join(reasons)
         SessionAlert.objects.create(session=session, kind=SessionAlert.Kind.GATE_RED, message=message[:500])
         recipients = _gate_red_recipients(session)
         digest_items_add(users=recipients, kind=DigestItem.Kind.GATE_RED, school=session.school, related=session,
@@ -137,15 +140,29 @@ def _resume(session_id: int) -> bool:
     return True
 
 
-def _lesson(session: VideoSession, reasons: tuple[str, ...], parents_told: int) -> dict:
+def _lesson(session: VideoSession, *, gate: Gate | None = None, parents_told: bool = False, reader=None,
+            heads: set[tuple[int, int]] = frozenset()) -> dict:
+    """One lesson as the staff emails name it. `gate` (red): each failing check's reasons with who can fix it.
+    `reader`: whether they are the school's headteacher (who can put it right) or only its host (who cannot,
+    and may cancel or wait)."""
     school = session.school
+    head = reader is not None and (reader.pk, session.school_id) in heads
     return {"title": session.title, "starts_at": timezone.localtime(session.starts_at, school.tz),
-            "time_zone": school.time_zone, "school_name": school.name, "reasons": reasons,
+            "time_zone": school.time_zone, "school_name": school.name,
+            "checks": [{"reasons": check.reasons, "fixer": check.fixer} for check in gate.failing] if gate else [],
             "host_name": session.host.get_full_name() or session.host.get_username(), "link": session_url(session),
-            "parents_told": parents_told}
+            "parents_told": parents_told, "reader_is_head": head,
+            "reader_is_host": reader is not None and reader.pk == session.host_id and not head}
 
 
-def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]]) -> int:
+def _headteachers(users, sessions) -> set[tuple[int, int]]:
+    """(user id, school id) of the headteachers among `users` at the schools of `sessions`. One query."""
+    return set(Membership.objects.filter(user_id__in={u.pk for u in users}, role=Role.HEADTEACHER,
+                                         school_id__in={s.school_id for s in sessions})
+               .values_list("user_id", "school_id"))
+
+
+def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, Gate]]) -> int:
     """Email everyone not told yet of these red lessons (starting within 24 hours), once their oldest untold
     notice is `COALESCE_FOR` old or one of their lessons starts within `TELL_AT_ONCE_WITHIN`: one email per
     person naming all of theirs. The notices are marked told in the same transaction (at-most-once per
@@ -161,6 +178,7 @@ def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...
         for item in items:
             per_user[item.user_id].append(item)
         told = []
+        heads = _headteachers({item.user for item in items}, [session for session, _ in red_soon.values()])
         for user_items in per_user.values():
             sessions = sorted({red_soon[int(i.related_id)][0] for i in user_items}, key=lambda s: (s.starts_at, s.pk))
             waited = now - min(i.created_at for i in user_items) >= COALESCE_FOR
@@ -175,11 +193,49 @@ def _gate_red_tell_urgent(red_soon: dict[int, tuple[VideoSession, tuple[str, ...
                         organisation=sessions[0].school.organisation,
                         related=sessions[0] if len(sessions) == 1 else user,
                         context={"recipient": user,
-                                 "lessons": [_lesson(s, red_soon[s.pk][1], parents[s.pk] is not None)
-                                             for s in sessions]})
+                                 "lessons": [_lesson(s, gate=red_soon[s.pk][1], parents_told=parents[s.pk] is not None,
+                                                     reader=user, heads=heads) for s in sessions]})
             told += user_items
         DigestItem.objects.filter(pk__in=[item.pk for item in told]).update(told_at=now)
     return len({item.user_id for item in told})
+
+
+def _gate_green_again(session_ids: list[int], parents_told: set[int]) -> tuple[int, int]:
+    """Lessons green again before their start: clear their red mark, drop the notices nobody heard of, and
+    email once each person told of this red spell (notices made since `gate_red_since`, with `told_at`) that it
+    can go ahead again, one email naming all of theirs. `parents_told`: the lessons whose parents get a fresh
+    invitation (`_resume`). One transaction: clearing the mark is what records that they were told
+    (at-most-once; the outbox then sends at-least-once). Returns (lessons cleared, people emailed)."""
+    related_type = VideoSession._meta.label_lower
+    with transaction.atomic():
+        sessions = {s.pk: s for s in VideoSession.objects.select_for_update(no_key=True, of=("self",))
+                    .filter(pk__in=session_ids, gate_red_since__isnull=False)
+                    .select_related("school__organisation", "host").order_by("pk")}
+        if not sessions:
+            return 0, 0
+        items = (DigestItem.objects.filter(kind=DigestItem.Kind.GATE_RED, related_type=related_type,
+                                           related_id__in=[str(pk) for pk in sessions], told_at__isnull=False)
+                 .select_related("user").order_by("pk"))
+        per_user: dict[int, dict[int, VideoSession]] = defaultdict(dict)
+        users = {}
+        for item in items:
+            session = sessions[int(item.related_id)]
+            if item.created_at >= session.gate_red_since and item.user.is_active and item.user.email:
+                per_user[item.user_id][session.pk] = session
+                users[item.user_id] = item.user
+        for user_id, theirs in per_user.items():
+            lessons = sorted(theirs.values(), key=lambda s: (s.starts_at, s.pk))
+            schools = {s.school_id for s in lessons}
+            email_queue(template="session-gate-green", to=users[user_id].email,
+                        school=lessons[0].school if len(schools) == 1 else None,
+                        organisation=lessons[0].school.organisation,
+                        related=lessons[0] if len(lessons) == 1 else users[user_id],
+                        context={"recipient": users[user_id],
+                                 "lessons": [_lesson(s, parents_told=s.pk in parents_told) for s in lessons]})
+        VideoSession.objects.filter(pk__in=list(sessions)).update(gate_red_since=None)
+        # Nobody heard of these yet, and they are no longer true.
+        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=related_type, related_ids=sessions).delete()
+    return len(sessions), len(per_user)
 
 
 def sessions_not_held(result: GateWatchResult) -> None:
@@ -212,37 +268,34 @@ def sessions_not_held(result: GateWatchResult) -> None:
 def sessions_gate_watch() -> GateWatchResult:
     """Every 5 minutes (beat): see the module docstring."""
     result = GateWatchResult()
-    gates: dict[tuple, tuple[str, ...]] = {}
+    gates: dict[tuple, Gate] = {}
     sessions = (VideoSession.objects.filter(status=VideoSession.Status.SCHEDULED, starts_at__gt=Now())
                 .select_related("school__organisation", "platform", "host").order_by("pk"))
     green_marked, resumed = [], []
-    red_soon: dict[int, tuple[VideoSession, tuple[str, ...]]] = {}
+    red_soon: dict[int, tuple[VideoSession, Gate]] = {}
     red_sent: list[int] = []
     soon = timezone.now() + URGENT_WITHIN
     for session in sessions.iterator(chunk_size=500):
         result.checked += 1
         key = (session.school_id, session.platform_id, session.host_id)
         if key not in gates:
-            gate = session_gate(school=session.school, platform=session.platform, host=session.host)
-            gates[key] = () if gate.ok else tuple(gate.reasons)
-        if not gates[key]:
+            gates[key] = session_gate(school=session.school, platform=session.platform, host=session.host)
+        gate = gates[key]
+        if gate.ok:
             if session.gate_red_since is not None:
                 green_marked.append(session.pk)
             if session.parents_told_off_at is not None:
                 resumed.append(session.pk)
             continue
         result.red += 1
-        if session.gate_red_since is None and _gate_red_mark(session.pk, gates[key]):
+        if session.gate_red_since is None and _gate_red_mark(session.pk, gate.reasons):
             result.alerted += 1
         if session.parents_told_off_at is None and session.send_at <= timezone.now():
             red_sent.append(session.pk)
         if session.starts_at <= soon:
-            red_soon[session.pk] = (session, gates[key])
+            red_soon[session.pk] = (session, gate)
     if green_marked:
-        result.cleared = VideoSession.objects.filter(pk__in=green_marked).update(gate_red_since=None)
-        # Nobody heard of these yet, and they are no longer true.
-        digest_items_untold(kind=DigestItem.Kind.GATE_RED, related_type=VideoSession._meta.label_lower,
-                            related_ids=green_marked).delete()
+        result.cleared, result.told_green = _gate_green_again(green_marked, set(resumed))
     result.resumed = sum(_resume(pk) for pk in resumed)
     for pk in red_sent:
         result.parents_told += _parents_tell_off(pk) or 0

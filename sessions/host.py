@@ -105,6 +105,27 @@ def session_alerts(session: VideoSession, limit: int = 20) -> list[SessionAlert]
     return list(SessionAlert.objects.filter(session=session).order_by("-created_at", "-pk")[:limit])
 
 
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as the session page lists it. `resolved`: a "may not go ahead" alert that is no longer true, the
+    checks passing again since (the page's gate is green now, or the alert is of an earlier red spell)."""
+
+    alert: SessionAlert
+    resolved: bool = False
+
+    @property
+    def reasons(self) -> str:
+        return self.alert.message.removeprefix(SessionAlert.GATE_RED_PREFIX)
+
+
+def alert_rows(alerts: Iterable[SessionAlert], *, gate_ok: bool, red_since: datetime | None) -> list[AlertRow]:
+    """The alerts with their "may not go ahead" ones marked resolved when the gate computed for the page is
+    green: the watch clears `gate_red_since` only at its next run, and the page must not say both."""
+    return [AlertRow(alert, alert.kind == SessionAlert.Kind.GATE_RED
+                     and (gate_ok or red_since is None or alert.created_at < red_since))
+            for alert in alerts]
+
+
 # --- Roster ---------------------------------------------------------------------------------------------------
 
 

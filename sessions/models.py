@@ -247,6 +247,9 @@ class SessionAlert(models.Model):
         INCIDENT = "incident", "Incident reported"
         NOT_HELD = "not_held", "The lesson did not go ahead"
 
+    # How a GATE_RED alert's message begins; its reasons follow.
+    GATE_RED_PREFIX = "The session may not go ahead: "
+
     session = models.ForeignKey(VideoSession, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=30, choices=Kind.choices)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="+")

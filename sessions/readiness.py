@@ -6,7 +6,9 @@ children and parents (one read of each kind, whatever the page holds):
 - the gate (`gates_for_sessions`): green, or red with its first reason and who can put it right;
 - consent coverage: how many of the lesson's children may attend, counted with the one eligibility rule
   that the invitations use (`sessions.eligibility`), so the figure is the roster the host will see;
-- the invitations: not yet due (with the time they go), sent n of m, failed n, possible duplicates.
+- the invitations: not yet due (with the time they go), sent n of m, failed n, possible duplicates; when due
+  with none made, why: the gate is red, they are being prepared (the planner runs every minute), or nobody
+  has consent — the same reasons, in the same order, as the session page.
 """
 
 from collections import Counter, defaultdict
@@ -68,6 +70,20 @@ class Readiness:
     gate: Gate | None  # None for a cancelled lesson
     coverage: Coverage
     invitations: Invitations
+    started: bool = False
+
+    @property
+    def invitations_label(self) -> str:
+        """The invitations in words, with the true reason when none were made though the send time has come."""
+        if not self.invitations.due or self.invitations.planned:
+            return self.invitations.label
+        if self.blocked:
+            return "None sent while the lesson cannot go ahead"
+        if self.coverage.may_attend and not self.started:
+            return "Being prepared: they go within a minute"
+        if self.coverage.may_attend:
+            return "None went out before the start"
+        return "None to send: no parent or carer has active consent"
 
     @property
     def cancelled(self) -> bool:
@@ -136,7 +152,7 @@ def sessions_readiness(sessions: Iterable[VideoSession], now: datetime | None = 
     invitations = invitations_of_sessions(sessions, now)
     return [
         Readiness(session=s, local_start=timezone.localtime(s.starts_at, s.school.tz), gate=gates.get(s.pk),
-                  coverage=coverage[s.pk], invitations=invitations[s.pk])
+                  coverage=coverage[s.pk], invitations=invitations[s.pk], started=s.starts_at <= now)
         for s in sessions
     ]
 

@@ -211,8 +211,9 @@ def _detail_context(request: HttpRequest, session: VideoSession, revealed: str |
     protocol = effective_protocol(session.school)
     changeable = (session.status == VideoSession.Status.SCHEDULED and session.starts_at > timezone.now()
                   and may_change(request.user, session))
+    gate = gate_for(session)
     return {
-        "active_nav": NAV, "session": session, "local": _local(session), "gate": gate_for(session),
+        "active_nav": NAV, "session": session, "local": _local(session), "gate": gate,
         "protocol": protocol, "reminders": parent_reminders(protocol), "checklist": host_checklist(protocol),
         "groups": session.groups.order_by("name"), "pupil_count": session.pupils.count(),
         "coverage": session_coverage(session),
@@ -220,7 +221,7 @@ def _detail_context(request: HttpRequest, session: VideoSession, revealed: str |
         "may_change": changeable, "may_reveal": may_change(request.user, session) and bool(session.password),
         "link_host": _link_host(session.meeting_url), "series_count": (
             VideoSession.objects.filter(series=session.series).count() if session.series else 1),
-        **host_context(request, session),
+        **host_context(request, session, gate),
     }
 
 

@@ -18,7 +18,9 @@ from schools.models import SCHOOL_ROLES
 from schools.scope import scope_for, scoped_get_or_404, staff_required
 
 from .forms_host import AttendanceForm, IncidentForm
+from .gate import Gate
 from .host import (
+    alert_rows,
     attendance_record,
     attendance_sheet,
     deliveries_for_page,
@@ -51,9 +53,10 @@ def _local(session: VideoSession, value=None):
     return timezone.localtime(value or session.starts_at, session.school.tz)
 
 
-def host_context(request: HttpRequest, session: VideoSession) -> dict:
-    """What the session page shows beside the details: the invitations (counts, one page of rows), the alerts,
-    the incidents and the roster's counts. A constant number of queries, whatever the number of invitations."""
+def host_context(request: HttpRequest, session: VideoSession, gate: Gate) -> dict:
+    """What the session page shows beside the details: the invitations (counts, one page of rows), the alerts
+    (read against `gate`, the one the page shows), the incidents and the roster's counts. A constant number of
+    queries, whatever the number of invitations."""
     status = request.GET.get("status") or ""
     if status not in Delivery.Status.values:
         status = ""
@@ -69,7 +72,8 @@ def host_context(request: HttpRequest, session: VideoSession) -> dict:
         "delivery_page": page, "delivery_rows": delivery_rows(page), "page": page,
         "query": f"status={status}" if status else "",
         "send_local": _local(session, session.send_at), "send_time_passed": timezone.now() >= session.send_at,
-        "alerts": session_alerts(session), "incidents": incidents,
+        "alerts": alert_rows(session_alerts(session), gate_ok=gate.ok, red_since=session.gate_red_since),
+        "incidents": incidents,
         "roster_admitted": len(roster.admitted), "roster_refused": len(roster.refused),
         "started": session_started(session), "may_record_attendance": may_change(request.user, session),
         "may_report_incident": bool(roles & SCHOOL_ROLES),
@@ -116,8 +120,9 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     sheet = attendance_sheet(session)
     data = request.POST if request.method == "POST" else None
     all_present = data is not None and "all_present" in data
+    marked = 0
     if all_present:
-        data = AttendanceForm.with_all_present(data, sheet.expected)
+        data, marked = AttendanceForm.with_rest_present(data, sheet.expected)
     form = AttendanceForm(data, expected=sheet.expected, others=sheet.others, recorded=sheet.recorded)
     if request.method == "POST" and not all_present and form.is_valid():
         try:
@@ -139,7 +144,7 @@ def session_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "sessions/attendance.html", {
         **context, "form": form, "expected_rows": form.expected_rows(), "other_rows": form.other_rows(),
         "others_open": form.others_answered(), "invited": sheet.invited, "recorded": bool(sheet.recorded),
-        "all_present": all_present,
+        "all_present": all_present, "marked_present": marked,
     })
 
 

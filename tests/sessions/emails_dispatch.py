@@ -88,7 +88,8 @@ def produce_changes(personas, *, cancel: VideoSession) -> None:
     host from the school's staff: the gate watch tells the parents invited to the third not to use it
     (session-not-going-ahead), and the host and the headteacher of both a few minutes later
     (session-gate-red); a fifth, three days ahead, goes red too and waits for the next morning's daily digest
-    (daily-digest)."""
+    (daily-digest); then the host is back on the staff, and the host and the headteacher are told the lessons
+    they heard of can go ahead again (session-gate-green)."""
     import time_machine
 
     from schools.digest import digest_dispatch
@@ -129,3 +130,7 @@ def produce_changes(personas, *, cancel: VideoSession) -> None:
     assert next_morning < later.starts_at
     with time_machine.travel(next_morning, tick=False):
         assert digest_dispatch().due >= 1
+    # The host is back on the staff: those told the third and fourth could not go ahead hear they can again
+    # (session-gate-green).
+    MembershipFactory(school=personas.school, role=Role.TEACHER, user=host)
+    assert sessions_gate_watch().told_green == 2

@@ -1,4 +1,4 @@
-"""Attendance that fits the lesson: the children invited first with "All present", the rest of the group
+"""Attendance that fits the lesson: the children invited first with "Mark the rest present", the rest of the group
 folded away and answered only for a child who joined anyway; names nobody can mistake on the roster and the
 attendance form."""
 
@@ -76,7 +76,7 @@ def test_attendance_for_2_invited_of_a_36_child_class_is_saved_with_the_2_answer
     page = client.get(_url("attendance", session)).content.decode()
     invited = _section(page, 'class="table align-middle attendance-table attendance-expected', "</table>")
     assert invited.count('class="attendance-row') == 2 and "Ava" in invited and "Ben" in invited
-    assert "Invited <span" in page and ">All present</button>" in page
+    assert "Invited <span" in page and ">Mark the rest present</button>" in page
     assert '<details class="attendance-others mb-4">' in page  # folded away, not open
     assert page.count('class="attendance-row') == 36
 
@@ -89,7 +89,7 @@ def test_attendance_for_2_invited_of_a_36_child_class_is_saved_with_the_2_answer
     assert entry.data["children"] == 2 and entry.data["present"] == 1
 
 
-def test_all_present_without_javascript_marks_the_invited_children_and_saves_nothing_yet(
+def test_mark_the_rest_present_without_javascript_fills_only_the_unanswered_and_saves_nothing_yet(
         personas, client_for, class_of_36):
     session, ava, ben, rest = class_of_36
     client = client_for(personas.teacher)
@@ -97,17 +97,19 @@ def test_all_present_without_javascript_marks_the_invited_children_and_saves_not
                                                           f"adult_{ava.pk}": "yes"})
     page = response.content.decode()
     assert response.status_code == 200 and not Attendance.objects.exists()
-    assert "Everyone invited is marked present. Change anyone who was absent, then save." in page
-    for child in (ava, ben):
-        assert f'name="present_{child.pk}" value="yes" id="id_present_{child.pk}_0" checked' in page
+    assert "1 child not yet answered is marked present. Change anyone who was absent, then save." in page
+    assert f'name="present_{ava.pk}" value="yes" id="id_present_{ava.pk}_0" checked' in page
+    assert f'name="present_{ben.pk}" value="no" id="id_present_{ben.pk}_1" checked' in page  # Absent: kept
+    assert f'name="present_{ben.pk}" value="yes" id="id_present_{ben.pk}_0">' in page
     assert f'name="adult_{ava.pk}" value="yes" id="id_adult_{ava.pk}_0" checked' in page  # kept
     assert "have no answer" not in page
     assert f'name="present_{rest[0].pk}" value="yes" id="id_present_{rest[0].pk}_0">' in page  # not invited: untouched
 
     # The page now holds the answers: one more tap saves them.
     assert client.post(_url("attendance", session), {f"present_{ava.pk}": "yes", f"adult_{ava.pk}": "yes",
-                                                      f"present_{ben.pk}": "yes"}).status_code == 302
-    assert Attendance.objects.filter(session=session, present=True).count() == 2
+                                                      f"present_{ben.pk}": "no"}).status_code == 302
+    saved = {a.pupil_id: a.present for a in Attendance.objects.filter(session=session)}
+    assert saved == {ava.pk: True, ben.pk: False}
 
 
 def test_a_child_who_was_not_invited_can_still_be_marked_and_is_flagged(personas, client_for, class_of_36):
@@ -163,13 +165,22 @@ def test_a_child_invited_whose_parent_withdrew_is_still_asked_about(personas, cl
     assert "No consent now" in invited and "No invitation went out" in invited
 
 
+def test_mark_the_rest_present_with_everyone_answered_changes_nothing(personas, client_for, class_of_36):
+    session, ava, ben, _ = class_of_36
+    page = client_for(personas.teacher).post(_url("attendance", session), {
+        "all_present": "1", f"present_{ava.pk}": "no", f"present_{ben.pk}": "no"}).content.decode()
+    assert "Every invited child already has an answer: nothing was changed." in page
+    for child in (ava, ben):
+        assert f'name="present_{child.pk}" value="no" id="id_present_{child.pk}_1" checked' in page
+
+
 def test_with_nobody_invited_the_page_says_so_and_a_joiner_can_be_recorded(personas, client_for):
     group = GroupFactory(school=personas.school)
     cal = _child(personas, group, "Cal")
     session = _started(personas, group)
     client = client_for(personas.teacher)
     page = client.get(_url("attendance", session)).content.decode()
-    assert "Nobody was invited" in page and "All present" not in page
+    assert "Nobody was invited" in page and "Mark the rest present" not in page
     assert "Nothing to save: answer for at least one child." in client.post(_url("attendance", session),
                                                                            {}).content.decode()
     assert client.post(_url("attendance", session), {f"present_{cal.pk}": "yes"}).status_code == 302

@@ -7,11 +7,13 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from schools.models import DigestItem, Membership, Role
 from sessions import gate_watch, tasks
+from sessions.gate import gate_for
 from sessions.models import SessionAlert, VideoSession
 from sessions.services import session_cancel
 from tests.sessions.sessions_setup import ZOOM_URL, flag_the_risk_assessment, scheduled_session
@@ -31,6 +33,10 @@ def host_returns(personas):
 
 def told() -> list[OutboxMessage]:
     return list(OutboxMessage.objects.filter(template="session-gate-red").order_by("pk"))
+
+
+def told_green() -> list[OutboxMessage]:
+    return list(OutboxMessage.objects.filter(template="session-gate-green").order_by("pk"))
 
 
 def watch_a_little_later():
@@ -79,6 +85,23 @@ def test_a_lesson_within_24_hours_turned_red_is_told_to_the_host_and_headteacher
             assert secret not in message.body_text + message.body_html + message.subject
 
 
+def test_the_email_says_who_can_fix_each_reason_and_what_the_reader_can_do_themselves(personas):
+    scheduled_session(personas, title="Owls phonics", starts_at=soon(0.4))  # within half an hour: told at once
+    host_leaves(personas)
+    assert gate_watch.sessions_gate_watch().told == 2
+    by_person = {m.recipient: m for m in told()}
+    fixer = "Who can fix it: The headteacher adds the host to the school's staff, or the lesson gets another host."
+    to_host, to_head = by_person[personas.teacher.email], by_person[personas.headteacher.email]
+    for message in (to_host, to_head):
+        assert fixer in message.body_text and fixer in message.body_html.replace("&#x27;", "'")
+        assert "Put it right, or cancel the lesson" not in message.body_text + message.body_html
+    assert "What you can do: you cannot put this right yourself" in to_host.body_text
+    assert "or cancel the lesson on its page" in to_host.body_text and "Wait for them" in to_host.body_text
+    assert "What you can do: as the school's headteacher, put it right" in to_head.body_text
+    assert "cannot put this right yourself" not in to_head.body_text + to_head.body_html
+    assert "cannot put this right yourself" in to_host.body_html
+
+
 def test_red_then_green_then_red_tells_again(personas):
     session = scheduled_session(personas, starts_at=soon())
     host_leaves(personas)
@@ -88,7 +111,7 @@ def test_red_then_green_then_red_tells_again(personas):
     result = gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     assert result.cleared == 1 and session.gate_red_since is None
-    assert len(told()) == 2  # nobody is told that it is green again (the page shows it)
+    assert len(told()) == 2 and len(told_green()) == 2  # the two told it cannot go ahead hear it can again
     host_leaves(personas)
     assert gate_watch.sessions_gate_watch().alerted == 1
     watch_a_little_later()
@@ -127,13 +150,53 @@ def test_cancelled_and_started_sessions_are_not_watched(personas):
 
 def test_the_session_page_partial_shows_since_when_the_gate_is_red(personas):
     session = scheduled_session(personas)
-    assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session})
+    assert "failed since" not in render_to_string("sessions/_gate_watch.html", {"session": session,
+                                                                               "gate": gate_for(session)})
     host_leaves(personas)
     gate_watch.sessions_gate_watch()
     session.refresh_from_db()
     local = timezone.localtime(session.gate_red_since, personas.school.tz)
-    html = render_to_string("sessions/_gate_watch.html", {"session": session})
+    html = render_to_string("sessions/_gate_watch.html", {"session": session, "gate": gate_for(session)})
     assert f"A check has failed since {local:%A %-d %B %Y, %H:%M}" in html
+
+
+def _page(client_for, personas, session) -> str:
+    """The lesson's page as the headteacher sees it (the host may be off the staff)."""
+    return client_for(personas.headteacher).get(reverse("video_sessions:session", kwargs={"pk": session.pk})
+                                            ).content.decode()
+
+
+def test_green_again_before_the_next_watch_the_page_says_the_checks_pass_and_never_that_it_may_not_go_ahead(
+        personas, client_for):
+    session = scheduled_session(personas, starts_at=soon())
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    red = _page(client_for, personas, session)
+    assert "A check has failed since" in red and "The session may not go ahead" in red
+    assert "session-alert-resolved" not in red
+    host_returns(personas)  # put right; the watch clears its mark only at its next run
+    session.refresh_from_db()
+    assert session.gate_red_since is not None
+    page = _page(client_for, personas, session)
+    assert "The session may go ahead" in page
+    assert "may not go ahead" not in page and "A check has failed since" not in page
+    assert "Every check passes again: a check had failed since" in page and "Invitations go as usual." in page
+    alerts = page[page.index('id="alerts-heading"'):page.index("</section>", page.index('id="alerts-heading"'))]
+    assert "Resolved" in alerts and "The checks pass again since. At the time:" in alerts
+    assert "is not a member of staff of" in alerts
+
+
+def test_an_alert_of_an_earlier_red_spell_reads_as_resolved_while_a_new_one_is_current(personas, client_for):
+    session = scheduled_session(personas, starts_at=soon())
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    host_returns(personas)
+    gate_watch.sessions_gate_watch()
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    page = _page(client_for, personas, session)
+    assert page.count("session-alert-resolved") == 1
+    assert page.count('<strong>The session may not go ahead</strong>') == 1
 
 
 def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(personas):
@@ -141,7 +204,7 @@ def test_the_task_runs_the_watch_and_beat_runs_the_task_every_five_minutes(perso
     host_leaves(personas)
     assert tasks.sessions_gate_watch.delay().get() == {"checked": 1, "red": 1, "alerted": 1, "cleared": 0,
                                                        "told": 0, "parents_told": 0, "resumed": 0,
-                                                       "not_held": 0}
+                                                       "told_green": 0, "not_held": 0}
     (entry,) = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "sessions.tasks.sessions_gate_watch"]
     assert entry["schedule"] == 300.0
 
@@ -231,5 +294,45 @@ def test_a_lesson_green_again_drops_the_notices_nobody_heard_of_yet(personas):
     gate_watch.sessions_gate_watch()
     assert DigestItem.objects.count() == 2
     host_returns(personas)
-    assert gate_watch.sessions_gate_watch().cleared == 1
-    assert not DigestItem.objects.exists()
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (1, 0)
+    assert not DigestItem.objects.exists() and told_green() == []  # nobody had been told: nobody hears
+
+
+def test_staff_told_a_lesson_cannot_go_ahead_are_emailed_once_when_it_can_again_one_email_for_all(personas):
+    first = scheduled_session(personas, title="Owls phonics", starts_at=soon(2))
+    second = scheduled_session(personas, title="Bats maths", starts_at=soon(4))
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    assert watch_a_little_later().told == 2
+    host_returns(personas)
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (2, 2)
+    messages = told_green()
+    assert sorted(m.recipient for m in messages) == sorted([personas.teacher.email, personas.headteacher.email])
+    for message in messages:
+        assert message.subject == "2 lessons can go ahead again"
+        assert "can go ahead as planned" in message.body_text
+        assert '"Owls phonics"' in message.body_text and '"Bats maths"' in message.body_text
+        assert ">Bats maths</h2>" in message.body_html
+        for session in (first, second):
+            assert f"{settings.SITE_URL}/sessions/{session.pk}/" in message.body_text
+        assert ZOOM_URL not in message.body_text + message.body_html
+    assert message.kind_label == "Lesson can go ahead again"
+    assert watch_a_little_later().told_green == 0 and len(told_green()) == 2
+
+
+def test_green_again_tells_only_those_told_in_this_red_spell(personas):
+    session = scheduled_session(personas, starts_at=soon(3))
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    watch_a_little_later()  # told
+    host_returns(personas)
+    assert gate_watch.sessions_gate_watch().told_green == 2
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()  # red again, not told yet (the few minutes for more to turn red)
+    host_returns(personas)
+    result = gate_watch.sessions_gate_watch()
+    assert (result.cleared, result.told_green) == (1, 0) and len(told_green()) == 2
+    session.refresh_from_db()
+    assert session.gate_red_since is None

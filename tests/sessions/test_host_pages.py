@@ -92,10 +92,35 @@ def test_before_the_send_time_the_page_says_when_invitations_go(personas, client
 
 
 def test_after_the_send_time_without_invitations_the_page_says_nobody_consented(personas, client_for):
+    green_gate(personas)
     group = GroupFactory(school=personas.school)
+    group.pupils.add(pupil_at(personas.school))
     session = _session(personas, group, minutes_from_now=20, lead_minutes=60)
     page = client_for(personas.teacher).get(_url("session", session)).content.decode()
-    assert "No invitation has been made" in page
+    assert "No invitation has been made: no parent or carer of the children in this session has active consent" in page
+    assert "Being prepared" not in page and "cannot go ahead" not in page
+
+
+def test_after_the_send_time_with_a_red_gate_the_page_gives_the_gate_as_the_reason_not_consent(
+        personas, client_for):
+    group = GroupFactory(school=personas.school)
+    consenting_family(personas.school, group, first_names=("Ava",))
+    consenting_family(personas.school, group, first_names=("Ben",))
+    session = _session(personas, group, minutes_from_now=20, lead_minutes=60)  # no signed PIA: red
+    page = client_for(personas.teacher).get(_url("session", session)).content.decode()
+    assert "No invitation is sent while the lesson cannot go ahead" in page
+    assert "active consent" in page and "no parent or carer" not in page
+
+
+def test_after_the_send_time_with_consent_and_no_invitation_yet_the_page_says_they_are_being_prepared(
+        personas, client_for):
+    green_gate(personas)
+    group = GroupFactory(school=personas.school)
+    consenting_family(personas.school, group, first_names=("Ava",))
+    session = _session(personas, group, minutes_from_now=20, lead_minutes=60)
+    page = client_for(personas.teacher).get(_url("session", session)).content.decode()
+    assert "Being prepared: invitations go within a minute" in page
+    assert "no parent or carer" not in page and "cannot go ahead" not in page
 
 
 def test_a_long_list_of_invitations_is_paginated(personas, client_for):

@@ -186,3 +186,21 @@ def test_the_lesson_page_says_the_parents_were_told_and_then_that_it_did_not_go_
     assert "Did not go ahead" in page and "This lesson did not go ahead" in page
     response = client.get(f"/sessions/{session.pk}/attendance/", follow=True)
     assert "The lesson did not go ahead: there is no attendance to record" in response.content.decode()
+
+
+def test_green_again_after_the_parents_were_told_the_page_says_they_get_a_fresh_invitation_within_5_minutes(
+        personas, lesson, client_for):
+    from django.urls import reverse
+
+    session, _told, _withdrawn, _never = lesson
+    host_leaves(personas)
+    gate_watch.sessions_gate_watch()
+    host_returns(personas)  # before the watch's next run
+    page = client_for(personas.teacher).get(reverse("video_sessions:session", kwargs={"pk": session.pk})
+                                            ).content.decode()
+    assert "may not go ahead" not in page and "If the checks pass again" not in page
+    assert ("Every check passes again: a check had failed since" in page
+            and "get a fresh invitation at the next check, within 5 minutes" in page)
+    assert gate_watch.sessions_gate_watch().told_green == 2  # its staff had been told at once (within 30 minutes)
+    for message in emails("session-gate-green"):
+        assert "are sent a fresh one now" in message.body_text and "are sent a fresh one now" in message.body_html

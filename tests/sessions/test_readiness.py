@@ -134,3 +134,23 @@ def test_invitations_not_yet_due_say_so(personas, client_for):
     scheduled_session(personas, title="Tomorrow")
     page = client_for(personas.teacher).get(reverse("video_sessions:list")).content.decode()
     assert "Not yet due" in page
+
+
+def test_invitations_due_but_none_made_give_the_true_reason_on_the_list_and_the_home_page(personas, client_for):
+    consenting = _class_with_answers(personas.school, ["given", "given"])
+    nobody = _class_with_answers(personas.school, ["none", "refused"])
+    ready = scheduled_session(personas, title="Ready", groups=[consenting])
+    no_consent = scheduled_session(personas, title="No consent", groups=[nobody])
+    red = session_row(personas.school, personas.dpo, title="Red")  # the DPO is not the school's staff
+    red.groups.add(consenting)
+    VideoSession.objects.update(send_at=timezone.now() - dt.timedelta(minutes=1))
+    sessions = VideoSession.objects.select_related("school__organisation", "host", "platform")
+    labels = {r.session.pk: r.invitations_label for r in sessions_readiness(sessions)}
+    assert labels == {ready.pk: "Being prepared: they go within a minute",
+                      no_consent.pk: "None to send: no parent or carer has active consent",
+                      red.pk: "None sent while the lesson cannot go ahead"}
+    client = client_for(personas.headteacher)
+    listed = client.get(reverse("video_sessions:list")).content.decode()
+    home = client.get(reverse("schools:dashboard")).content.decode()
+    for label in labels.values():
+        assert label in listed and label.lower() in home
