@@ -386,3 +386,23 @@ def test_the_other_schools_home_page_and_lessons_list_show_the_amber_notice(clie
     home = client.get(reverse("schools:dashboard")).content.decode()
     assert notice in home and "Cannot go ahead yet" not in home
     assert notice in client.get(reverse("video_sessions:list")).content.decode()
+
+
+def test_the_heads_review_is_named_after_the_school_it_stops_and_comes_before_slower_items(client, personas):
+    from consent.models import RightsRequest
+    from tests.consent.consent_setup import guardian_of, pupil_at
+
+    fed = federation(personas)
+    RightsRequest.objects.create(school=personas.school, guardian=guardian_of(pupil_at(personas.school)),
+                                 guardian_label="A parent", kind=RightsRequest.Kind.CORRECTION,
+                                 received_at=timezone.now() - dt.timedelta(days=3),
+                                 due_on=timezone.localdate() + dt.timedelta(days=31))
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    todos = client.get(reverse("schools:dashboard")).context["home"].needs_you
+    assert [todo.kind for todo in todos] == ["review", "answer"]  # the review stops lessons: first
+    assert todos[0].school_name == "Laxey Test School"
+    client.logout()
+    sign_in(client, personas.org_admin)  # the organisation admin reviews it too, as Laxey's
+    (review,) = [t for t in client.get(reverse("schools:dashboard")).context["home"].needs_you if t.kind == "review"]
+    assert review.school_name == "Laxey Test School"
