@@ -208,6 +208,45 @@ def _attendance_missing_queryset(user, now: datetime) -> QuerySet:
             .exclude(Exists(Attendance.objects.filter(session=OuterRef("pk")))))
 
 
+@dataclass
+class Fix:
+    """Who can let blocked lessons go ahead, said once for all the lessons it holds up rather than under each:
+    to the reader ("You can review it") when it is theirs to do, with the page where they do it."""
+
+    text: str
+    lessons: int = 0
+    url: str = ""  # the page where the reader does it, when it is theirs
+
+
+def _flag_stops(flag: ReviewFlag, school: School) -> bool:
+    assessment = flag.assessment
+    return (assessment.organisation_id == school.organisation_id and flag.blocks(school)
+            and (flag.is_escalated or assessment.school_id in (None, school.pk)))
+
+
+def lesson_fixes(lessons: list[Readiness], scope: StaffScope) -> list[Fix]:
+    """For the blocked lessons among `lessons`: who can put each right, one line per distinct answer. A lesson
+    stopped by a review after an incident that this person reviews says so to them, with the assessment's page.
+    One query when a lesson's risk assessment is what stops it, none otherwise."""
+    blocked = [r for r in lessons if r.blocked]
+    flags: list[ReviewFlag] = []
+    if any(r.gate.failing[0].key == "assessment" for r in blocked):
+        flags = list(_flags_i_review(*_approvers(scope)).select_related("assessment").order_by("raised_at", "pk"))
+    fixes: dict[tuple, Fix] = {}
+    for r in blocked:
+        check = r.gate.failing[0]
+        mine = [flag for flag in flags if check.key == "assessment" and _flag_stops(flag, r.session.school)]
+        if mine:
+            assessment = mine[0].assessment
+            key = ("review", assessment.pk)
+            fix = fixes.setdefault(key, Fix(f"You can review it: open the risk assessment “{assessment.title}”",
+                                            url=_url("riskassess:assessment", assessment.pk) + "#review"))
+        else:
+            fix = fixes.setdefault(("who", check.fixer), Fix(check.fixer))
+        fix.lessons += 1
+    return sorted(fixes.values(), key=lambda fix: not fix.url)
+
+
 # --- Needs you ----------------------------------------------------------------------------------------------
 
 
@@ -251,15 +290,20 @@ def _approvers(scope: StaffScope) -> tuple[frozenset[int], list[int]]:
             [oid for oid in scope.organisation_ids if _whole_organisation_roles(scope, oid) & APPROVE_ROLES])
 
 
-def _my_open_flags(approvers, approver_orgs) -> QuerySet:
-    """The open review flags of the outer assessment that this person reviews. A flag is reviewed where the
-    incident happened (`riskassess.services.may_review_flag`): by the headteacher of that school, even for the
-    organisation's assessment; a flag of no school, by the assessment's approvers."""
+def _flags_i_review(approvers, approver_orgs) -> QuerySet:
+    """The open review flags this person reviews. A flag is reviewed where the incident happened
+    (`riskassess.services.may_review_flag`): by the headteacher of that school, even for the organisation's
+    assessment; a flag of no school, by the assessment's approvers."""
     return ReviewFlag.objects.filter(
         Q(school_id__in=approvers)
         | Q(school__isnull=True, assessment__school_id__in=approvers)
         | Q(school__isnull=True, assessment__school__isnull=True, assessment__organisation_id__in=approver_orgs),
-        assessment=OuterRef("pk"), cleared_at__isnull=True)
+        cleared_at__isnull=True)
+
+
+def _my_open_flags(approvers, approver_orgs) -> QuerySet:
+    """`_flags_i_review` of the outer assessment."""
+    return _flags_i_review(approvers, approver_orgs).filter(assessment=OuterRef("pk"))
 
 
 def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySet]:
@@ -422,7 +466,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
                                           _url("video_sessions:list"))
         head = {
             "schools": [by_id[pk] for pk in head_schools], "several": len(head_schools) > 1,
-            "lessons": lessons, "lesson_totals": lesson_totals,
+            "lessons": lessons, "lesson_totals": lesson_totals, "fixes": lesson_fixes(lessons, scope),
             "assessments": _assessments_due(scope, head_schools, head_orgs, today),
             "pias_waiting": [todo for todo in home.needs_you if todo.kind == "decide"],
             "pias_out_of_date": _pias_out_of_date(head_schools, head_orgs, today),
@@ -449,7 +493,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
         mine = VideoSession.objects.filter(Q(host=user) | Q(created_by=user), school_id__in=scope.school_ids)
         lessons, lesson_totals = _lessons(mine, now, _url("video_sessions:list", query="show=mine"))
         home.teacher = {
-            "lessons": lessons, "lesson_totals": lesson_totals,
+            "lessons": lessons, "lesson_totals": lesson_totals, "fixes": lesson_fixes(lessons, scope),
             "incidents": _incidents(scope.school_ids, now, reported_by=user),
             "attendance": [todo for todo in home.needs_you if todo.kind == "attendance"],
         }

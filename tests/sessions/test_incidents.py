@@ -406,3 +406,23 @@ def test_the_heads_review_is_named_after_the_school_it_stops_and_comes_before_sl
     sign_in(client, personas.org_admin)  # the organisation admin reviews it too, as Laxey's
     (review,) = [t for t in client.get(reverse("schools:dashboard")).context["home"].needs_you if t.kind == "review"]
     assert review.school_name == "Laxey Test School"
+
+
+def test_the_home_page_tells_the_reviewer_once_that_they_can_review_and_the_others_who_can(client, personas):
+    fed = federation(personas)
+    for days in (1, 2, 3):
+        session_row(personas.school, personas.teacher, title=f"Owls day {days}",
+                    starts_at=timezone.now() + dt.timedelta(days=days))
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("schools:dashboard")).content.decode()
+    assert page.count("Cannot go ahead yet") == 4  # the lesson of the incident and the three to come
+    review = reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk}) + "#review"
+    assert page.count("You can review it: open the risk assessment") == 1 and f'href="{review}"' in page
+    assert "(4 lessons)" in page
+    assert "The headteacher of Laxey Test School reviews" not in page
+    client.logout()
+    sign_in(client, personas.teacher)  # not theirs to review: who can, once
+    page = client.get(reverse("schools:dashboard")).content.decode()
+    assert page.count("Who can fix it: The headteacher of Laxey Test School reviews") == 1
+    assert "You can review it" not in page
