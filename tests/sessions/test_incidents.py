@@ -426,3 +426,22 @@ def test_the_home_page_tells_the_reviewer_once_that_they_can_review_and_the_othe
     page = client.get(reverse("schools:dashboard")).content.decode()
     assert page.count("Who can fix it: The headteacher of Laxey Test School reviews") == 1
     assert "You can review it" not in page
+
+
+def test_the_heads_email_links_to_the_review_and_says_which_lessons_it_stops(personas):
+    from outbox.models import OutboxMessage
+
+    fed = federation(personas)
+    for days in (1, 6):
+        session_row(personas.school, personas.teacher, title=f"Owls day {days}",
+                    starts_at=timezone.now() + dt.timedelta(days=days))
+    session_row(personas.school, personas.teacher, title="Owls later", starts_at=timezone.now() + dt.timedelta(days=20))
+    session_row(fed.dhoon, fed.dhoon_teacher, title="Wrens", starts_at=timezone.now() + dt.timedelta(days=1))
+    report(fed.laxey_lesson, personas.teacher)
+    email = OutboxMessage.objects.get(template="session-incident")
+    review = reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk}) + "#review"
+    for body in (email.body_text, email.body_html):
+        assert review in body
+        assert "Lessons at Laxey Test School are stopped until the risk assessment" in body
+        assert "That is 2 lessons in the next 14 days." in body
+        assert "Ava2" not in body and "Secret2345" not in body  # what happened, and the meeting's password
