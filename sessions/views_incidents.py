@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from lib.refusal import Refused
 from schools.models import Organisation, Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
 
@@ -62,7 +63,11 @@ def _log(request: HttpRequest, *, schools: list[School], tz, title: str, place: 
     })
 
 
-@staff_required(LOG_ROLES)
+LOG_REFUSAL = ("The incidents log is for headteachers, the DPO, the SIRO and the organisation's admin. The "
+               "incidents of your lessons are on each lesson's page.")
+
+
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log(request: HttpRequest) -> HttpResponse:
     """The log a person would want: their organisation's when they follow one, else their school's."""
@@ -73,11 +78,11 @@ def incident_log(request: HttpRequest) -> HttpResponse:
         return redirect("video_sessions:incidents-organisation", organisation_pk=organisations[0])
     schools = School.objects.filter(pk__in=scope.schools_where(LOG_ROLES)).order_by("name").first()
     if schools is None:
-        raise PermissionDenied
+        raise Refused(LOG_REFUSAL)
     return redirect("video_sessions:incidents-school", school_pk=schools.pk)
 
 
-@staff_required(LOG_ROLES)
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log_school(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=LOG_ROLES)
@@ -85,7 +90,7 @@ def incident_log_school(request: HttpRequest, school_pk: int) -> HttpResponse:
                 log_url=request.path)
 
 
-@staff_required(LOG_ROLES)
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log_organisation(request: HttpRequest, organisation_pk: int) -> HttpResponse:
     scope = scope_for(request)
@@ -93,7 +98,8 @@ def incident_log_organisation(request: HttpRequest, organisation_pk: int) -> Htt
     # The organisation roles, or a headteacher of every one of its schools; a headteacher of one school
     # among several reads their own school's log.
     if not scope.roles_for_whole_organisation(organisation.pk) & LOG_ROLES:
-        raise PermissionDenied
+        raise Refused("The organisation's incidents log is for the DPO, the SIRO and the organisation's admin. "
+                      "Your school's incidents are in its own log.")
     schools = list(School.objects.filter(organisation=organisation).order_by("name"))
     return _log(request, schools=schools, tz=ZoneInfo(organisation.time_zone),
                 title=f"Incidents across {organisation.name}", place=organisation.name, log_url=request.path)
