@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from lib.refusal import Refused
@@ -75,11 +76,14 @@ def incident_log(request: HttpRequest) -> HttpResponse:
     organisations = sorted(oid for oid in scope.organisation_ids if scope.roles_for_whole_organisation(oid)
                            & LOG_ROLES)
     if organisations:
-        return redirect("video_sessions:incidents-organisation", organisation_pk=organisations[0])
-    schools = School.objects.filter(pk__in=scope.schools_where(LOG_ROLES)).order_by("name").first()
-    if schools is None:
-        raise Refused(LOG_REFUSAL)
-    return redirect("video_sessions:incidents-school", school_pk=schools.pk)
+        url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": organisations[0]})
+    else:
+        school = School.objects.filter(pk__in=scope.schools_where(LOG_ROLES)).order_by("name").first()
+        if school is None:
+            raise Refused(LOG_REFUSAL)
+        url = reverse("video_sessions:incidents-school", kwargs={"school_pk": school.pk})
+    # The filters asked for (a link to the log of this month, say) come along.
+    return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
 @staff_required(LOG_ROLES, refusal=LOG_REFUSAL)

@@ -445,3 +445,22 @@ def test_the_heads_email_links_to_the_review_and_says_which_lessons_it_stops(per
         assert "Lessons at Laxey Test School are stopped until the risk assessment" in body
         assert "That is 2 lessons in the next 14 days." in body
         assert "Ava2" not in body and "Secret2345" not in body  # what happened, and the meeting's password
+
+
+def test_the_log_keeps_its_filters_through_the_redirect_and_says_plainly_what_is_not_a_choice(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    today = timezone.localdate().isoformat()
+    sign_in(client, personas.headteacher)
+    location = client.get(reverse("video_sessions:incidents"), {"reported_from": today, "kind": "uninvited"})["Location"]
+    assert location == (reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk})
+                        + f"?reported_from={today}&kind=uninvited")
+    client.logout()
+    sign_in(client, personas.dpo)
+    location = client.get(reverse("video_sessions:incidents"), {"status": "closed"})["Location"]
+    assert location.endswith(f"/organisation/{personas.organisation.pk}/?status=closed")
+    url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": personas.organisation.pk})
+    page = client.get(url, {"status": "abc", "kind": "xyz", "school": "999999"}).content.decode()
+    assert "Choose a status from the list." in page and "Choose a kind from the list." in page
+    assert "Choose a school from the list." in page
+    assert "Select a valid choice" not in page and "is not one of the available choices" not in page
