@@ -135,6 +135,9 @@ def _incident_page(request: HttpRequest, incident: Incident, *, close_form=None,
         "escalate_form": escalate_form or (IncidentEscalateForm() if may_escalate else None),
         "may_read_log": bool(roles & LOG_ROLES),
         "organisation_wide": any(flag.assessment.school_id is None for flag in flags),
+        # Closed by its review: the reviewer's reason is its closing note, shown once, with the review.
+        "closed_by_review": incident.status == Incident.Status.CLOSED and any(
+            not flag.is_open and flag.outcome_note == incident.closing_note for flag in flags),
     })
 
 

@@ -3,6 +3,7 @@ the other schools of the organisation see a notice; a safeguarding concern may s
 "reviewed, no change needed" turns the school green again, audited with its reason; a teacher cannot review."""
 
 import datetime as dt
+import html
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -452,7 +453,8 @@ def test_the_log_keeps_its_filters_through_the_redirect_and_says_plainly_what_is
     report(fed.laxey_lesson, personas.teacher)
     today = timezone.localdate().isoformat()
     sign_in(client, personas.headteacher)
-    location = client.get(reverse("video_sessions:incidents"), {"reported_from": today, "kind": "uninvited"})["Location"]
+    response = client.get(reverse("video_sessions:incidents"), {"reported_from": today, "kind": "uninvited"})
+    location = response["Location"]
     assert location == (reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk})
                         + f"?reported_from={today}&kind=uninvited")
     client.logout()
@@ -464,3 +466,19 @@ def test_the_log_keeps_its_filters_through_the_redirect_and_says_plainly_what_is
     assert "Choose a status from the list." in page and "Choose a kind from the list." in page
     assert "Choose a school from the list." in page
     assert "Select a valid choice" not in page and "is not one of the available choices" not in page
+
+
+def test_a_closed_incidents_page_shows_the_reviewers_reason_once(client, personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher)
+    reason = "The waiting room held; the host removed the person at once."
+    assessment_review_no_change(assessment=fed.assessment, actor=personas.headteacher, reason=reason)
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("video_sessions:incident-detail", kwargs={"pk": incident.pk})).content.decode()
+    assert page.count(html.escape(reason)) == 1
+    assert "the review of its risk assessment" in page and "Review done" in page
+    # Closed without a review (a technical problem), the head's note is under Status.
+    technical = report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.TECHNICAL, text="No sound.")
+    incident_close(incident=technical, actor=personas.headteacher, note="New headset ordered.")
+    page = client.get(reverse("video_sessions:incident-detail", kwargs={"pk": technical.pk})).content.decode()
+    assert page.count("New headset ordered.") == 1 and "closing-note" in page
