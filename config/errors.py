@@ -1,5 +1,6 @@
 """The pages of a request that fails: 403, 404 and 500 in the staff layout, with the navigation for a signed-in
-member of staff and a plain sentence of what happened. Parent links (/p/…) keep their own pages: the one
+member of staff and a plain sentence of what happened (on a 403, why, when the view says so with
+`lib.refusal.Refused`). Parent links (/p/…) keep their own pages: the one
 generic page of a link that does not work (nothing tells a guesser how close they came), and a parent-styled
 page when the server fails.
 
@@ -12,6 +13,7 @@ from django.shortcuts import render
 from django.template import loader
 
 from consent.views_parent import parent_link_headers
+from lib.refusal import Refused
 
 PARENT_PREFIX = "/p/"  # config.urls mounts the parent links there
 
@@ -28,7 +30,9 @@ def _parent_link_page(request: HttpRequest, status: int) -> HttpResponse:
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _from_parent_link(request):
         return _parent_link_page(request, 403)
-    return render(request, "errors/403.html", status=403)
+    # Only a refusal written for people says why (`lib.refusal.Refused`); any other message stays unsaid.
+    reason = str(exception) if isinstance(exception, Refused) else ""
+    return render(request, "errors/403.html", {"reason": reason}, status=403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

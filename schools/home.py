@@ -11,8 +11,9 @@ One page, sections by role; a person with several roles sees each of theirs:
 - the DPO, SIRO and organisation admin: the DPO's queue, PIAs and assessments due across the organisation,
   requests near or past their deadline in any school, incidents, and a row of readiness figures per school.
 
-"Needs you" (`needs_you`) lists what only this person can move forward, oldest first; its count is in the
-navigation bar of every staff page.
+"Needs you" (`needs_you`) lists what only this person can move forward, most urgent first: what stops lessons,
+then what has a due date (soonest first), then the rest (oldest first); its count is in the navigation bar of
+every staff page.
 
 Every figure is an aggregate query or one page of rows: the number of queries does not grow with the number
 of schools, lessons or pupils, and a list shows its first few items with a link to the full page.
@@ -67,6 +68,13 @@ class Todo:
     url: str
     since: datetime
     school_name: str
+    blocking: bool = False  # it stops lessons until it is done
+    due: date | None = None
+
+    @property
+    def urgency(self) -> tuple:
+        """Sort key: what stops lessons first, then what is due soonest, then the oldest."""
+        return (not self.blocking, self.due is None, self.due or date.min, self.since)
 
 
 @dataclass
@@ -200,6 +208,45 @@ def _attendance_missing_queryset(user, now: datetime) -> QuerySet:
             .exclude(Exists(Attendance.objects.filter(session=OuterRef("pk")))))
 
 
+@dataclass
+class Fix:
+    """Who can let blocked lessons go ahead, said once for all the lessons it holds up rather than under each:
+    to the reader ("You can review it") when it is theirs to do, with the page where they do it."""
+
+    text: str
+    lessons: int = 0
+    url: str = ""  # the page where the reader does it, when it is theirs
+
+
+def _flag_stops(flag: ReviewFlag, school: School) -> bool:
+    assessment = flag.assessment
+    return (assessment.organisation_id == school.organisation_id and flag.blocks(school)
+            and (flag.is_escalated or assessment.school_id in (None, school.pk)))
+
+
+def lesson_fixes(lessons: list[Readiness], scope: StaffScope) -> list[Fix]:
+    """For the blocked lessons among `lessons`: who can put each right, one line per distinct answer. A lesson
+    stopped by a review after an incident that this person reviews says so to them, with the assessment's page.
+    One query when a lesson's risk assessment is what stops it, none otherwise."""
+    blocked = [r for r in lessons if r.blocked]
+    flags: list[ReviewFlag] = []
+    if any(r.gate.failing[0].key == "assessment" for r in blocked):
+        flags = list(_flags_i_review(*_approvers(scope)).select_related("assessment").order_by("raised_at", "pk"))
+    fixes: dict[tuple, Fix] = {}
+    for r in blocked:
+        check = r.gate.failing[0]
+        mine = [flag for flag in flags if check.key == "assessment" and _flag_stops(flag, r.session.school)]
+        if mine:
+            assessment = mine[0].assessment
+            key = ("review", assessment.pk)
+            fix = fixes.setdefault(key, Fix(f"You can review it: open the risk assessment “{assessment.title}”",
+                                            url=_url("riskassess:assessment", assessment.pk) + "#review"))
+        else:
+            fix = fixes.setdefault(("who", check.fixer), Fix(check.fixer))
+        fix.lessons += 1
+    return sorted(fixes.values(), key=lambda fix: not fix.url)
+
+
 # --- Needs you ----------------------------------------------------------------------------------------------
 
 
@@ -237,6 +284,28 @@ def _org_roles(scope: StaffScope, role: str) -> list[int]:
     return [oid for oid, roles in scope.roles_by_organisation.items() if role in roles]
 
 
+def _approvers(scope: StaffScope) -> tuple[frozenset[int], list[int]]:
+    """The schools whose assessments this person approves, and the organisations whose organisation-wide ones."""
+    return (scope.schools_where(APPROVE_ROLES),
+            [oid for oid in scope.organisation_ids if _whole_organisation_roles(scope, oid) & APPROVE_ROLES])
+
+
+def _flags_i_review(approvers, approver_orgs) -> QuerySet:
+    """The open review flags this person reviews. A flag is reviewed where the incident happened
+    (`riskassess.services.may_review_flag`): by the headteacher of that school, even for the organisation's
+    assessment; a flag of no school, by the assessment's approvers."""
+    return ReviewFlag.objects.filter(
+        Q(school_id__in=approvers)
+        | Q(school__isnull=True, assessment__school_id__in=approvers)
+        | Q(school__isnull=True, assessment__school__isnull=True, assessment__organisation_id__in=approver_orgs),
+        cleared_at__isnull=True)
+
+
+def _my_open_flags(approvers, approver_orgs) -> QuerySet:
+    """`_flags_i_review` of the outer assessment."""
+    return _flags_i_review(approvers, approver_orgs).filter(assessment=OuterRef("pk"))
+
+
 def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySet]:
     """What waits for this person, source by source: the one definition behind both the list and the count."""
     sources: dict[str, QuerySet] = {}
@@ -253,23 +322,17 @@ def _todo_querysets(user, scope: StaffScope, now: datetime) -> dict[str, QuerySe
             condition |= step
         # Nobody decides on a version they wrote (`pia.services`): it is not theirs to move.
         sources["pia"] = PiaVersion.objects.filter(condition).exclude(created_by=user)
-    approvers = scope.schools_where(APPROVE_ROLES)
-    approver_orgs = [oid for oid in scope.organisation_ids if _whole_organisation_roles(scope, oid) & APPROVE_ROLES]
+    approvers, approver_orgs = _approvers(scope)
     if approvers or approver_orgs:
         sources["approve"] = (AssessmentVersion.objects.filter(
             Q(assessment__school_id__in=approvers)
             | Q(assessment__school__isnull=True, assessment__organisation_id__in=approver_orgs),
             status=AssessmentVersion.Status.SUBMITTED).exclude(submitted_by=user))
-        # A flag is reviewed where the incident happened (`riskassess.services.may_review_flag`): the headteacher
-        # of that school, even for the organisation's assessment; a flag of no school, by the assessment's approvers.
         open_flags = ReviewFlag.objects.filter(assessment=OuterRef("pk"), cleared_at__isnull=True)
-        mine = open_flags.filter(Q(school_id__in=approvers)
-                                 | Q(school__isnull=True, assessment__school_id__in=approvers)
-                                 | Q(school__isnull=True, assessment__school__isnull=True,
-                                     assessment__organisation_id__in=approver_orgs))
         approver_of = Q(school_id__in=approvers) | Q(school__isnull=True, organisation_id__in=approver_orgs)
         sources["review"] = (Assessment.objects.filter(review_flagged_at__isnull=False)
-                             .filter(Exists(mine) | (~Exists(open_flags) & approver_of)))
+                             .filter(Exists(_my_open_flags(approvers, approver_orgs))
+                                     | (~Exists(open_flags) & approver_of)))
     # The school answers a parent's request (its headteacher or office); the DPO and the organisation admin
     # follow the deadlines in their own section rather than each being told the request is theirs.
     if rights_schools := scope.schools_where(RIGHTS_ROLES & {Role.HEADTEACHER, Role.OFFICE}):
@@ -292,7 +355,7 @@ def needs_you_count(user, scope: StaffScope, now: datetime | None = None) -> int
 
 
 def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo]:
-    """What only this person can move forward, oldest first (at most 50 of each kind)."""
+    """What only this person can move forward, most urgent first (`Todo.urgency`; at most 50 of each kind)."""
     now = now or timezone.now()
     sources = _todo_querysets(user, scope, now)
     items: list[Todo] = []
@@ -310,10 +373,15 @@ def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo
                                          f"(version {version.number})",
                               _url("riskassess:version", version.pk), version.submitted_at or version.created_at,
                               _where(version.assessment)))
-        for assessment in sources["review"].select_related("school", "organisation").order_by("review_flagged_at")[:50]:
+        # Named after the school where the incident happened, whose lessons it stops (the flag's school), not
+        # the whole organisation of an organisation-wide assessment.
+        where = _my_open_flags(*_approvers(scope)).order_by("raised_at", "pk").values("school__name")[:1]
+        reviews = (sources["review"].select_related("school", "organisation")
+                   .annotate(flag_school=Subquery(where)).order_by("review_flagged_at")[:50])
+        for assessment in reviews:
             items.append(Todo("review", f"Review the risk assessment “{assessment.title}”: flagged after an incident",
                               _url("riskassess:assessment", assessment.pk), assessment.review_flagged_at,
-                              _where(assessment)))
+                              assessment.flag_school or _where(assessment), blocking=True))
     if "answer" in sources:
         for request in sources["answer"].select_related("school").order_by("received_at", "pk")[:50]:
             days = (request.due_on - timezone.localdate(now, request.school.tz)).days
@@ -321,7 +389,8 @@ def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo
                                                            "due today" if days == 0 else f"{-days} days late")
             items.append(Todo("answer", f"Answer a parent's {request.get_kind_display().split(' (')[0].lower()} "
                                         f"request ({left})",
-                              _url("consent:rights-request", request.pk), request.received_at, request.school.name))
+                              _url("consent:rights-request", request.pk), request.received_at, request.school.name,
+                              due=request.due_on))
     for session in sources["attendance"].select_related("school").order_by("starts_at", "pk")[:50]:
         items.append(Todo("attendance", f"Record attendance for “{session.title}”",
                           _url("video_sessions:attendance", session.pk), session.ends_at, session.school.name))
@@ -330,8 +399,8 @@ def needs_you(user, scope: StaffScope, now: datetime | None = None) -> list[Todo
         items.append(Todo("action", f"Overdue action: {hazard.further_action[:80]}",
                           _url("riskassess:actions-overdue"),
                           timezone.make_aware(datetime.combine(hazard.action_due_on, datetime.min.time())),
-                          _where(hazard.version.assessment)))
-    return sorted(items, key=lambda item: item.since)
+                          _where(hazard.version.assessment), due=hazard.action_due_on))
+    return sorted(items, key=lambda item: item.urgency)
 
 
 # --- The page -----------------------------------------------------------------------------------------------
@@ -397,7 +466,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
                                           _url("video_sessions:list"))
         head = {
             "schools": [by_id[pk] for pk in head_schools], "several": len(head_schools) > 1,
-            "lessons": lessons, "lesson_totals": lesson_totals,
+            "lessons": lessons, "lesson_totals": lesson_totals, "fixes": lesson_fixes(lessons, scope),
             "assessments": _assessments_due(scope, head_schools, head_orgs, today),
             "pias_waiting": [todo for todo in home.needs_you if todo.kind == "decide"],
             "pias_out_of_date": _pias_out_of_date(head_schools, head_orgs, today),
@@ -424,7 +493,7 @@ def home_page(user, scope: StaffScope, now: datetime | None = None, coverage_sch
         mine = VideoSession.objects.filter(Q(host=user) | Q(created_by=user), school_id__in=scope.school_ids)
         lessons, lesson_totals = _lessons(mine, now, _url("video_sessions:list", query="show=mine"))
         home.teacher = {
-            "lessons": lessons, "lesson_totals": lesson_totals,
+            "lessons": lessons, "lesson_totals": lesson_totals, "fixes": lesson_fixes(lessons, scope),
             "incidents": _incidents(scope.school_ids, now, reported_by=user),
             "attendance": [todo for todo in home.needs_you if todo.kind == "attendance"],
         }

@@ -15,6 +15,8 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
+from lib.refusal import Refused
+
 from .models import ALL_ROLES, ORGANISATION_ROLES, TWO_FACTOR_ROLES, Membership, Role, School
 
 
@@ -189,8 +191,9 @@ def get_school_or_404(request: HttpRequest, pk: int, *, roles: Iterable[str] = A
     return school
 
 
-def staff_required(roles: Iterable[str] = ALL_ROLES) -> Callable:
-    """Decorator for staff pages: signed in, and holding one of `roles` somewhere (403 otherwise).
+def staff_required(roles: Iterable[str] = ALL_ROLES, *, refusal: str = "") -> Callable:
+    """Decorator for staff pages: signed in, and holding one of `roles` somewhere (403 otherwise, saying
+    `refusal` when given: who the page is for, in plain words).
 
     Object-level checks still happen in `scoped_get_or_404`; this only keeps, say, a teacher off a
     page that lists headteacher-only material.
@@ -202,7 +205,7 @@ def staff_required(roles: Iterable[str] = ALL_ROLES) -> Callable:
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if not scope_for(request).roles & wanted:
-                raise PermissionDenied
+                raise Refused(refusal) if refusal else PermissionDenied
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from consent.models import Group
 from consent.views_staff import registry_tools
+from lib.refusal import Refused
 
 from .activity import AUDIT_READERS, activity_rows, audit_entries_for
 from .forms import AuditFilterForm, OrganisationSettingsForm
@@ -75,7 +75,8 @@ def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@staff_required(roles=AUDIT_READERS)
+@staff_required(roles=AUDIT_READERS, refusal="The audit trail is for headteachers, the DPO, the SIRO and the "
+                                              "organisation's admin.")
 def audit_list(request: HttpRequest) -> HttpResponse:
     scope = scope_for(request)
     entries = audit_entries_for(scope)
@@ -111,7 +112,7 @@ def organisation_settings(request: HttpRequest, organisation_pk: int) -> HttpRes
     scope = scope_for(request)
     organisation = get_object_or_404(Organisation.objects.filter(pk__in=scope.organisation_ids), pk=organisation_pk)
     if not may_change_settings(scope, organisation.pk):
-        raise PermissionDenied
+        raise Refused("Only the organisation's admin changes the organisation's settings.")
     initial = {"coverage_warning_percent": organisation.coverage_warning_percent,
                "digest_hour": organisation.digest_hour}
     form = OrganisationSettingsForm(request.POST or None, initial=initial)

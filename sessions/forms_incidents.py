@@ -10,9 +10,12 @@ class IncidentLogForm(forms.Form):
     """The log's filter. A value that does not make sense is reported on the form and left out of the filter;
     what was typed stays in the fields."""
 
-    school = forms.TypedChoiceField(label="School", required=False, coerce=int, empty_value=None)
-    kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *Incident.Kind.choices])
-    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Incident.Status.choices])
+    school = forms.TypedChoiceField(label="School", required=False, coerce=int, empty_value=None,
+                                    error_messages={"invalid_choice": "Choose a school from the list."})
+    kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *Incident.Kind.choices],
+                             error_messages={"invalid_choice": "Choose a kind from the list."})
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Incident.Status.choices],
+                               error_messages={"invalid_choice": "Choose a status from the list."})
     reported_from = forms.DateField(label="Reported from", required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}),
                                     error_messages={"invalid": "Enter a date, such as 3 December 2026."})

@@ -32,6 +32,7 @@ from schools.scope import build_scope
 from .delivery_steps import session_path
 from .eligibility import eligible_children, read_registry, session_pupils
 from .history import Story, invitation_stories
+from .incidents import review_stops
 from .models import Attendance, Delivery, Incident, SessionAlert, VideoSession
 from .protocol import effective_protocol, host_checklist
 from .services import may_change
@@ -374,12 +375,13 @@ def incident_report(*, session: VideoSession, actor, kind: str, description: str
         headteachers = list(Membership.objects.filter(school=session.school, role=Role.HEADTEACHER,
                                                       user__is_active=True)
                             .exclude(user__email="").select_related("user").order_by("user__pk"))
+        stops = review_stops(school=session.school, flagged=flagged)
         for membership in headteachers:
             email_queue(template="session-incident", to=membership.user.email, school=session.school,
                         related=incident, context={
                             "headteacher": membership.user, "session": session, "kind": label,
                             "ended_early": bool(ended_early), "reporter": reporter, "starts_at": local,
-                            "flagged": [a.title for a in flagged], "link": session_page_url(session),
+                            "link": session_page_url(session), **stops,
                         })
         # Told at once; their daily digest lists it again as already told, never as news.
         digest_items_add(users=[m.user for m in headteachers], kind=DigestItem.Kind.INCIDENT, school=session.school,

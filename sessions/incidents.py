@@ -17,21 +17,39 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
-from riskassess.models import ReviewFlag
+from riskassess.models import Assessment, ReviewFlag
 from riskassess.services import APPROVE_ROLES, may_review_flag, review_flag_escalate
 from schools.audit import audit_log
 from schools.models import Role
 from schools.scope import StaffScope, build_scope
 
-from .models import Incident
+from .models import Incident, VideoSession
 
 LOG_ROLES = frozenset({Role.HEADTEACHER, Role.DPO, Role.SIRO, Role.ORG_ADMIN})
 NOTE_MAX = 2000
+STOPPED_DAYS = 14  # the lessons the headteacher's email counts as stopped: those of the next two weeks
+
+
+def review_stops(*, school, flagged: list[Assessment], now: datetime | None = None) -> dict:
+    """What the headteacher's incident email says when the incident flagged risk assessments: each one's page
+    (where the review is), and the school whose lessons stop until it is reviewed, with how many of them in the
+    next `STOPPED_DAYS` days. Nothing when it flagged none."""
+    if not flagged:
+        return {}
+    now = now or timezone.now()
+    stopped = VideoSession.objects.filter(school=school, status=VideoSession.Status.SCHEDULED, starts_at__gte=now,
+                                          starts_at__lt=now + timedelta(days=STOPPED_DAYS)).count()
+    return {"reviews": [{"title": assessment.title,
+                         "link": settings.SITE_URL + reverse("riskassess:assessment", args=[assessment.pk]) + "#review"}
+                        for assessment in flagged],
+            "stopped_school": school.name, "lessons_stopped": stopped, "stopped_days": STOPPED_DAYS}
 
 
 def incidents_for_log(school_ids) -> QuerySet:

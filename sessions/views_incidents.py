@@ -15,8 +15,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from lib.refusal import Refused
 from schools.models import Organisation, Role, School
 from schools.scope import get_school_or_404, scope_for, scoped_get_or_404, staff_required
 
@@ -62,7 +64,11 @@ def _log(request: HttpRequest, *, schools: list[School], tz, title: str, place: 
     })
 
 
-@staff_required(LOG_ROLES)
+LOG_REFUSAL = ("The incidents log is for headteachers, the DPO, the SIRO and the organisation's admin. The "
+               "incidents of your lessons are on each lesson's page.")
+
+
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log(request: HttpRequest) -> HttpResponse:
     """The log a person would want: their organisation's when they follow one, else their school's."""
@@ -70,14 +76,17 @@ def incident_log(request: HttpRequest) -> HttpResponse:
     organisations = sorted(oid for oid in scope.organisation_ids if scope.roles_for_whole_organisation(oid)
                            & LOG_ROLES)
     if organisations:
-        return redirect("video_sessions:incidents-organisation", organisation_pk=organisations[0])
-    schools = School.objects.filter(pk__in=scope.schools_where(LOG_ROLES)).order_by("name").first()
-    if schools is None:
-        raise PermissionDenied
-    return redirect("video_sessions:incidents-school", school_pk=schools.pk)
+        url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": organisations[0]})
+    else:
+        school = School.objects.filter(pk__in=scope.schools_where(LOG_ROLES)).order_by("name").first()
+        if school is None:
+            raise Refused(LOG_REFUSAL)
+        url = reverse("video_sessions:incidents-school", kwargs={"school_pk": school.pk})
+    # The filters asked for (a link to the log of this month, say) come along.
+    return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
-@staff_required(LOG_ROLES)
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log_school(request: HttpRequest, school_pk: int) -> HttpResponse:
     school = get_school_or_404(request, school_pk, roles=LOG_ROLES)
@@ -85,7 +94,7 @@ def incident_log_school(request: HttpRequest, school_pk: int) -> HttpResponse:
                 log_url=request.path)
 
 
-@staff_required(LOG_ROLES)
+@staff_required(LOG_ROLES, refusal=LOG_REFUSAL)
 @require_http_methods(["GET"])
 def incident_log_organisation(request: HttpRequest, organisation_pk: int) -> HttpResponse:
     scope = scope_for(request)
@@ -93,7 +102,8 @@ def incident_log_organisation(request: HttpRequest, organisation_pk: int) -> Htt
     # The organisation roles, or a headteacher of every one of its schools; a headteacher of one school
     # among several reads their own school's log.
     if not scope.roles_for_whole_organisation(organisation.pk) & LOG_ROLES:
-        raise PermissionDenied
+        raise Refused("The organisation's incidents log is for the DPO, the SIRO and the organisation's admin. "
+                      "Your school's incidents are in its own log.")
     schools = list(School.objects.filter(organisation=organisation).order_by("name"))
     return _log(request, schools=schools, tz=ZoneInfo(organisation.time_zone),
                 title=f"Incidents across {organisation.name}", place=organisation.name, log_url=request.path)
@@ -125,6 +135,9 @@ def _incident_page(request: HttpRequest, incident: Incident, *, close_form=None,
         "escalate_form": escalate_form or (IncidentEscalateForm() if may_escalate else None),
         "may_read_log": bool(roles & LOG_ROLES),
         "organisation_wide": any(flag.assessment.school_id is None for flag in flags),
+        # Closed by its review: the reviewer's reason is its closing note, shown once, with the review.
+        "closed_by_review": incident.status == Incident.Status.CLOSED and any(
+            not flag.is_open and flag.outcome_note == incident.closing_note for flag in flags),
     })
 
 

@@ -97,6 +97,30 @@ def test_a_refused_action_says_so_plainly_with_the_navigation(personas, client_f
     assert SIGN_OUT in page and reverse("video_sessions:list") in page
 
 
+@pytest.mark.parametrize(("url", "reason"), [
+    ("schools:audit", "The audit trail is for headteachers, the DPO, the SIRO and the organisation's admin."),
+    ("video_sessions:incidents", "The incidents log is for headteachers, the DPO, the SIRO and the organisation's "
+                                 "admin."),
+    ("organisation-settings", "Only the organisation's admin changes the organisation's settings."),
+])
+def test_a_refused_page_says_who_it_is_for_rather_than_an_unrelated_example(personas, client_for, url, reason):
+    if url == "organisation-settings":
+        url = reverse("schools:organisation-settings", kwargs={"organisation_pk": personas.organisation.pk})
+    else:
+        url = reverse(url)
+    response = client_for(personas.teacher).get(url)
+    page = _text(response).replace("&#x27;", "'")
+    assert response.status_code == 403 and reason in page
+    assert "records its attendance" not in page
+
+
+def test_a_refusal_not_written_for_people_keeps_its_message_to_itself(personas, client_for, failing_urls):
+    response = client_for(personas.teacher).get("/test-errors/forbidden/")
+    page = _text(response)
+    assert response.status_code == 403 and "the internal reason" not in page
+    assert "Each page and action is for the roles whose work needs it." in page
+
+
 def test_a_refusal_for_someone_not_signed_in_offers_to_sign_in(client, failing_urls):
     response = client.get("/test-errors/forbidden/")
     page = _text(response)

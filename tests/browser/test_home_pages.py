@@ -104,7 +104,7 @@ def test_the_head_follows_a_blocked_lesson_from_home_to_its_reason(live_server, 
     context, page = _signed_in_page(browser, live_server, personas.headteacher, "desk")
     try:
         page.goto(live_server.url + reverse("schools:dashboard"))
-        assert page.get_by_text("Who can fix it: The headteacher approves the risk assessment.").first.is_visible()
+        assert page.get_by_text("You can review it: open the risk assessment").first.is_visible()
         page.get_by_role("link", name="Owls story time").first.click()
         page.wait_for_url("**/sessions/*/")
         assert page.get_by_text("flagged for review after an incident").first.is_visible()

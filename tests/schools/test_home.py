@@ -106,9 +106,11 @@ def test_a_red_gate_shows_its_reason_and_who_can_fix_it_to_the_right_people_only
     assessment_flag_for_review(assessment=assessment, reason="An uninvited adult joined.", actor=personas.teacher)
     body = home(client, personas.headteacher)
     assert "Cannot go ahead yet" in body and "flagged for review after an incident" in body
-    assert "Who can fix it: The headteacher approves the risk assessment." in body
-    # The head, the host (teacher), and the organisation roles' per-school row; never the other school.
-    assert who_sees(client, personas, "Who can fix it: The headteacher approves") == {"headteacher", "teacher"}
+    # The head reviews it (the flag names no school: the assessment's approvers do) and is told so; the host
+    # (teacher) is told who can; the organisation roles see the per-school row; never the other school.
+    assert "You can review it: open the risk assessment" in body
+    assert who_sees(client, personas, "You can review it") == {"headteacher"}
+    assert who_sees(client, personas, "Who can fix it: The headteacher approves") == {"teacher"}
     client.logout()
     dpo = home(client, personas.dpo)
     assert '<span class="badge text-bg-danger">1</span>' in dpo  # one blocked lesson in Laxey's row

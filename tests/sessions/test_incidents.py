@@ -3,6 +3,7 @@ the other schools of the organisation see a notice; a safeguarding concern may s
 "reviewed, no change needed" turns the school green again, audited with its reason; a teacher cannot review."""
 
 import datetime as dt
+import html
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -386,3 +387,98 @@ def test_the_other_schools_home_page_and_lessons_list_show_the_amber_notice(clie
     home = client.get(reverse("schools:dashboard")).content.decode()
     assert notice in home and "Cannot go ahead yet" not in home
     assert notice in client.get(reverse("video_sessions:list")).content.decode()
+
+
+def test_the_heads_review_is_named_after_the_school_it_stops_and_comes_before_slower_items(client, personas):
+    from consent.models import RightsRequest
+    from tests.consent.consent_setup import guardian_of, pupil_at
+
+    fed = federation(personas)
+    RightsRequest.objects.create(school=personas.school, guardian=guardian_of(pupil_at(personas.school)),
+                                 guardian_label="A parent", kind=RightsRequest.Kind.CORRECTION,
+                                 received_at=timezone.now() - dt.timedelta(days=3),
+                                 due_on=timezone.localdate() + dt.timedelta(days=31))
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    todos = client.get(reverse("schools:dashboard")).context["home"].needs_you
+    assert [todo.kind for todo in todos] == ["review", "answer"]  # the review stops lessons: first
+    assert todos[0].school_name == "Laxey Test School"
+    client.logout()
+    sign_in(client, personas.org_admin)  # the organisation admin reviews it too, as Laxey's
+    (review,) = [t for t in client.get(reverse("schools:dashboard")).context["home"].needs_you if t.kind == "review"]
+    assert review.school_name == "Laxey Test School"
+
+
+def test_the_home_page_tells_the_reviewer_once_that_they_can_review_and_the_others_who_can(client, personas):
+    fed = federation(personas)
+    for days in (1, 2, 3):
+        session_row(personas.school, personas.teacher, title=f"Owls day {days}",
+                    starts_at=timezone.now() + dt.timedelta(days=days))
+    report(fed.laxey_lesson, personas.teacher)
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("schools:dashboard")).content.decode()
+    assert page.count("Cannot go ahead yet") == 4  # the lesson of the incident and the three to come
+    review = reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk}) + "#review"
+    assert page.count("You can review it: open the risk assessment") == 1 and f'href="{review}"' in page
+    assert "(4 lessons)" in page
+    assert "The headteacher of Laxey Test School reviews" not in page
+    client.logout()
+    sign_in(client, personas.teacher)  # not theirs to review: who can, once
+    page = client.get(reverse("schools:dashboard")).content.decode()
+    assert page.count("Who can fix it: The headteacher of Laxey Test School reviews") == 1
+    assert "You can review it" not in page
+
+
+def test_the_heads_email_links_to_the_review_and_says_which_lessons_it_stops(personas):
+    from outbox.models import OutboxMessage
+
+    fed = federation(personas)
+    for days in (1, 6):
+        session_row(personas.school, personas.teacher, title=f"Owls day {days}",
+                    starts_at=timezone.now() + dt.timedelta(days=days))
+    session_row(personas.school, personas.teacher, title="Owls later", starts_at=timezone.now() + dt.timedelta(days=20))
+    session_row(fed.dhoon, fed.dhoon_teacher, title="Wrens", starts_at=timezone.now() + dt.timedelta(days=1))
+    report(fed.laxey_lesson, personas.teacher)
+    email = OutboxMessage.objects.get(template="session-incident")
+    review = reverse("riskassess:assessment", kwargs={"pk": fed.assessment.pk}) + "#review"
+    for body in (email.body_text, email.body_html):
+        assert review in body
+        assert "Lessons at Laxey Test School are stopped until the risk assessment" in body
+        assert "That is 2 lessons in the next 14 days." in body
+        assert "Ava2" not in body and "Secret2345" not in body  # what happened, and the meeting's password
+
+
+def test_the_log_keeps_its_filters_through_the_redirect_and_says_plainly_what_is_not_a_choice(client, personas):
+    fed = federation(personas)
+    report(fed.laxey_lesson, personas.teacher)
+    today = timezone.localdate().isoformat()
+    sign_in(client, personas.headteacher)
+    response = client.get(reverse("video_sessions:incidents"), {"reported_from": today, "kind": "uninvited"})
+    location = response["Location"]
+    assert location == (reverse("video_sessions:incidents-school", kwargs={"school_pk": personas.school.pk})
+                        + f"?reported_from={today}&kind=uninvited")
+    client.logout()
+    sign_in(client, personas.dpo)
+    location = client.get(reverse("video_sessions:incidents"), {"status": "closed"})["Location"]
+    assert location.endswith(f"/organisation/{personas.organisation.pk}/?status=closed")
+    url = reverse("video_sessions:incidents-organisation", kwargs={"organisation_pk": personas.organisation.pk})
+    page = client.get(url, {"status": "abc", "kind": "xyz", "school": "999999"}).content.decode()
+    assert "Choose a status from the list." in page and "Choose a kind from the list." in page
+    assert "Choose a school from the list." in page
+    assert "Select a valid choice" not in page and "is not one of the available choices" not in page
+
+
+def test_a_closed_incidents_page_shows_the_reviewers_reason_once(client, personas):
+    fed = federation(personas)
+    incident = report(fed.laxey_lesson, personas.teacher)
+    reason = "The waiting room held; the host removed the person at once."
+    assessment_review_no_change(assessment=fed.assessment, actor=personas.headteacher, reason=reason)
+    sign_in(client, personas.headteacher)
+    page = client.get(reverse("video_sessions:incident-detail", kwargs={"pk": incident.pk})).content.decode()
+    assert page.count(html.escape(reason)) == 1
+    assert "the review of its risk assessment" in page and "Review done" in page
+    # Closed without a review (a technical problem), the head's note is under Status.
+    technical = report(fed.laxey_lesson, personas.teacher, kind=Incident.Kind.TECHNICAL, text="No sound.")
+    incident_close(incident=technical, actor=personas.headteacher, note="New headset ordered.")
+    page = client.get(reverse("video_sessions:incident-detail", kwargs={"pk": technical.pk})).content.decode()
+    assert page.count("New headset ordered.") == 1 and "closing-note" in page
