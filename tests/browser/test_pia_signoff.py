@@ -1,6 +1,7 @@
 """A PIA's sign-off in the browser: the DPO signs in with their authenticator, finds the PIA in their queue and
-advises with a comment on a step after confirming it's them; the headteacher accepts the advice and the SIRO
-signs, each after their own confirmation. Screenshots of every sign-off page go to test-artifacts/."""
+advises with a comment on a step straight after signing in with a code (which counts as confirming it's
+them for a few minutes); the headteacher accepts the advice and the SIRO signs, each after their own
+confirmation, asked for again once the sign-in's has lapsed. Screenshots of every sign-off page go to test-artifacts/."""
 
 import pytest
 from django.urls import reverse
@@ -33,6 +34,20 @@ def sign_in(page, live_server, user) -> None:
     page.fill("input[name=code]", code(device))
     page.locator("form[action$='/verify/'] button[type=submit]").click()
     page.wait_for_url(f"**{reverse('schools:dashboard')}")
+
+
+def confirmation_lapses(page) -> None:
+    """Signing in counts as "confirm it's you" for a few minutes: drop that from the browser's session, as if
+    the sign-off came later, so that the page asks again."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.reauth import SESSION_KEY
+
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME]
+    session = SessionStore(session_key=cookie["value"])
+    session.pop(SESSION_KEY)
+    session.save()
 
 
 def confirm_its_me(page, user) -> None:
@@ -71,8 +86,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     assert page.get_by_role("link", name="Zoom").is_visible()
     page.screenshot(path=artifacts / "pia-dpo-queue.png", full_page=True)
     assert not blocking_violations(page), "the DPO queue has serious or critical accessibility violations"
-    page.get_by_role("link", name="Advise").click()
-    confirm_its_me(page, personas.dpo)
+    page.get_by_role("link", name="Advise").click()  # just signed in with a code: no second confirmation
     page.wait_for_url(f"**{reverse('pia:advise', kwargs={'pk': version.pk})}")
     page.get_by_label("Comment on “Identify the privacy and related risks”").fill("Rate the disclosure risk higher.")
     page.get_by_role("textbox", name="Your advice").fill("Proceed: the solutions reduce the risks enough.")
@@ -85,6 +99,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     # The headteacher (the data controller) accepts the advice.
     page = staff_page()
     sign_in(page, live_server, personas.headteacher)
+    confirmation_lapses(page)
     page.goto(live_server.url + reverse("pia:decide", kwargs={"pk": version.pk}))
     confirm_its_me(page, personas.headteacher)
     page.wait_for_url(f"**{reverse('pia:decide', kwargs={'pk': version.pk})}")
@@ -100,6 +115,7 @@ def test_the_dpo_advises_the_headteacher_accepts_and_the_siro_signs(
     # The SIRO signs.
     page = staff_page()
     sign_in(page, live_server, personas.siro)
+    confirmation_lapses(page)
     page.goto(live_server.url + reverse("pia:sign", kwargs={"pk": version.pk}))
     confirm_its_me(page, personas.siro)
     page.wait_for_url(f"**{reverse('pia:sign', kwargs={'pk': version.pk})}")

@@ -158,13 +158,20 @@ def test_the_schedule_form_follows_the_groups_ticked_and_asks_to_confirm_a_short
     with page.expect_navigation():
         page.get_by_role("button", name="Schedule", exact=True).click()
     assert not VideoSession.objects.exists()
-    assert page.get_by_text("fewer than the federation's 50").is_visible()
+    # Said at the top of the form, linked to the box further down, and again beside the box.
+    summary = page.locator(".form-error-summary")
+    assert summary.is_visible() and "Not saved yet: one thing needs your attention." in summary.inner_text()
+    assert page.locator(".coverage-confirm").get_by_text("fewer than the federation's 50").is_visible()
+    page.screenshot(path=artifacts / "session-schedule-refused.png")
+    summary.get_by_role("link", name="Few children may attend").click()
+    assert page.get_by_label("Schedule anyway: only 1 of 4 children may attend.").is_visible()
     page.get_by_label("Schedule anyway: only 1 of 4 children may attend.").check()
     page.locator("input[name=meeting_url]").fill(ZOOM_URL)  # nothing else was lost: only the box was missing
     with page.expect_navigation():
         page.get_by_role("button", name="Schedule", exact=True).click()
     session = VideoSession.objects.get()
-    assert page.url.endswith(reverse("video_sessions:session", kwargs={"pk": session.pk}))
+    # (A browser keeps the fragment of the summary's link through the redirect.)
+    assert page.url.split("#")[0].endswith(reverse("video_sessions:session", kwargs={"pk": session.pk}))
     assert page.locator(".coverage-warning").get_by_text("Only 1 of 4 children may attend").is_visible()
     page.screenshot(path=artifacts / "session-scheduled-with-warning.png", full_page=True)
 
