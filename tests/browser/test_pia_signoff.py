@@ -1,7 +1,8 @@
 """A PIA's sign-off in the browser: the DPO signs in with their authenticator, finds the PIA in their queue and
 advises with a comment on a step straight after signing in with a code (which counts as confirming it's
 them for a few minutes); the headteacher accepts the advice and the SIRO signs, each after their own
-confirmation, asked for again once the sign-in's has lapsed. Screenshots of every sign-off page go to test-artifacts/."""
+confirmation, asked for again once the sign-in's has lapsed. Screenshots of every sign-off page go to
+test-artifacts/."""
 
 import pytest
 from django.urls import reverse
