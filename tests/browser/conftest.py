@@ -71,3 +71,20 @@ def artifacts() -> Path:
     """test-artifacts/ (git-ignored): screenshots kept for a person to look at after the run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def signed_in_context(browser, live_server, user, **options):
+    """A browser context already signed in as `user` (through the test client, second factor included), with
+    Playwright's `options` (viewport, is_mobile, java_script_enabled, …). The caller closes it."""
+    from django.test import Client
+
+    from tests.conftest import sign_in
+
+    client = Client()
+    sign_in(client, user)
+    context = browser.new_context(locale="en-GB", **options)
+    context.set_default_timeout(15_000)
+    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
+    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
+                         for name, cookie in client.cookies.items()])
+    return context

@@ -2,24 +2,17 @@
 passes axe-core; screenshots kept in test-artifacts/."""
 
 import pytest
-from django.test import Client
 
+from tests.browser.conftest import signed_in_context
 from tests.browser.test_staff_sign_in import blocking_violations
-from tests.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def staff_tablet(browser, live_server, personas):
-    client = Client()
-    sign_in(client, personas.teacher)
-    context = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-GB", is_mobile=True,
-                                  has_touch=True)
-    context.set_default_timeout(15_000)
-    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
-    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
-                         for name, cookie in client.cookies.items()])
+    context = signed_in_context(browser, live_server, personas.teacher, viewport={"width": 820, "height": 1180},
+                                is_mobile=True, has_touch=True)
     yield context.new_page()
     context.close()
 

@@ -5,15 +5,14 @@ test-artifacts/ (home-<role>-<device>.png)."""
 import datetime as dt
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from consent.models import RightsRequest
 from riskassess.services import assessment_flag_for_review
 from sessions.models import Delivery, Incident
+from tests.browser.conftest import signed_in_context
 from tests.browser.test_staff_sign_in import blocking_violations
-from tests.conftest import sign_in
 from tests.consent.consent_setup import guardian_of, publish, pupil_at
 from tests.factories import GroupFactory
 from tests.pia.pia_setup import draft_pia
@@ -58,13 +57,7 @@ def _a_busy_week(personas):
 
 
 def _signed_in_page(browser, live_server, user, device: str):
-    client = Client()
-    sign_in(client, user)
-    context = browser.new_context(locale="en-GB", **DEVICES[device])
-    context.set_default_timeout(15_000)
-    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
-    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
-                         for name, cookie in client.cookies.items()])
+    context = signed_in_context(browser, live_server, user, **DEVICES[device])
     return context, context.new_page()
 
 

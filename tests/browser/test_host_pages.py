@@ -5,15 +5,14 @@ screenshots kept in test-artifacts/."""
 import datetime as dt
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from consent.services import consent_refuse
 from outbox.models import OutboxMessage
 from sessions.models import Attendance, Delivery, Incident, SessionAlert
+from tests.browser.conftest import signed_in_context
 from tests.browser.test_staff_sign_in import blocking_violations
-from tests.conftest import sign_in
 from tests.consent.consent_setup import guardian_of, pupil_at
 from tests.factories import GroupFactory
 from tests.sessions.emails_dispatch import consenting_family, current_notice
@@ -43,14 +42,8 @@ def _started_session(personas):
 
 @pytest.fixture
 def host_phone(browser, live_server, personas):
-    client = Client()
-    sign_in(client, personas.teacher)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True,
-                                  has_touch=True)
-    context.set_default_timeout(15_000)
-    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
-    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
-                         for name, cookie in client.cookies.items()])
+    context = signed_in_context(browser, live_server, personas.teacher, viewport={"width": 390, "height": 844},
+                                is_mobile=True, has_touch=True)
     yield context.new_page()
     context.close()
 
@@ -121,15 +114,8 @@ def _class_of_36(personas):
 
 
 def _host_tablet(browser, live_server, personas, *, javascript: bool = True):
-    client = Client()
-    sign_in(client, personas.teacher)
-    context = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-GB", is_mobile=True,
-                                  has_touch=True, java_script_enabled=javascript)
-    context.set_default_timeout(15_000)
-    domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
-    context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
-                         for name, cookie in client.cookies.items()])
-    return context
+    return signed_in_context(browser, live_server, personas.teacher, viewport={"width": 820, "height": 1180},
+                             is_mobile=True, has_touch=True, java_script_enabled=javascript)
 
 
 def test_attendance_for_2_invited_of_a_class_of_36_takes_four_taps_on_a_tablet(

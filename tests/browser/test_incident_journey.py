@@ -6,17 +6,16 @@ again and the log shows the incident closed. Every page passes axe-core; screens
 import datetime as dt
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from riskassess.models import ReviewFlag
 from schools.models import AuditEntry
 from sessions.models import Incident
-from tests.conftest import sign_in
 from tests.sessions.incidents_setup import federation
 from tests.sessions.sessions_setup import session_row
 
+from .conftest import signed_in_context
 from .test_pia_signoff import confirm_its_me
 from .test_staff_sign_in import blocking_violations
 
@@ -28,13 +27,7 @@ def signed_in_page(browser, live_server):
     contexts = []
 
     def open_as(user):
-        client = Client()
-        sign_in(client, user)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
-        context.set_default_timeout(15_000)
-        domain = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]
-        context.add_cookies([{"name": name, "value": cookie.value, "domain": domain, "path": "/"}
-                             for name, cookie in client.cookies.items()])
+        context = signed_in_context(browser, live_server, user, viewport={"width": 1280, "height": 900})
         contexts.append(context)
         return context.new_page()
 
